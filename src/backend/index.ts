@@ -1,0 +1,55 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+
+export const BACKENDS = ['auto', 'native', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+
+export interface BackendResult {
+  /** The tfjs backend now active. */
+  name: 'native' | 'wasm' | 'cpu';
+  /** Why `auto` did not get its first choice, when it did not. */
+  fallbackReason?: string;
+}
+
+async function tryNative(): Promise<void> {
+  const { registerNativeBackend } = await import('./native.js');
+  await registerNativeBackend();
+}
+
+async function tryWasm(): Promise<void> {
+  const { registerWasmBackend } = await import('./wasm.js');
+  await registerWasmBackend();
+}
+
+/**
+ * Chooses the tfjs backend once, at start. `auto` prefers the native oneDNN backend and falls back
+ * to WASM (with the reason) where the addon cannot load; an explicit choice that fails is an error.
+ */
+export async function setupBackend(choice: BackendChoice): Promise<BackendResult> {
+  if (!BACKENDS.includes(choice)) {
+    throw new Error(`unknown backend '${choice}': use one of ${BACKENDS.join(', ')}`);
+  }
+  let fallbackReason: string | undefined;
+  let name: BackendResult['name'];
+  if (choice === 'auto') {
+    try {
+      await tryNative();
+      name = 'native';
+    } catch (e) {
+      fallbackReason = `native backend unavailable (${(e as Error).message}); using wasm`;
+      await tryWasm();
+      name = 'wasm';
+    }
+  } else if (choice === 'native') {
+    await tryNative();
+    name = 'native';
+  } else if (choice === 'wasm') {
+    await tryWasm();
+    name = 'wasm';
+  } else {
+    name = 'cpu';
+  }
+  if (!(await tf.setBackend(name))) throw new Error(`backend '${name}' failed to initialise`);
+  await tf.ready();
+  return { name, fallbackReason };
+}
