@@ -1,7 +1,23 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
+import { conv2DBackpropFilterConfig } from './wasm-conv-backprop-filter.js';
+import { conv2DBackpropInputConfig } from './wasm-conv-backprop-input.js';
 
-/** Registers the tfjs WASM backend (XNNPACK). Training kernels tfjs 4.22 lacks are added in wasm-kernels.ts. */
+let kernelsInstalled = false;
+
+/** Adds the training kernels tfjs 4.22's WASM backend lacks or runs slowly. Idempotent. */
+export function registerWasmTrainingKernels(): void {
+  if (kernelsInstalled) return;
+  if (tf.getKernel('Conv2DBackpropFilter', 'wasm') == null) tf.registerKernel(conv2DBackpropFilterConfig);
+  const stockInput = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  if (stockInput != null) tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+  tf.registerKernel(conv2DBackpropInputConfig(stockInput));
+  kernelsInstalled = true;
+}
+
+/** Registers the tfjs WASM backend (XNNPACK) with the training kernels of wasm-*.ts. */
 export async function registerWasmBackend(): Promise<void> {
-  if (tf.findBackendFactory('wasm') == null) throw new Error('@tensorflow/tfjs-backend-wasm did not register');
+  if (tf.findBackendFactory('wasm') == null)
+    throw new Error('@tensorflow/tfjs-backend-wasm did not register');
+  registerWasmTrainingKernels();
 }
