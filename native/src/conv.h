@@ -1,0 +1,28 @@
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace p2p {
+
+// One 2-D convolution as tfjs describes it: activations NHWC, filter HWIO ([kh, kw, in, out]).
+// Pads are tfjs's top/left; the bottom/right pads oneDNN needs are derived from the output size,
+// which is what tfjs's own loops do too when a pad does not divide evenly.
+struct ConvShape {
+  int64_t n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, pt, pl, dh, dw;
+};
+
+// Where oneDNN may choose its own memory layouts. Plain NHWC/HWIO is what tfjs holds; the blocked
+// layouts oneDNN prefers cost a reorder at the kernel boundary but its blocked kernels are often
+// several times faster, so the choice is per layer (see layout_for in conv.cc).
+enum LayoutMode : int { kLayoutAuto = 0, kLayoutPlain = 1, kLayoutBlocked = 2, kLayoutPlainActAnyWei = 3 };
+
+void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode);
+void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode);
+void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, float* dw, int mode);
+
+// The oneDNN implementation each pass picked for this shape (its verbose name), for the bench.
+std::string conv_impl_names(const ConvShape& s, int mode);
+// Drops cached primitives and scratch buffers (tests, and the bench between configurations).
+void conv_release();
+
+}  // namespace p2p

@@ -1,0 +1,328 @@
+#include "eltwise.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace p2p {
+
+namespace {
+
+// Below this many elements a parallel region's start-up costs more than the second core gains.
+constexpr int64_t kParallelMin = 1 << 15;
+constexpr int64_t kChunk = 1 << 14;
+
+inline int threads_for(int64_t n) { return n < kParallelMin ? 1 : omp_get_max_threads(); }
+
+struct Bin {
+  int nd = 0;
+  int64_t dims[8];
+  int64_t sa[8], sb[8];
+};
+
+// Strides of a and b over out's dims (0 where broadcast), then adjacent dims merged wherever both
+// operands stay contiguous across them, so most calls end up as one or two flat loops.
+Bin collapse(const std::vector<int64_t>& as, const std::vector<int64_t>& bs, const std::vector<int64_t>& os) {
+  const int r = static_cast<int>(os.size());
+  int64_t da[8], db[8], st_a = 1, st_b = 1;
+  for (int i = r - 1; i >= 0; --i) {
+    const int ia = i - (r - static_cast<int>(as.size())), ib = i - (r - static_cast<int>(bs.size()));
+    const int64_t na = ia >= 0 ? as[ia] : 1, nb = ib >= 0 ? bs[ib] : 1;
+    da[i] = na == 1 && os[i] != 1 ? 0 : st_a;
+    db[i] = nb == 1 && os[i] != 1 ? 0 : st_b;
+    st_a *= na;
+    st_b *= nb;
+  }
+  Bin c;
+  for (int i = 0; i < r; ++i) {
+    if (os[i] == 1) continue;
+    if (c.nd > 0) {
+      const int j = c.nd - 1;
+      if (c.sa[j] == da[i] * os[i] && c.sb[j] == db[i] * os[i]) {
+        c.dims[j] *= os[i];
+        c.sa[j] = da[i];
+        c.sb[j] = db[i];
+        continue;
+      }
+    }
+    c.dims[c.nd] = os[i];
+    c.sa[c.nd] = da[i];
+    c.sb[c.nd] = db[i];
+    ++c.nd;
+  }
+  if (c.nd == 0) {
+    c.nd = 1;
+    c.dims[0] = 1;
+    c.sa[0] = c.sb[0] = 0;
+  }
+  return c;
+}
+
+template <typename Out, typename F>
+inline void row(const float* a, int64_t sa, const float* b, int64_t sb, Out* o, int64_t n, F f) {
+  if (sa == 1 && sb == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const float bv = *b;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i], bv);
+  } else if (sa == 0 && sb == 1) {
+    const float av = *a;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) o[i] = f(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = f(a[i * sa], b[i * sb]);
+  }
+}
+
+template <typename Out, typename F>
+void binary_run(const Bin& c, const float* a, const float* b, Out* out, F f) {
+  const int last = c.nd - 1;
+  const int64_t len = c.dims[last];
+  int64_t rows = 1;
+  for (int i = 0; i < last; ++i) rows *= c.dims[i];
+  const int64_t chunks = (len + kChunk - 1) / kChunk;
+  const int64_t tasks = rows * chunks;
+#pragma omp parallel for schedule(static) num_threads(threads_for(rows * len))
+  for (int64_t t = 0; t < tasks; ++t) {
+    int64_t rix = t / chunks, k = t % chunks;
+    int64_t oa = 0, ob = 0;
+    for (int i = last - 1; i >= 0; --i) {
+      const int64_t ci = rix % c.dims[i];
+      rix /= c.dims[i];
+      oa += ci * c.sa[i];
+      ob += ci * c.sb[i];
+    }
+    const int64_t s = k * kChunk, e = std::min(len, s + kChunk);
+    row(a + oa + s * c.sa[last], c.sa[last], b + ob + s * c.sb[last], c.sb[last],
+        out + (t / chunks) * len + s, e - s, f);
+  }
+}
+
+template <typename F>
+void parallel_flat(int64_t n, F body) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n))
+  for (int64_t k = 0; k < chunks; ++k) body(k * kChunk, std::min(n, (k + 1) * kChunk));
+}
+
+}  // namespace
+
+void binary(int op, const float* a, const std::vector<int64_t>& ashape, const float* b,
+            const std::vector<int64_t>& bshape, void* out, const std::vector<int64_t>& oshape) {
+  Bin c = collapse(ashape, bshape, oshape);
+  float* of = static_cast<float*>(out);
+  uint8_t* ob = static_cast<uint8_t*>(out);
+  switch (op) {
+    case kAdd: return binary_run(c, a, b, of, [](float x, float y) { return x + y; });
+    case kSub: return binary_run(c, a, b, of, [](float x, float y) { return x - y; });
+    case kMul: return binary_run(c, a, b, of, [](float x, float y) { return x * y; });
+    case kDiv: return binary_run(c, a, b, of, [](float x, float y) { return x / y; });
+    case kMax: return binary_run(c, a, b, of, [](float x, float y) { return std::isnan(x) || x > y ? x : y; });
+    case kMin: return binary_run(c, a, b, of, [](float x, float y) { return std::isnan(x) || x < y ? x : y; });
+    case kSqDiff: return binary_run(c, a, b, of, [](float x, float y) { return (x - y) * (x - y); });
+    case kPow: return binary_run(c, a, b, of, [](float x, float y) { return std::pow(x, y); });
+    case kGreater: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x > y; });
+    case kGreaterEq: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x >= y; });
+    case kLess: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x < y; });
+    case kLessEq: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x <= y; });
+    case kEqual: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x == y; });
+    case kNotEqual: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x != y; });
+    default: throw std::invalid_argument("unknown binary op");
+  }
+}
+
+namespace {
+
+template <typename F>
+void unary_run(const float* x, float* o, int64_t n, F f) {
+  parallel_flat(n, [&](int64_t s, int64_t e) {
+#pragma omp simd
+    for (int64_t i = s; i < e; ++i) o[i] = f(x[i]);
+  });
+}
+
+// tfjs's softplus, with its thresholds, so results match the cpu backend's.
+inline float softplus(float x) {
+  const float threshold = std::log(1.1920928955078125e-7f) + 2.0f;
+  if (x > -threshold) return x;
+  const float ex = std::exp(x);
+  if (x < threshold) return ex;
+  return std::log1p(ex);
+}
+
+}  // namespace
+
+void unary(int op, float alpha, const float* x, float* o, int64_t n) {
+  switch (op) {
+    case kNeg: return unary_run(x, o, n, [](float v) { return -v; });
+    case kSquare: return unary_run(x, o, n, [](float v) { return v * v; });
+    case kSqrt: return unary_run(x, o, n, [](float v) { return std::sqrt(v); });
+    case kRsqrt: return unary_run(x, o, n, [](float v) { return 1.0f / std::sqrt(v); });
+    case kAbs: return unary_run(x, o, n, [](float v) { return std::fabs(v); });
+    case kExp: return unary_run(x, o, n, [](float v) { return std::exp(v); });
+    case kLog: return unary_run(x, o, n, [](float v) { return std::log(v); });
+    case kLog1p: return unary_run(x, o, n, [](float v) { return std::log1p(v); });
+    case kTanh: return unary_run(x, o, n, [](float v) { return std::tanh(v); });
+    case kSigmoid: return unary_run(x, o, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+    case kRelu: return unary_run(x, o, n, [](float v) { return v < 0.0f ? 0.0f : v; });
+    case kRelu6: return unary_run(x, o, n, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); });
+    case kLeakyRelu: return unary_run(x, o, n, [alpha](float v) { return v < 0.0f ? alpha * v : v; });
+    case kElu: return unary_run(x, o, n, [](float v) { return v >= 0.0f ? v : std::expm1(v); });
+    case kStep:
+      return unary_run(x, o, n, [alpha](float v) { return std::isnan(v) ? v : (v > 0.0f ? 1.0f : alpha); });
+    case kSign: return unary_run(x, o, n, [](float v) { return v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f); });
+    case kReciprocal: return unary_run(x, o, n, [](float v) { return 1.0f / v; });
+    case kSoftplus: return unary_run(x, o, n, [](float v) { return softplus(v); });
+    default: throw std::invalid_argument("unknown unary op");
+  }
+}
+
+void select(const uint8_t* cond, const float* a, const float* b, float* o, int64_t n) {
+  parallel_flat(n, [&](int64_t s, int64_t e) {
+#pragma omp simd
+    for (int64_t i = s; i < e; ++i) o[i] = cond[i] ? a[i] : b[i];
+  });
+}
+
+void fill(float* o, float value, int64_t n) {
+  parallel_flat(n, [&](int64_t s, int64_t e) { std::fill(o + s, o + e, value); });
+}
+
+void add_n(const std::vector<const float*>& xs, float* o, int64_t n) {
+  parallel_flat(n, [&](int64_t s, int64_t e) {
+    std::memcpy(o + s, xs[0] + s, (e - s) * sizeof(float));
+    for (size_t k = 1; k < xs.size(); ++k) {
+      const float* x = xs[k];
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) o[i] += x[i];
+    }
+  });
+}
+
+void reduce_sum(const float* x, int64_t outer, int64_t r, int64_t inner, float* out, bool mean) {
+  const int nt = threads_for(outer * r * inner);
+  // Split r too when there are fewer outer rows than threads, so a whole-tensor or per-channel sum
+  // (bias gradients) still uses both cores; partial sums are double, as tfjs's JS loops sum in double.
+  int64_t split = 1;
+  if (outer < 2 * nt && r >= 64) split = std::min<int64_t>(r / 32, 4 * nt);
+  const int64_t tasks = outer * split;
+  std::vector<double> part(static_cast<size_t>(tasks * inner), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t o = t / split, k = t % split;
+    const int64_t r0 = r * k / split, r1 = r * (k + 1) / split;
+    double* acc = part.data() + t * inner;
+    const float* base = x + o * r * inner;
+    if (inner == 1) {
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = r0; i < r1; ++i) s += base[i];
+      acc[0] = s;
+    } else {
+      for (int64_t i = r0; i < r1; ++i) {
+        const float* row = base + i * inner;
+#pragma omp simd
+        for (int64_t j = 0; j < inner; ++j) acc[j] += row[j];
+      }
+    }
+  }
+  const double scale = mean ? 1.0 / static_cast<double>(r) : 1.0;
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t j = 0; j < inner; ++j) {
+      double s = 0.0;
+      for (int64_t k = 0; k < split; ++k) s += part[(o * split + k) * inner + j];
+      out[o * inner + j] = static_cast<float>(s * scale);
+    }
+  }
+}
+
+void copy_box(const float* src, const std::vector<int64_t>& sshape, const std::vector<int64_t>& sbegin, float* dst,
+              const std::vector<int64_t>& dshape, const std::vector<int64_t>& dbegin, const std::vector<int64_t>& box) {
+  const int r = static_cast<int>(box.size());
+  if (r == 0) {
+    dst[0] = src[0];
+    return;
+  }
+  for (int64_t v : box)
+    if (v == 0) return;
+  std::vector<int64_t> ss(r), ds(r);
+  int64_t s1 = 1, d1 = 1;
+  for (int i = r - 1; i >= 0; --i) {
+    ss[i] = s1;
+    ds[i] = d1;
+    s1 *= sshape[i];
+    d1 *= dshape[i];
+  }
+  // One memcpy covers the last dim and every inner dim the box spans whole in both tensors.
+  int j = r - 1;
+  int64_t run = box[j];
+  while (j > 0 && box[j] == sshape[j] && box[j] == dshape[j]) {
+    --j;
+    run *= box[j];
+  }
+  int64_t s0 = 0, d0 = 0;
+  for (int i = j; i < r; ++i) {
+    s0 += sbegin[i] * ss[i];
+    d0 += dbegin[i] * ds[i];
+  }
+  int64_t rows = 1;
+  for (int i = 0; i < j; ++i) rows *= box[i];
+  const int nt = threads_for(rows * run);
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t r0 = rows * tid / n, r1 = rows * (tid + 1) / n;
+    if (r0 < r1) {
+      std::vector<int64_t> c(j > 0 ? j : 1, 0);
+      int64_t rem = r0;
+      for (int i = j - 1; i >= 0; --i) {
+        c[i] = rem % box[i];
+        rem /= box[i];
+      }
+      int64_t so = s0, dof = d0;
+      for (int i = 0; i < j; ++i) {
+        so += (sbegin[i] + c[i]) * ss[i];
+        dof += (dbegin[i] + c[i]) * ds[i];
+      }
+      for (int64_t rr = r0; rr < r1; ++rr) {
+        std::memcpy(dst + dof, src + so, run * sizeof(float));
+        // Odometer step over the outer dims.
+        for (int i = j - 1; i >= 0; --i) {
+          so += ss[i];
+          dof += ds[i];
+          if (++c[i] < box[i]) break;
+          so -= box[i] * ss[i];
+          dof -= box[i] * ds[i];
+          c[i] = 0;
+        }
+      }
+    }
+  }
+}
+
+void adam(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2, float eps,
+          double t) {
+  const double bc1 = 1.0 - std::pow(static_cast<double>(b1), t);
+  const double bc2 = 1.0 - std::pow(static_cast<double>(b2), t);
+  const float step = static_cast<float>(lr / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+  parallel_flat(n, [&](int64_t s, int64_t e) {
+#pragma omp simd
+    for (int64_t i = s; i < e; ++i) {
+      const float gi = g[i];
+      const float mi = b1 * m[i] + c1 * gi;
+      const float vi = b2 * v[i] + c2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      w[i] -= step * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    }
+  });
+}
+
+}  // namespace p2p

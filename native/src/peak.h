@@ -1,0 +1,17 @@
+#pragma once
+#include <cstdint>
+
+namespace p2p {
+
+struct PeakResult {
+  double avx2_gflops = 0.0;
+  double avx512_gflops = 0.0;
+  bool has_avx512 = false;
+  int threads = 0;
+  int runs = 0;
+};
+
+// FP32 FMA throughput of all OpenMP threads together, for 256- and (where present) 512-bit vectors.
+PeakResult measure_peak(double seconds_each);
+
+}  // namespace p2p

@@ -1,0 +1,82 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The C++ addon in native/ (oneDNN convolutions, OpenMP element-wise loops); see native/src/addon.cc. */
+export interface NativeAddon {
+  /** params: [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, padTop, padLeft, dh, dw, layoutMode] */
+  convForward(params: number[], x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void;
+  convBackwardData(params: number[], dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  convBackwardWeights(params: number[], x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  convImpl(params: number[]): string;
+  convRelease(): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    aShape: number[],
+    b: Float32Array,
+    bShape: number[],
+    out: Float32Array | Uint8Array,
+    outShape: number[],
+  ): void;
+  unary(op: number, alpha: number, x: Float32Array, out: Float32Array, n: number): void;
+  select(cond: Uint8Array, a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
+  fill(out: Float32Array, value: number, n: number): void;
+  addN(xs: Float32Array[], out: Float32Array, n: number): void;
+  reduceSum(x: Float32Array, outer: number, r: number, inner: number, out: Float32Array, mean: boolean): void;
+  copyBox(
+    src: Float32Array,
+    srcShape: number[],
+    srcBegin: number[],
+    dst: Float32Array,
+    dstShape: number[],
+    dstBegin: number[],
+    box: number[],
+  ): void;
+  adam(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    t: number,
+  ): void;
+  peak(secondsEach: number): { avx2Gflops: number; avx512Gflops: number; hasAvx512: boolean; threads: number };
+  info(): { onednn: string; threads: number };
+}
+
+const ADDON_FILE = join('native', 'build', 'Release', 'pix2pix_native.node');
+
+/** The built addon's path: beside the package root, found from this file in src/ or a compiled dist/. */
+export function addonPath(): string | null {
+  const env = process.env['PIX2PIX_NATIVE_ADDON'];
+  if (env) return resolve(env);
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, ADDON_FILE);
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+let cached: NativeAddon | null = null;
+
+/** Loads the addon once; throws one line saying why it cannot be used. */
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const path = addonPath();
+  if (path == null) throw new Error(`the native addon is not built (run 'npm run build:native'; needs libdnnl-dev)`);
+  try {
+    cached = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    throw new Error(`the native addon at ${path} failed to load: ${msg}`);
+  }
+  return cached;
+}
