@@ -50,12 +50,14 @@ async function isEmptyDir(dir: string): Promise<boolean> {
 }
 
 /**
- * Writes a dataset into a sibling `<out>.partial` folder and moves it into place only when complete, so an
- * interrupted run never leaves something that looks like a dataset. An existing `out` is replaced only
- * when it is empty or itself a dataset (it has our dataset.json); anything else is refused.
+ * Writes a dataset into a sibling `.<out>.partial` folder and moves it into place only when complete, so an
+ * interrupted run never leaves something that looks like a dataset. Pairs are written before the split is
+ * known (a source that fails to decode must not count), into `pending/`, and moved to train/ or test/ by
+ * `finish`. An existing `out` is replaced only when it is empty or itself a dataset (it has our
+ * dataset.json); anything else is refused.
  */
 export class DatasetWriter {
-  private readonly files: Record<Split, DatasetFile[]> = { train: [], test: [] };
+  private readonly pending: DatasetFile[] = [];
 
   private constructor(
     readonly out: string,
@@ -72,44 +74,56 @@ export class DatasetWriter {
       } catch {
         ours = false;
       }
-      if (!ours)
+      if (!ours) {
         throw new UserError(
           `output folder ${out} is not empty and holds no dataset.json: refusing to overwrite it`,
         );
+      }
     }
     const tmp = join(dirname(out), `.${basename(out)}.partial`);
     await rm(tmp, { recursive: true, force: true });
-    for (const s of SPLITS)
-      for (const side of ['A', 'B']) await mkdir(join(tmp, s, side), { recursive: true });
+    for (const d of ['pending', 'train', 'test'])
+      for (const side of ['A', 'B']) await mkdir(join(tmp, d, side), { recursive: true });
     return new DatasetWriter(out, tmp);
   }
 
-  async writePair(
-    split: Split,
-    name: string,
-    source: string,
-    a: RgbImage,
-    b: RgbImage,
-  ): Promise<DatasetFile> {
+  /** Encodes and writes one pair as `<name>` on both sides; returns its record. */
+  async writePair(name: string, source: string, a: RgbImage, b: RgbImage): Promise<DatasetFile> {
     const [pa, pb] = await Promise.all([encodePng(a), encodePng(b)]);
     await Promise.all([
-      writeFile(join(this.tmp, split, 'A', name), pa),
-      writeFile(join(this.tmp, split, 'B', name), pb),
+      writeFile(join(this.tmp, 'pending', 'A', name), pa),
+      writeFile(join(this.tmp, 'pending', 'B', name), pb),
     ]);
     const entry: DatasetFile = { name, source, a: sha256(pa), b: sha256(pb), bytes: [pa.length, pb.length] };
-    this.files[split].push(entry);
+    this.pending.push(entry);
     return entry;
   }
 
-  /** Writes dataset.json (files sorted by name, counts filled in) and moves the dataset into place. */
-  async finish(info: Omit<DatasetInfo, 'files' | 'format' | 'version'>): Promise<DatasetInfo> {
-    for (const s of SPLITS) this.files[s].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  /**
+   * Moves every pair to the split of its source, writes dataset.json (files sorted by name, counts and
+   * each source's split filled in) and moves the dataset into place.
+   */
+  async finish(
+    info: Omit<DatasetInfo, 'files' | 'format' | 'version'>,
+    splitOf: Map<string, Split>,
+  ): Promise<DatasetInfo> {
+    const files: Record<Split, DatasetFile[]> = { train: [], test: [] };
+    for (const f of this.pending) {
+      const split = splitOf.get(f.source);
+      if (!split) throw new Error(`no split for source ${f.source}`);
+      for (const side of ['A', 'B'])
+        await rename(join(this.tmp, 'pending', side, f.name), join(this.tmp, split, side, f.name));
+      files[split].push(f);
+    }
+    await rm(join(this.tmp, 'pending'), { recursive: true });
+    for (const s of SPLITS) files[s].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
     const full: DatasetInfo = {
       format: DATASET_FORMAT,
       version: 1,
       ...info,
-      counts: { ...info.counts, train: this.files.train.length, test: this.files.test.length },
-      files: this.files,
+      counts: { ...info.counts, train: files.train.length, test: files.test.length },
+      sources: info.sources.map((s) => ({ ...s, split: splitOf.get(s.name) ?? s.split })),
+      files,
     };
     await writeFile(join(this.tmp, 'dataset.json'), `${JSON.stringify(full, null, 2)}\n`);
     await rm(this.out, { recursive: true, force: true });

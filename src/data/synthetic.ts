@@ -91,20 +91,22 @@ export async function writeSyntheticDataset(dir: string, opts: SyntheticOptions)
     for (const name of names) {
       const b = syntheticImage(opts.size, Rng.derive(opts.seed, 'synthetic', name));
       const a = await applyDegradation(steps, b, Rng.derive(opts.seed, 'degrade', name, 0));
-      const side = sides.get(name)!;
-      await writer.writePair(side, `${name}-0.png`, name, a, b);
-      sources.push({ name, split: side, pairs: 1 });
+      await writer.writePair(`${name}-0.png`, name, a, b);
+      sources.push({ name, split: sides.get(name)!, pairs: 1 });
     }
-    return await writer.finish({
-      kind: 'synthetic',
-      size: opts.size,
-      seed: opts.seed,
-      split,
-      options: { degrade: steps.map((s) => s.spec).join('+'), count: opts.count },
-      counts: { train: 0, test: 0, sources: names.length, skipped: 0, flatTiles: 0 },
-      sources,
-      skipped: [],
-    });
+    return await writer.finish(
+      {
+        kind: 'synthetic',
+        size: opts.size,
+        seed: opts.seed,
+        split,
+        options: { degrade: steps.map((s) => s.spec).join('+'), count: opts.count },
+        counts: { train: 0, test: 0, sources: names.length, skipped: 0, flatTiles: 0 },
+        sources,
+        skipped: [],
+      },
+      sides,
+    );
   } catch (e) {
     await writer.abort();
     throw e;
