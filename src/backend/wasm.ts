@@ -15,7 +15,14 @@ export function registerWasmTrainingKernels(): void {
   kernelsInstalled = true;
 }
 
-/** Registers the tfjs WASM backend (XNNPACK) with the training kernels of wasm-*.ts. */
+/**
+ * Registers the tfjs WASM backend (XNNPACK) with the training kernels of wasm-*.ts.
+ *
+ * Single-threaded on purpose: tfjs-wasm 4.22 forces its multithread flag off under Node, forcing it
+ * on fails (Emscripten spawns pthread workers from blob: URLs, Node's worker_threads rejects them),
+ * and patched around, its C++ still caps threads at os.cpus()/2 (1 on a 2-core box); forced to 2
+ * threads here a conv ran slower (103-126 ms vs 72-99 ms single-threaded).
+ */
 export async function registerWasmBackend(): Promise<void> {
   if (tf.findBackendFactory('wasm') == null)
     throw new Error('@tensorflow/tfjs-backend-wasm did not register');
