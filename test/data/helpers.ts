@@ -5,10 +5,15 @@ import { after } from 'node:test';
 import sharp from 'sharp';
 import { sha256 } from '../../src/data/image.js';
 
+const made: string[] = [];
+// Registered at import, so it belongs to the file's root and runs once every test of the file is done
+// (an `after` inside a test would fire when that test ends).
+after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
+
 /** A fresh temp folder, removed when the test file ends. */
 export async function tempDir(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'p2p-data-'));
-  after(() => rm(d, { recursive: true, force: true }));
+  made.push(d);
   return d;
 }
 
