@@ -397,6 +397,7 @@ export async function prepareDataset(
       }
       onProgress?.({ done: i + 1, total: sources.length, file: src.file, pairs });
     }
+    skipped.sort((x, y) => (x.file < y.file ? -1 : x.file > y.file ? 1 : 0));
     for (const s of skipped) log.warn(`skipped ${s.file}: ${s.reason}`);
     if (used.length === 0) {
       const total = skipped.length;
@@ -410,8 +411,11 @@ export async function prepareDataset(
       r.split,
       r.seed,
     );
-    if (used.length === 1)
-      log.warn(`only one usable source: all ${pairs} pairs go to ${splits.values().next().value}`);
+    if (used.length === 1 && r.split > 0 && r.split < 1) {
+      log.warn(
+        `only one usable source, and a source is never split: all ${pairs} pairs go to ${splits.values().next().value}`,
+      );
+    }
     const options: DatasetInfo['options'] = {
       from: opts.from,
       pairs: opts.pairs ?? null,
