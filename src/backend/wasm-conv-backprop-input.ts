@@ -150,6 +150,9 @@ function conv2DBackpropInput(args: {
         free(backend, part);
       }
     }
+  } catch (e) {
+    if (dx != null) free(backend, dx);
+    throw e;
   } finally {
     if (filterT != null) free(backend, filterT);
     if (dyT != null) free(backend, dyT);
