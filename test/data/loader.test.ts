@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -6,7 +7,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import { openPairs } from '../../src/data/loader.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import type { LoaderOptions, PairBatch } from '../../src/data/types.js';
-import { rawPixels, tempDir } from './helpers.js';
+import { type Logger, UserError } from '../../src/util/log.js';
+import { patternPixels, rawPixels, tempDir, writeImage } from './helpers.js';
+
+await tf.setBackend('cpu');
 
 const base: LoaderOptions = {
   batchSize: 4,
@@ -17,45 +21,226 @@ const base: LoaderOptions = {
   direction: 'AtoB',
 };
 
-async function collect(
-  it: AsyncIterable<PairBatch>,
-  keep = false,
-): Promise<{ names: string[][]; shapes: number[][]; data: Float32Array[] }> {
-  const names: string[][] = [];
-  const shapes: number[][] = [];
-  const data: Float32Array[] = [];
-  for await (const b of it) {
-    names.push(b.names);
-    shapes.push(b.a.shape, b.b.shape);
-    if (keep) data.push(b.a.dataSync() as Float32Array, b.b.dataSync() as Float32Array);
-    b.a.dispose();
-    b.b.dispose();
-  }
-  return { names, shapes, data };
+interface Collected {
+  names: string[][];
+  shapes: number[][];
+  a: Float32Array[];
+  b: Float32Array[];
 }
 
-async function dataset(count = 10): Promise<string> {
-  const dir = join(await tempDir(), 'ds');
-  await writeSyntheticDataset(dir, { count, size: 32, seed: 5 });
+async function collect(it: AsyncIterable<PairBatch>): Promise<Collected> {
+  const out: Collected = { names: [], shapes: [], a: [], b: [] };
+  for await (const batch of it) {
+    out.names.push(batch.names);
+    out.shapes.push(batch.a.shape, batch.b.shape);
+    out.a.push(batch.a.dataSync() as Float32Array);
+    out.b.push(batch.b.dataSync() as Float32Array);
+    batch.a.dispose();
+    batch.b.dispose();
+  }
+  return out;
+}
+
+/** One item of a batch as 0..255 values. */
+function item(batch: Float32Array, i: number, size = 32): number[] {
+  const px = size * size * 3;
+  return [...batch.subarray(i * px, (i + 1) * px)].map((v) => Math.round((v + 1) * 127.5));
+}
+
+function mirror(pixels: number[], size = 32): number[] {
+  const out = new Array<number>(pixels.length);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      for (let c = 0; c < 3; c++) out[(y * size + x) * 3 + c] = pixels[(y * size + (size - 1 - x)) * 3 + c]!;
+    }
+  }
+  return out;
+}
+
+let synthetic: string | undefined;
+async function dataset(): Promise<string> {
+  if (!synthetic) {
+    synthetic = join(await tempDir(), 'ds');
+    await writeSyntheticDataset(synthetic, { count: 10, size: 32, seed: 5 });
+  }
+  return synthetic;
+}
+
+/** A bare train/test layout whose A and B files are identical, so any misalignment shows. */
+async function identicalPairs(n: number, size = 32): Promise<string> {
+  const dir = join(await tempDir(), 'same');
+  for (const split of ['train', 'test']) {
+    for (const side of ['A', 'B']) await mkdir(join(dir, split, side), { recursive: true });
+    for (let i = 0; i < n; i++) {
+      for (const side of ['A', 'B']) await writeImage(join(dir, split, side, `p${i}.png`), size, size, i);
+    }
+  }
   return dir;
 }
 
 test('batches have NHWC shapes, values in [-1, 1] that match the files, and no leaked tensors', async () => {
-  await tf.setBackend('cpu');
   const dir = await dataset();
   const src = await openPairs(dir, 'train', { ...base, shuffle: false });
   assert.equal(src.length, 8);
   const before = tf.memory().numTensors;
-  const { names, shapes, data } = await collect(src.batches(0), true);
+  const c = await collect(src.batches(0));
   assert.equal(tf.memory().numTensors, before);
-  assert.deepEqual(shapes, [
-    [4, 32, 32, 3],
-    [4, 32, 32, 3],
-    [4, 32, 32, 3],
-    [4, 32, 32, 3],
+  assert.deepEqual(c.shapes, Array(4).fill([4, 32, 32, 3]));
+  const file = await rawPixels(join(dir, 'train', 'B', c.names[0]![0]!));
+  for (let i = 0; i < file.data.length; i++)
+    assert.ok(Math.abs(c.b[0]![i]! - (file.data[i]! / 127.5 - 1)) < 1e-6);
+  for (const d of [...c.a, ...c.b]) for (const v of d) assert.ok(v >= -1 && v <= 1);
+  assert.ok(
+    c.a.some((d) => d.some((v) => v === -1 || v === 1)),
+    'the full range is used',
+  );
+});
+
+test('train order is a seeded shuffle per epoch; test keeps name order', async () => {
+  const dir = await dataset();
+  const order = async (seed: number, epoch: number, split: 'train' | 'test' = 'train') =>
+    (await collect((await openPairs(dir, split, { ...base, seed })).batches(epoch))).names.flat();
+  const e0 = await order(1, 0);
+  assert.deepEqual(await order(1, 0), e0);
+  assert.equal(new Set(e0).size, 8);
+  assert.notDeepEqual(await order(1, 1), e0);
+  assert.notDeepEqual(await order(2, 0), e0);
+  const t = await order(1, 3, 'test');
+  assert.deepEqual(t, [...t].sort());
+  assert.equal(t.length, 2);
+});
+
+test('the last partial batch is kept or dropped', async () => {
+  const dir = await dataset();
+  const kept = await openPairs(dir, 'train', { ...base, batchSize: 3 });
+  assert.deepEqual(
+    (await collect(kept.batches(0))).names.map((n) => n.length),
+    [3, 3, 2],
+  );
+  assert.equal(kept.batchCount, 3);
+  const dropped = await openPairs(dir, 'train', { ...base, batchSize: 3, dropLast: true });
+  assert.deepEqual(
+    (await collect(dropped.batches(0))).names.map((n) => n.length),
+    [3, 3],
+  );
+  assert.equal(dropped.batchCount, 2);
+  const big = await openPairs(dir, 'train', { ...base, batchSize: 20, dropLast: true });
+  assert.equal((await collect(big.batches(0))).names.length, 0);
+});
+
+test('augmentation crops and flips A and B alike, is seeded per epoch, and never touches test', async () => {
+  const dir = await identicalPairs(8);
+  const aug = { ...base, augment: true, batchSize: 8 };
+  const train = await collect((await openPairs(dir, 'train', aug)).batches(0));
+  assert.deepEqual(train.a, train.b);
+  const originals = new Map<string, number[]>();
+  for (let i = 0; i < 8; i++) originals.set(`p${i}.png`, [...patternPixels(32, 32, i)]);
+  const changed = train.names[0]!.filter(
+    (n, i) => JSON.stringify(item(train.a[0]!, i)) !== JSON.stringify(originals.get(n)),
+  );
+  assert.ok(changed.length >= 6, `only ${changed.length} of 8 augmented`);
+  assert.deepEqual(await collect((await openPairs(dir, 'train', aug)).batches(0)), train);
+  assert.notDeepEqual((await collect((await openPairs(dir, 'train', aug)).batches(1))).a, train.a);
+
+  const test_ = await collect((await openPairs(dir, 'test', aug)).batches(0));
+  for (const [i, n] of test_.names[0]!.entries()) assert.deepEqual(item(test_.a[0]!, i), originals.get(n));
+
+  // Flip alone: every item is the original or its mirror image, and both happen.
+  const flips = await collect((await openPairs(dir, 'train', { ...aug, crop: false })).batches(0));
+  let mirrored = 0;
+  for (const [i, n] of flips.names[0]!.entries()) {
+    const got = item(flips.a[0]!, i);
+    const orig = originals.get(n)!;
+    if (JSON.stringify(got) === JSON.stringify(mirror(orig))) mirrored++;
+    else assert.deepEqual(got, orig);
+  }
+  assert.ok(mirrored > 0 && mirrored < 8, `${mirrored} of 8 mirrored`);
+  // Crop alone: no item is a mirror image, and they differ from the originals.
+  const crops = await collect((await openPairs(dir, 'train', { ...aug, flip: false })).batches(0));
+  assert.deepEqual(crops.a, crops.b);
+  assert.ok(
+    crops.names[0]!.some((n, i) => JSON.stringify(item(crops.a[0]!, i)) !== JSON.stringify(originals.get(n))),
+  );
+  // Both off: the files as they are.
+  const none = await collect(
+    (await openPairs(dir, 'train', { ...aug, crop: false, flip: false })).batches(0),
+  );
+  for (const [i, n] of none.names[0]!.entries()) assert.deepEqual(item(none.a[0]!, i), originals.get(n));
+});
+
+test('BtoA swaps the sides', async () => {
+  const dir = await dataset();
+  const ab = await collect((await openPairs(dir, 'test', base)).batches(0));
+  const ba = await collect((await openPairs(dir, 'test', { ...base, direction: 'BtoA' })).batches(0));
+  assert.deepEqual(ba.a, ab.b);
+  assert.deepEqual(ba.b, ab.a);
+});
+
+test('images of another size are resized to the requested size', async () => {
+  const dir = await identicalPairs(2, 48);
+  const c = await collect((await openPairs(dir, 'train', base)).batches(0));
+  assert.deepEqual(c.shapes[0], [2, 32, 32, 3]);
+});
+
+test('prefetch is bounded: at most `prefetch` batches are decoded ahead of a slow consumer', async () => {
+  const dir = await dataset();
+  for (const prefetch of [1, 3]) {
+    const src = await openPairs(dir, 'train', { ...base, batchSize: 1, prefetch });
+    for await (const b of src.batches(0)) {
+      await new Promise((r) => setTimeout(r, 15));
+      b.a.dispose();
+      b.b.dispose();
+    }
+    assert.equal(src.stats.maxAhead, prefetch);
+    assert.equal(src.stats.batches, 8);
+  }
+});
+
+test('a consumer that stops early leaves no tensors and no pending failures', async () => {
+  const dir = await dataset();
+  const before = tf.memory().numTensors;
+  const src = await openPairs(dir, 'train', { ...base, batchSize: 2, prefetch: 3 });
+  for await (const b of src.batches(0)) {
+    b.a.dispose();
+    b.b.dispose();
+    break;
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('a file that breaks mid-run is skipped with a warning; the run goes on', async () => {
+  const dir = await identicalPairs(6);
+  const warnings: string[] = [];
+  const log: Logger = { info: () => {}, warn: (m) => warnings.push(m) };
+  const src = await openPairs(dir, 'train', { ...base, batchSize: 3, shuffle: false }, log);
+  await writeFile(join(dir, 'train', 'A', 'p1.png'), 'overwritten by accident');
+  const c = await collect(src.batches(0));
+  assert.deepEqual(c.names, [
+    ['p0.png', 'p2.png'],
+    ['p3.png', 'p4.png', 'p5.png'],
   ]);
-  const file = await rawPixels(join(dir, 'train', 'B', names[0]![0]!));
-  const b0 = data[1]!;
-  for (let i = 0; i < file.data.length; i++) assert.ok(Math.abs(b0[i]! - (file.data[i]! / 127.5 - 1)) < 1e-6);
-  for (const d of data) for (const v of d) assert.ok(v >= -1 && v <= 1);
+  assert.deepEqual(c.shapes[0], [2, 32, 32, 3]);
+  assert.deepEqual(item(c.a[0]!, 1), [...patternPixels(32, 32, 2)]);
+  assert.equal(src.stats.skipped, 1);
+  assert.match(warnings.join('\n'), /skipping pair train\/p1\.png: /);
+  for (let i = 0; i < 6; i++) await writeFile(join(dir, 'train', 'B', `p${i}.png`), 'gone');
+  await assert.rejects(
+    collect(src.batches(1)),
+    (e: Error) => e instanceof UserError && /no pair of .* could be decoded/.test(e.message),
+  );
+});
+
+test('bad folders and options are UserErrors', async () => {
+  const missing = join(await tempDir(), 'none');
+  await assert.rejects(
+    openPairs(missing, 'train', base),
+    (e: Error) => e instanceof UserError && /does not exist/.test(e.message),
+  );
+  const dir = await dataset();
+  await assert.rejects(
+    openPairs(dir, 'train', { ...base, batchSize: 0 }),
+    /batch size must be a positive integer/,
+  );
+  await assert.rejects(openPairs(dir, 'train', { ...base, jitter: 0.5 }), /jitter must be >= 1/);
 });
