@@ -210,9 +210,9 @@ Napi::Value CopyBox(const Napi::CallbackInfo& info) {
 Napi::Value Adam(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     const int64_t n = info[4].As<Napi::Number>().Int64Value();
-    auto f = [&](int i) { return info[i].As<Napi::Number>().FloatValue(); };
+    auto f = [&](int i) { return info[i].As<Napi::Number>().DoubleValue(); };
     p2p::adam(data_of<float>(info[0], n, "w"), data_of<float>(info[1], n, "g"), data_of<float>(info[2], n, "m"),
-              data_of<float>(info[3], n, "v"), n, f(5), f(6), f(7), f(8), info[9].As<Napi::Number>().DoubleValue());
+              data_of<float>(info[3], n, "v"), n, f(5), f(6), f(7), f(8), f(9));
     return env.Undefined();
   });
 }

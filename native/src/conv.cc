@@ -1,5 +1,7 @@
 #include "conv.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -105,12 +107,12 @@ struct Entry {
 
 std::unordered_map<std::string, std::unique_ptr<Entry>> g_cache;
 
-// Layout choice per pass, from timing each layer of the pix2pix models with both (bench/conv-layouts.ts):
-// blocked layouts win wherever oneDNN's blocked kernels have enough channels to fill a 16-wide block.
-int layout_for(const ConvShape& s, int mode) {
-  if (mode != kLayoutAuto) return mode;
-  if (s.ic < 16 || s.oc < 16) return kLayoutPlainActAnyWei;
-  return kLayoutBlocked;
+int fixed_layout(int mode) {
+  static const int forced = [] {
+    const char* e = std::getenv("P2P_CONV_LAYOUT");
+    return e ? std::atoi(e) : 0;
+  }();
+  return forced > 0 ? forced : mode;
 }
 
 struct Descs {
@@ -235,8 +237,9 @@ memory scratchpad(const Entry& e) { return memory(e.pad, eng(), g_scratch[kPad].
 
 }  // namespace
 
-void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode) {
-  Entry& e = fwd_entry(s, layout_for(s, mode), bias != nullptr);
+namespace {
+
+void run_forward(Entry& e, const ConvShape& s, const float* x, const float* w, const float* bias, float* y) {
   memory src = e.a.input(x, kSrc);
   memory wei = e.b.input(w, kWei);
   memory dst = e.c.output(y, kDst);
@@ -248,8 +251,7 @@ void conv_forward(const ConvShape& s, const float* x, const float* w, const floa
   strm().wait();
 }
 
-void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode) {
-  Entry& e = bwd_data_entry(s, layout_for(s, mode));
+void run_backward_data(Entry& e, const float* dy, const float* w, float* dx) {
   memory ddst = e.a.input(dy, kSrc);
   memory wei = e.b.input(w, kWei);
   memory dsrc = e.c.output(dx, kDst);
@@ -261,8 +263,7 @@ void conv_backward_data(const ConvShape& s, const float* dy, const float* w, flo
   strm().wait();
 }
 
-void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, float* dw, int mode) {
-  Entry& e = bwd_weights_entry(s, layout_for(s, mode));
+void run_backward_weights(Entry& e, const float* x, const float* dy, float* dw) {
   memory src = e.a.input(x, kSrc);
   memory ddst = e.b.input(dy, kDst);
   memory dwei = e.c.output(dw, kWei);
@@ -274,16 +275,91 @@ void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, 
   strm().wait();
 }
 
+// Which layout mode won for each pass and shape. Which of oneDNN's kernels is fastest depends on the
+// layer (plain-layout GEMM for tiny maps with big filters, blocked direct kernels for wide layers,
+// brgemm on NHWC in between) and on the reorder traffic, so the first call of each times them all.
+std::unordered_map<std::string, int> g_choice;
+
+template <typename Run>
+int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
+  mode = fixed_layout(mode);
+  if (mode != kLayoutAuto) {
+    run(mode);
+    return mode;
+  }
+  const std::string key = key_of(pass, s, 0, bias);
+  auto it = g_choice.find(key);
+  if (it != g_choice.end()) {
+    run(it->second);
+    return it->second;
+  }
+  // Two timed rounds over the candidates, interleaved, keeping each one's best: one round alone is
+  // easily skewed by another process taking a core for a moment.
+  const int cands[] = {kLayoutPlain, kLayoutPlainActAnyWei, kLayoutBlocked};
+  double t_best[3] = {1e300, 1e300, 1e300};
+  bool ok[3] = {true, true, true};
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      if (!ok[i]) continue;
+      try {
+        auto t0 = std::chrono::steady_clock::now();
+        run(cands[i]);
+        const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        // Round 0 creates the primitive and first-touches scratch memory: not timed.
+        if (round > 0) t_best[i] = std::min(t_best[i], t);
+      } catch (const dnnl::error&) {
+        ok[i] = false;  // a layout oneDNN has no implementation for is not a candidate
+      }
+    }
+  }
+  int best = kLayoutBlocked;
+  double best_t = 1e300;
+  for (int i = 0; i < 3; ++i) {
+    if (ok[i] && t_best[i] < best_t) {
+      best_t = t_best[i];
+      best = cands[i];
+    }
+  }
+  // Losers' primitives hold JIT code and descriptors only; drop them anyway to keep the cache small.
+  for (int m : {kLayoutPlain, kLayoutPlainActAnyWei, kLayoutBlocked}) {
+    if (m != best) g_cache.erase(key_of(pass, s, m, bias));
+  }
+  g_choice[key] = best;
+  run(best);  // the output must come from the chosen kernel's last run, whatever ran before
+  return best;
+}
+
+}  // namespace
+
+void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode) {
+  const bool b = bias != nullptr;
+  tuned('f', s, b, mode, [&](int m) { run_forward(fwd_entry(s, m, b), s, x, w, bias, y); });
+}
+
+void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode) {
+  tuned('d', s, false, mode, [&](int m) { run_backward_data(bwd_data_entry(s, m), dy, w, dx); });
+}
+
+void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, float* dw, int mode) {
+  tuned('w', s, false, mode, [&](int m) { run_backward_weights(bwd_weights_entry(s, m), x, dy, dw); });
+}
+
 std::string conv_impl_names(const ConvShape& s, int mode) {
-  int m = layout_for(s, mode);
-  std::string out = fwd_entry(s, m, false).impl;
-  out += " / " + bwd_data_entry(s, m).impl;
-  out += " / " + bwd_weights_entry(s, m).impl;
+  auto pick = [&](char pass) {
+    if (fixed_layout(mode) != kLayoutAuto) return fixed_layout(mode);
+    auto it = g_choice.find(key_of(pass, s, 0, false));
+    return it == g_choice.end() ? static_cast<int>(kLayoutBlocked) : it->second;
+  };
+  auto tagged = [](int m, const std::string& impl) { return std::to_string(m) + ":" + impl; };
+  std::string out = tagged(pick('f'), fwd_entry(s, pick('f'), false).impl);
+  out += " / " + tagged(pick('d'), bwd_data_entry(s, pick('d')).impl);
+  out += " / " + tagged(pick('w'), bwd_weights_entry(s, pick('w')).impl);
   return out;
 }
 
 void conv_release() {
   g_cache.clear();
+  g_choice.clear();
   for (auto& b : g_scratch) b.release();
 }
 

@@ -13,7 +13,8 @@ struct ConvShape {
 
 // Where oneDNN may choose its own memory layouts. Plain NHWC/HWIO is what tfjs holds; the blocked
 // layouts oneDNN prefers cost a reorder at the kernel boundary but its blocked kernels are often
-// several times faster, so the choice is per layer (see layout_for in conv.cc).
+// faster. Auto times the candidates on a shape's first call (see `tuned` in conv.cc); the
+// environment variable P2P_CONV_LAYOUT=1|2|3 forces one mode everywhere.
 enum LayoutMode : int { kLayoutAuto = 0, kLayoutPlain = 1, kLayoutBlocked = 2, kLayoutPlainActAnyWei = 3 };
 
 void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode);

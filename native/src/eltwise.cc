@@ -305,13 +305,16 @@ void copy_box(const float* src, const std::vector<int64_t>& sshape, const std::v
   }
 }
 
-void adam(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2, float eps,
-          double t) {
-  const double bc1 = 1.0 - std::pow(static_cast<double>(b1), t);
-  const double bc2 = 1.0 - std::pow(static_cast<double>(b2), t);
+void adam(float* w, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+          double epsilon, double t) {
+  // Scalars in double, then rounded once, as PyTorch passes Python floats into its float kernels:
+  // 1 - 0.999f in float differs from float(0.001) by 5e-5 relative.
+  const double bc1 = 1.0 - std::pow(beta1, t);
+  const double bc2 = 1.0 - std::pow(beta2, t);
   const float step = static_cast<float>(lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+  const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2), eps = static_cast<float>(epsilon);
+  const float c1 = static_cast<float>(1.0 - beta1), c2 = static_cast<float>(1.0 - beta2);
   parallel_flat(n, [&](int64_t s, int64_t e) {
 #pragma omp simd
     for (int64_t i = s; i < e; ++i) {

@@ -27,6 +27,7 @@ void reduce_sum(const float* x, int64_t outer, int64_t r, int64_t inner, float* 
 void copy_box(const float* src, const std::vector<int64_t>& sshape, const std::vector<int64_t>& sbegin, float* dst,
               const std::vector<int64_t>& dshape, const std::vector<int64_t>& dbegin, const std::vector<int64_t>& box);
 // PyTorch's Adam, in place, one pass.
-void adam(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2, float eps, double t);
+void adam(float* w, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+          double epsilon, double t);
 
 }  // namespace p2p

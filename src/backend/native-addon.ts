@@ -6,7 +6,13 @@ import { fileURLToPath } from 'node:url';
 /** The C++ addon in native/ (oneDNN convolutions, OpenMP element-wise loops); see native/src/addon.cc. */
 export interface NativeAddon {
   /** params: [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, padTop, padLeft, dh, dw, layoutMode] */
-  convForward(params: number[], x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void;
+  convForward(
+    params: number[],
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+  ): void;
   convBackwardData(params: number[], dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   convBackwardWeights(params: number[], x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   convImpl(params: number[]): string;
@@ -46,7 +52,12 @@ export interface NativeAddon {
     epsilon: number,
     t: number,
   ): void;
-  peak(secondsEach: number): { avx2Gflops: number; avx512Gflops: number; hasAvx512: boolean; threads: number };
+  peak(secondsEach: number): {
+    avx2Gflops: number;
+    avx512Gflops: number;
+    hasAvx512: boolean;
+    threads: number;
+  };
   info(): { onednn: string; threads: number };
 }
 
@@ -71,7 +82,8 @@ let cached: NativeAddon | null = null;
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const path = addonPath();
-  if (path == null) throw new Error(`the native addon is not built (run 'npm run build:native'; needs libdnnl-dev)`);
+  if (path == null)
+    throw new Error(`the native addon is not built (run 'npm run build:native'; needs libdnnl-dev)`);
   try {
     cached = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {

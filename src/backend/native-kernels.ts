@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native-addon.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -62,7 +62,12 @@ function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array | null {
   return v instanceof Float32Array ? v : null;
 }
 
-function out(backend: MathBackendCPU, shape: number[], values: Float32Array | Uint8Array, dtype: tf.DataType) {
+function out(
+  backend: MathBackendCPU,
+  shape: number[],
+  values: Float32Array | Uint8Array,
+  dtype: tf.DataType,
+) {
   return backend.makeTensorInfo(shape, dtype, values);
 }
 
@@ -91,6 +96,20 @@ function convParams(info: tf.backend_util.Conv2DInfo): number[] {
     info.dilationWidth,
     layoutMode,
   ];
+}
+
+/**
+ * Runs a oneDNN call; false where oneDNN has no implementation for the problem (some exotic
+ * padding), so the kernel falls back to the cpu backend's loops instead of failing the model.
+ */
+function tryConv(call: () => void): boolean {
+  try {
+    call();
+    return true;
+  } catch (e) {
+    if (/^oneDNN/.test((e as Error).message)) return false;
+    throw e;
+  }
 }
 
 export interface NativeKernel {
@@ -147,7 +166,9 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       'channelsLast',
     );
     const y = new Float32Array(size(info.outShape));
-    addon.convForward(convParams(info), xv, wv, biasBroadcast ? null : biasV, y);
+    if (!tryConv(() => addon.convForward(convParams(info), xv, wv, biasBroadcast ? null : biasV, y))) {
+      return fallback(args) as TensorInfo;
+    }
     if (fused && biasV && biasBroadcast) {
       addon.binary(BINARY['Add']!, y, info.outShape, biasV, bias!.shape, y, info.outShape);
     }
@@ -186,7 +207,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         'channelsLast',
       );
       const dx = new Float32Array(size(attrs.inputShape));
-      addon.convBackwardData(convParams(info), dyv, wv, dx);
+      if (!tryConv(() => addon.convBackwardData(convParams(info), dyv, wv, dx))) return fallback(args);
       return out(backend, attrs.inputShape, dx, 'float32');
     },
   });
@@ -217,7 +238,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         'channelsLast',
       );
       const dw = new Float32Array(size(attrs.filterShape));
-      addon.convBackwardWeights(convParams(info), xv, dyv, dw);
+      if (!tryConv(() => addon.convBackwardWeights(convParams(info), xv, dyv, dw))) return fallback(args);
       return out(backend, attrs.filterShape, dw, 'float32');
     },
   });
@@ -266,7 +287,8 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       const tv = f32(backend, t!);
       const ev = f32(backend, e!);
       const n = size(t!.shape);
-      if (!(cv instanceof Uint8Array) || !tv || !ev || cv.length !== n || ev.length !== n) return fallback(args);
+      if (!(cv instanceof Uint8Array) || !tv || !ev || cv.length !== n || ev.length !== n)
+        return fallback(args);
       const o = new Float32Array(n);
       addon.select(cv, tv, ev, o, n);
       return out(backend, t!.shape, o, 'float32');
@@ -276,7 +298,11 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
   kernels.push({
     name: 'Fill',
     func: (args, fallback) => {
-      const { shape, value, dtype } = args.attrs as unknown as { shape: number[]; value: number; dtype: string };
+      const { shape, value, dtype } = args.attrs as unknown as {
+        shape: number[];
+        value: number;
+        dtype: string;
+      };
       if ((dtype ?? 'float32') !== 'float32' || typeof value !== 'number') return fallback(args);
       const o = new Float32Array(size(shape));
       if (value !== 0) addon.fill(o, value, o.length);
@@ -356,7 +382,15 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       const o = new Float32Array(size(shape));
       const begin = shape.map(() => 0);
       xs.forEach((t, i) => {
-        addon.copyBox(vs[i]!, t.shape, t.shape.map(() => 0), o, shape, begin, t.shape);
+        addon.copyBox(
+          vs[i]!,
+          t.shape,
+          t.shape.map(() => 0),
+          o,
+          shape,
+          begin,
+          t.shape,
+        );
         begin[axis]! += t.shape[axis]!;
       });
       return out(backend, shape, o, 'float32');
@@ -370,10 +404,21 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       const { x } = args.inputs;
       const xv = f32(backend, x!);
       if (!xv) return fallback(args);
-      const { begin, size: sz } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+      const { begin, size: sz } = args.attrs as unknown as {
+        begin: number | number[];
+        size: number | number[];
+      };
       const [b, s] = tf.slice_util.parseSliceParams(x!, begin, sz) as [number[], number[]];
       const o = new Float32Array(size(s));
-      addon.copyBox(xv, x!.shape, b, o, s, s.map(() => 0), s);
+      addon.copyBox(
+        xv,
+        x!.shape,
+        b,
+        o,
+        s,
+        s.map(() => 0),
+        s,
+      );
       return out(backend, s, o, 'float32');
     },
   });

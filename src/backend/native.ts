@@ -1,5 +1,5 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
 import { type AdamKernel, registerAdamKernel, tfjsAdamKernel } from '../train/adam.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
 import { nativeKernels } from './native-kernels.js';
@@ -37,7 +37,15 @@ function nativeAdam(addon: NativeAddon): AdamKernel {
     const vv = ownsData(backend, v);
     const gv = g.dtype === 'float32' ? backend.data.get(g.dataId).values : null;
     const n = w.size;
-    if (!wv || !mv || !vv || !(gv instanceof Float32Array) || gv.length < n || mv.length !== n || vv.length !== n) {
+    if (
+      !wv ||
+      !mv ||
+      !vv ||
+      !(gv instanceof Float32Array) ||
+      gv.length < n ||
+      mv.length !== n ||
+      vv.length !== n
+    ) {
       return tfjsAdamKernel(w, g, m, v, hp, t);
     }
     addon.adam(wv, gv, mv, vv, n, hp.lr, hp.beta1, hp.beta2, hp.epsilon, t);
