@@ -26,6 +26,8 @@ async function tryWasm(): Promise<void> {
  * to WASM (with the reason) where the addon cannot load; an explicit choice that fails is an error.
  */
 export async function setupBackend(choice: BackendChoice): Promise<BackendResult> {
+  // Silences tfjs's console advert for tfjs-node, which cannot be installed here anyway.
+  tf.env().set('PROD', true);
   if (!BACKENDS.includes(choice)) {
     throw new Error(`unknown backend '${choice}': use one of ${BACKENDS.join(', ')}`);
   }
