@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { TASK_DEGRADATIONS } from '../../data/degrade.js';
 import { type PrepareOptions, prepareDataset } from '../../data/prepare.js';
-import { consoleLogger } from '../../util/log.js';
+import { consoleLogger, type Logger } from '../../util/log.js';
 
 function number(kind: 'int' | 'float') {
   return (v: string): number => {
@@ -32,7 +32,15 @@ interface Flags {
   json?: boolean;
 }
 
-export function prepareCommand(): Command {
+/** Where the command writes: the JSON result line goes to `out`, progress and warnings to `log`. */
+export interface PrepareIo {
+  out: (line: string) => void;
+  log: Logger;
+}
+
+const defaultIo: PrepareIo = { out: (line) => process.stdout.write(`${line}\n`), log: consoleLogger };
+
+export function prepareCommand(io: PrepareIo = defaultIo): Command {
   return new Command('prepare')
     .description(
       'Build a paired dataset (train/{A,B}, test/{A,B}, dataset.json) from photos, side-by-side A|B images, or A/ and B/ folders',
@@ -117,7 +125,7 @@ export function prepareCommand(): Command {
         flat: flags.flat,
         maxTiles: flags.maxTiles,
       };
-      const log = consoleLogger;
+      const { log } = io;
       let lastReport = 0;
       const info = await prepareDataset(opts, log, (p) => {
         const now = Date.now();
@@ -132,8 +140,17 @@ export function prepareCommand(): Command {
           ` (${counts.skipped} files skipped, ${counts.flatTiles} flat tiles left out)`,
       );
       if (flags.json) {
-        process.stdout.write(
-          `${JSON.stringify({ ok: true, out: flags.out, kind: info.kind, size: info.size, seed: info.seed, split: info.split, counts, skipped: info.skipped })}\n`,
+        io.out(
+          JSON.stringify({
+            ok: true,
+            out: flags.out,
+            kind: info.kind,
+            size: info.size,
+            seed: info.seed,
+            split: info.split,
+            counts,
+            skipped: info.skipped,
+          }),
         );
       }
     });
