@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { readDatasetInfo, SPLITS } from './dataset.js';
+import { sha256 } from './image.js';
 import type { DatasetInfo, Split } from './types.js';
 
 async function exists(path: string): Promise<boolean> {
@@ -60,16 +59,6 @@ export async function listPairs(dir: string, split: Split, info?: DatasetInfo | 
       `${join(dir, split)}: ${few(noA)} in B/ ${noA.length === 1 ? 'has' : 'have'} no partner in A/`,
     );
   return a;
-}
-
-export function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('end', () => resolve(hash.digest('hex')))
-      .on('error', reject);
-  });
 }
 
 export interface CheckOptions {
@@ -128,44 +117,62 @@ export async function checkDataset(dir: string, opts: CheckOptions = {}): Promis
         if (extra.length) log.warn(`${join(dir, split, side)}: ${few(extra)} not in dataset.json, ignored`);
       }
     }
-    for (const name of names) {
+    const checkPair = async (name: string): Promise<{ problems: string[]; dims: string[] }> => {
+      const found: string[] = [];
       const dims: string[] = [];
+      const entry = entries?.get(name);
       for (const [k, side] of [
         [0, 'A'],
         [1, 'B'],
       ] as const) {
         const path = join(dir, split, side, name);
         const rel = `${split}/${side}/${name}`;
-        let st: Awaited<ReturnType<typeof stat>>;
+        let size: number;
+        let bytes: Buffer | undefined;
         try {
-          st = await stat(path);
+          // The fast path stats only; otherwise one read serves the hash and the header.
+          if (info && !hashed) size = (await stat(path)).size;
+          else size = (bytes = await readFile(path)).length;
         } catch {
-          problems.push(`${rel} is missing`);
+          found.push(`${rel} is missing`);
           continue;
         }
-        const entry = entries?.get(name);
-        if (entry && st.size !== entry.bytes[k]) {
-          problems.push(`${rel} has ${st.size} bytes, dataset.json says ${entry.bytes[k]}`);
+        if (entry && size !== entry.bytes[k]) {
+          found.push(`${rel} has ${size} bytes, dataset.json says ${entry.bytes[k]}`);
           continue;
         }
-        if (entry && hashed && (await sha256File(path)) !== (k === 0 ? entry.a : entry.b)) {
-          problems.push(`${rel} does not match its SHA-256 in dataset.json`);
+        if (!bytes) continue;
+        if (entry && sha256(bytes) !== (k === 0 ? entry.a : entry.b)) {
+          found.push(`${rel} does not match its SHA-256 in dataset.json`);
           continue;
         }
-        if (info && !hashed) continue;
         try {
-          const m = await sharp(path).metadata();
+          const m = await sharp(bytes).metadata();
           dims.push(`${m.width}x${m.height}`);
           if (info && (m.width !== info.size || m.height !== info.size)) {
-            problems.push(`${rel} is ${m.width}x${m.height}, dataset.json says ${info.size}x${info.size}`);
+            found.push(`${rel} is ${m.width}x${m.height}, dataset.json says ${info.size}x${info.size}`);
           }
         } catch (e) {
-          problems.push(`${rel} is not a readable image (${(e as Error).message})`);
+          found.push(`${rel} is not a readable image (${(e as Error).message})`);
         }
       }
       if (dims.length === 2 && dims[0] !== dims[1])
-        problems.push(`${split}/${name}: A is ${dims[0]} but B is ${dims[1]}`);
-      for (const d of dims) sizes.add(d);
+        found.push(`${split}/${name}: A is ${dims[0]} but B is ${dims[1]}`);
+      return { problems: found, dims };
+    };
+    // A few pairs in flight at once keep the disk and sharp's threads busy; results keep name order.
+    const results = new Array<{ problems: string[]; dims: string[] }>(names.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < names.length) {
+        const i = next++;
+        results[i] = await checkPair(names[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    for (const r of results) {
+      problems.push(...r.problems);
+      for (const d of r.dims) sizes.add(d);
     }
   }
   if (problems.length) {

@@ -1,6 +1,6 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join, relative, sep } from 'node:path';
+import { extname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { DatasetWriter, splitSources } from './dataset.js';
@@ -64,7 +64,7 @@ interface Resolved {
   steps: Degradation[];
 }
 
-function resolve(opts: PrepareOptions): Resolved {
+function resolveOptions(opts: PrepareOptions): Resolved {
   const size = opts.size ?? 256;
   const int = (name: string, v: number, min: number): number => {
     if (!Number.isInteger(v) || v < min)
@@ -110,8 +110,11 @@ function resolve(opts: PrepareOptions): Resolved {
   };
 }
 
-/** Files under `dir`, recursively, sorted by relative path; hidden files and folders are left out. */
-async function listFiles(dir: string): Promise<string[]> {
+/**
+ * Files under `dir`, recursively, sorted by relative path; hidden files and folders are left out, and so
+ * is `exclude` (the output folder, when it lies inside the input: a re-run must not eat its own tiles).
+ */
+async function listFiles(dir: string, exclude?: string): Promise<string[]> {
   let entries: Dirent[];
   try {
     entries = await readdir(dir, { recursive: true, withFileTypes: true });
@@ -125,6 +128,7 @@ async function listFiles(dir: string): Promise<string[]> {
     .filter((e) => e.isFile())
     .map((e) => relative(dir, join(e.parentPath, e.name)))
     .filter((rel) => !rel.split(sep).some((part) => part.startsWith('.')))
+    .filter((rel) => !exclude || !resolve(dir, rel).startsWith(resolve(exclude) + sep))
     .sort();
 }
 
@@ -283,7 +287,7 @@ async function collectSources(
     }
     return sources.sort((x, y) => (x.name < y.name ? -1 : 1));
   }
-  const files = await listFiles(opts.from);
+  const files = await listFiles(opts.from, opts.out);
   if (files.length === 0) throw new UserError(`${opts.from} has no files`);
   const seen = new Map<string, string>();
   for (const rel of files) {
@@ -349,7 +353,7 @@ export async function prepareDataset(
   log: Logger = silentLogger,
   onProgress?: (p: PrepareProgress) => void,
 ): Promise<DatasetInfo> {
-  const r = resolve(opts);
+  const r = resolveOptions(opts);
   const skipped: { file: string; reason: string }[] = [];
   const sources = await collectSources(opts, r, skipped);
   const skip = (file: string, reason: string): void => {

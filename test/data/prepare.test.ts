@@ -281,6 +281,16 @@ test('folders A/ and B/ are matched by name; missing partners and size mismatche
   );
 });
 
+test('an output folder inside the input folder is not read back as photos', async () => {
+  const from = await tempDir();
+  await writeImage(join(from, 'p.png'), 32, 32);
+  const out = join(from, 'dataset');
+  const first = await prepareDataset({ from, out, task: 'denoise', size: 32 });
+  const again = await prepareDataset({ from, out, task: 'denoise', size: 32 });
+  assert.deepEqual(again, first);
+  assert.deepEqual(again.skipped, []);
+});
+
 test('bad files are skipped with their reasons and the rest is used', async () => {
   const from = await tempDir();
   await writeImage(join(from, 'good.png'), 32, 32);
