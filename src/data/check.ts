@@ -132,7 +132,10 @@ export async function checkDataset(dir: string, opts: CheckOptions = {}): Promis
         try {
           // The fast path stats only; otherwise one read serves the hash and the header.
           if (info && !hashed) size = (await stat(path)).size;
-          else size = (bytes = await readFile(path)).length;
+          else {
+            bytes = await readFile(path);
+            size = bytes.length;
+          }
         } catch {
           found.push(`${rel} is missing`);
           continue;

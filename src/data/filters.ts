@@ -3,7 +3,10 @@ export function gaussianKernel(sigma: number): Float64Array {
   const r = Math.max(1, Math.ceil(3 * sigma));
   const k = new Float64Array(2 * r + 1);
   let sum = 0;
-  for (let i = -r; i <= r; i++) sum += k[i + r] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = -r; i <= r; i++) {
+    k[i + r] = Math.exp(-(i * i) / (2 * sigma * sigma));
+    sum += k[i + r]!;
+  }
   for (let i = 0; i < k.length; i++) k[i]! /= sum;
   return k;
 }
