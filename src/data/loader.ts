@@ -77,7 +77,7 @@ export class PairLoader implements PairSource {
     const rng = Rng.derive(seed, 'augment', epoch);
     const crop = this.augment && (this.opts.crop ?? true);
     const flip = this.augment && (this.opts.flip ?? true);
-    const resize = crop ? Math.round(size * (this.opts.jitter ?? 1.12)) : size;
+    const resize = crop ? Math.floor(size * (this.opts.jitter ?? 1.12)) : size;
     const items = names.map((name) => ({
       name,
       resize,
