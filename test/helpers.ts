@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/backend/index.js';
 
 /** The portable backend that every machine has; the native one has its own tests. */

@@ -55,4 +55,3 @@ export async function loadModel(dir: string): Promise<tfl.LayersModel> {
     }),
   );
 }
-

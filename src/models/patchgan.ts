@@ -52,7 +52,14 @@ const STAGES: Record<DiscriminatorKind, { stages: Stage[]; headKernel: number }>
  * (3x3 stride 2) or keeps the size (4x4 stride 1), so where they differ an explicit zero pad
  * and a 'valid' conv give the reference's exact alignment and output size.
  */
-function torchConv(x: Sym, name: string, filters: number, kernel: number, stride: number, seeds: SeedSequence) {
+function torchConv(
+  x: Sym,
+  name: string,
+  filters: number,
+  kernel: number,
+  stride: number,
+  seeds: SeedSequence,
+) {
   const symmetricSame = kernel % 2 === 1 ? stride === 1 : stride === 2;
   if (!symmetricSame) {
     x = tfl.layers.zeroPadding2d({ name: `${name}_pad`, padding: 1 }).apply(x) as Sym;

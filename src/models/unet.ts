@@ -30,7 +30,14 @@ function apply(layer: tfl.layers.Layer | null, x: Sym): Sym {
 }
 
 /** Conv 4x4/2 (no bias) -> [norm] -> LeakyReLU(0.2) -> [Dropout 0.5]. */
-function downBlock(x: Sym, name: string, filters: number, norm: NormKind, dropout: boolean, seeds: SeedSequence) {
+function downBlock(
+  x: Sym,
+  name: string,
+  filters: number,
+  norm: NormKind,
+  dropout: boolean,
+  seeds: SeedSequence,
+) {
   x = apply(
     tfl.layers.conv2d({
       name: `${name}_conv`,

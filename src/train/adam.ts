@@ -89,8 +89,12 @@ export class Adam {
       throw new Error(`optimizer state has ${m.length} moments, the model ${this.m.length} variables`);
     }
     this.step = step;
-    this.m.forEach((x, i) => x.assign(m[i]));
-    this.v.forEach((x, i) => x.assign(v[i]));
+    this.m.forEach((x, i) => {
+      x.assign(m[i]);
+    });
+    this.v.forEach((x, i) => {
+      x.assign(v[i]);
+    });
   }
 
   dispose(): void {

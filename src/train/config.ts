@@ -1,6 +1,6 @@
 import { BACKENDS, type BackendChoice } from '../backend/index.js';
-import { DISCRIMINATORS, type DiscriminatorKind } from '../models/patchgan.js';
 import { NORMS, type NormKind } from '../models/layers.js';
+import { DISCRIMINATORS, type DiscriminatorKind } from '../models/patchgan.js';
 import { unetDepth } from '../models/unet.js';
 import { UserError } from '../util/log.js';
 
@@ -60,7 +60,9 @@ function oneOf<T extends string>(key: string, value: T, allowed: readonly T[]): 
 }
 
 function positiveInt(key: string, value: number, min = 1): string[] {
-  return Number.isInteger(value) && value >= min ? [] : [`${key} must be an integer >= ${min} (got ${value})`];
+  return Number.isInteger(value) && value >= min
+    ? []
+    : [`${key} must be an integer >= ${min} (got ${value})`];
 }
 
 /** Fills defaults and rejects every invalid field at once, in one UserError. */

@@ -30,13 +30,22 @@ export interface StepLosses {
 
 const trainableVariables = (m: tfl.LayersModel) => m.trainableWeights.map((w) => w.read() as tf.Variable);
 
-export function createTrainState(config: ModelConfig, models?: { G: tfl.LayersModel; D: tfl.LayersModel }): TrainState {
+export function createTrainState(
+  config: ModelConfig,
+  models?: { G: tfl.LayersModel; D: tfl.LayersModel },
+): TrainState {
   const G = models?.G ?? unetGenerator({ size: config.size, norm: config.norm, seed: config.seed });
   const D =
     models?.D ??
     patchDiscriminator({ size: config.size, kind: config.netD, norm: config.norm, seed: config.seed + 1 });
   const hp = { lr: config.lr, beta1: config.beta1, beta2: config.beta2 };
-  return { config, G, D, optG: new Adam(trainableVariables(G), hp), optD: new Adam(trainableVariables(D), hp) };
+  return {
+    config,
+    G,
+    D,
+    optG: new Adam(trainableVariables(G), hp),
+    optD: new Adam(trainableVariables(D), hp),
+  };
 }
 
 export function disposeTrainState(s: TrainState): void {
@@ -69,7 +78,12 @@ export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D) {
 }
 
 /** The discriminator's loss on a real pair (b, a) and a generated one (fake, a). */
-export function discriminatorLoss(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, fake: tf.Tensor4D): tf.Scalar {
+export function discriminatorLoss(
+  s: TrainState,
+  a: tf.Tensor4D,
+  b: tf.Tensor4D,
+  fake: tf.Tensor4D,
+): tf.Scalar {
   return tf.tidy(() => {
     const mode = s.config.ganMode;
     const real = ganLoss(s.D.apply([b, a], { training: true }) as tf.Tensor, true, mode);
@@ -82,7 +96,12 @@ export function discriminatorLoss(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D,
  * D update. `fake` is a finished tensor from the G update, outside this gradient tape, so no
  * gradient can reach G (the reference's fake_b.detach()); gradients are taken for D's variables only.
  */
-export function discriminatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, fake: tf.Tensor4D): tf.Scalar {
+export function discriminatorUpdate(
+  s: TrainState,
+  a: tf.Tensor4D,
+  b: tf.Tensor4D,
+  fake: tf.Tensor4D,
+): tf.Scalar {
   const { value, grads } = tf.variableGrads(() => discriminatorLoss(s, a, b, fake), s.optD.variables);
   s.optD.apply(grads);
   return value;

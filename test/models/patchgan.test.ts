@@ -11,12 +11,18 @@ describe('patchDiscriminator', () => {
     const d = patchDiscriminator({ size: 256, kind: 'patch16' });
     assert.deepEqual(d.outputs[0].shape, [null, 16, 16, 1]);
     // 3x3 convs with bias: 6->64->128->256->512, then 512->1.
-    const count = [6 * 64, 64 * 128, 128 * 256, 256 * 512, 512].reduce((n, io) => n + io * 9, 0) + 64 + 128 + 256 + 512 + 1;
+    const count =
+      [6 * 64, 64 * 128, 128 * 256, 256 * 512, 512].reduce((n, io) => n + io * 9, 0) +
+      64 +
+      128 +
+      256 +
+      512 +
+      1;
     assert.equal(d.countParams(), count);
     d.dispose();
   });
 
-  it('patch70 maps 256 px to the paper\'s 30x30 map', () => {
+  it("patch70 maps 256 px to the paper's 30x30 map", () => {
     const d = patchDiscriminator({ size: 256, kind: 'patch70' });
     assert.deepEqual(d.outputs[0].shape, [null, 30, 30, 1]);
     assert.equal(d.countParams(), 2_767_809);

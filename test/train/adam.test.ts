@@ -32,7 +32,7 @@ describe('Adam', () => {
       opt.apply({ w: tf.tensor1d(g) });
     });
     const got = w.dataSync();
-    ref.forEach((r, i) => assert.ok(Math.abs(got[i] - r) < 1e-6, `${got[i]} vs ${r}`));
+    for (const [i, r] of ref.entries()) assert.ok(Math.abs(got[i] - r) < 1e-6, `${got[i]} vs ${r}`);
     assert.equal(opt.step, 3);
   });
 
@@ -56,7 +56,10 @@ describe('Adam', () => {
     const info = await tf.profile(() => opt.apply(grads));
     // One variable's temporaries (about a dozen of its size) on top of what existed; an update
     // that kept every variable's temporaries to the end would peak near 12 * n.
-    assert.ok(info.peakBytes - before < n * oneVar, `peak over start: ${(info.peakBytes - before) / oneVar} vars`);
+    assert.ok(
+      info.peakBytes - before < n * oneVar,
+      `peak over start: ${(info.peakBytes - before) / oneVar} vars`,
+    );
     // Gradients were freed as they were applied.
     assert.ok(tf.memory().numBytes <= before - (n - 1) * oneVar);
     opt.dispose();

@@ -1,0 +1,33 @@
+import { Command, CommanderError } from 'commander';
+import { UserError } from '../util/log.js';
+import { demoCommand } from './commands/demo.js';
+import { infoCommand } from './commands/info.js';
+import { prepareCommand } from './commands/prepare.js';
+import { trainCommand } from './commands/train.js';
+
+const program = new Command('pix2pix')
+  .description('Pix2Pix image-to-image translation that trains in TypeScript')
+  .option('--verbose', 'print stack traces of errors')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+for (const cmd of [prepareCommand(), trainCommand(), infoCommand(), demoCommand()]) {
+  program.addCommand(cmd.exitOverride());
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Commander has already printed its one-line message (or the help text).
+    process.exitCode = e.exitCode;
+  } else {
+    const verbose = process.argv.includes('--verbose');
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(
+      `error: ${msg}${e instanceof UserError || verbose ? '' : ' (--verbose shows where)'}\n`,
+    );
+    if (verbose && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,43 @@
+import type { EpochEvent, StepEvent } from '../train/loop.js';
+
+const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4));
+
+function duration(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+}
+
+/**
+ * Renders training progress on stderr: a bar redrawn in place on a terminal; on a pipe or log file,
+ * one line per step (steps take a second or more, so that stays readable).
+ */
+export class ProgressReporter {
+  private readonly started = performance.now();
+  private stepsDone = 0;
+
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
+
+  step(e: StepEvent): void {
+    this.stepsDone++;
+    const width = 24;
+    const filled = Math.round((e.step / e.stepsPerEpoch) * width);
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+    const elapsed = (performance.now() - this.started) / 1000;
+    const remaining = (e.totalEpochs - e.epoch + 1) * e.stepsPerEpoch - e.step;
+    const eta = (elapsed / this.stepsDone) * remaining;
+    const line =
+      `epoch ${e.epoch}/${e.totalEpochs} ${bar} ${e.step}/${e.stepsPerEpoch}` +
+      ` G_gan ${fmt(e.losses.gGan)} G_L1 ${fmt(e.losses.gL1)} D ${fmt(e.losses.d)}` +
+      ` ${e.imagesPerSec.toFixed(2)} img/s ETA ${duration(eta)}`;
+    if (this.stream.isTTY) this.stream.write(`\r${line.slice(0, (this.stream.columns || 160) - 1)}\x1b[K`);
+    else this.stream.write(`${line}\n`);
+  }
+
+  epoch(e: EpochEvent): void {
+    if (this.stream.isTTY) this.stream.write('\n');
+    this.stream.write(
+      `epoch ${e.epoch} done in ${duration(e.seconds)}: mean G_gan ${fmt(e.losses.gGan)} G_L1 ${fmt(e.losses.gL1)} D ${fmt(e.losses.d)}; checkpoint ${e.checkpoint}, sample ${e.sample}\n`,
+    );
+  }
+}

@@ -1,0 +1,105 @@
+import { mkdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { loadModel, saveModel } from '../models/io.js';
+import type { Adam } from './adam.js';
+import type { TrainState } from './step.js';
+
+export interface CheckpointMeta {
+  epoch: number;
+  /** Global step count when the checkpoint was written. */
+  step: number;
+  time: string;
+}
+
+export const checkpointName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}`;
+
+async function saveOptimizer(opt: Adam, path: string): Promise<void> {
+  const { step, m, v } = opt.state();
+  const tensors = [...m, ...v];
+  const flat = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
+  let offset = 0;
+  for (const t of tensors) {
+    flat.set(t.dataSync() as Float32Array, offset);
+    offset += t.size;
+  }
+  await writeFile(`${path}.bin`, new Uint8Array(flat.buffer));
+  await writeFile(`${path}.json`, JSON.stringify({ step, shapes: tensors.map((t) => t.shape) }));
+}
+
+async function loadOptimizer(opt: Adam, path: string): Promise<void> {
+  const { step, shapes } = JSON.parse(await readFile(`${path}.json`, 'utf8')) as {
+    step: number;
+    shapes: number[][];
+  };
+  const buf = await readFile(`${path}.bin`);
+  const flat = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  let offset = 0;
+  const tensors = shapes.map((shape) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const t = tf.tensor(flat.subarray(offset, offset + size), shape);
+    offset += size;
+    return t;
+  });
+  const half = tensors.length / 2;
+  opt.restore(step, tensors.slice(0, half), tensors.slice(half));
+  tf.dispose(tensors);
+}
+
+/**
+ * Writes checkpoints/epoch-NNNN (generator, discriminator, both optimizers, meta.json) under a
+ * temporary name, renames it into place, then repoints `latest`: a crash at any moment leaves
+ * `latest` on a whole checkpoint.
+ */
+export async function saveCheckpoint(runDir: string, s: TrainState, meta: CheckpointMeta): Promise<string> {
+  const root = join(runDir, 'checkpoints');
+  const previous = await latestCheckpoint(runDir);
+  const name = checkpointName(meta.epoch);
+  const tmp = join(root, `.${name}.tmp`);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  await saveModel(s.G, join(tmp, 'generator'));
+  await saveModel(s.D, join(tmp, 'discriminator'));
+  await saveOptimizer(s.optG, join(tmp, 'optimizer-g'));
+  await saveOptimizer(s.optD, join(tmp, 'optimizer-d'));
+  await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
+  const final = join(root, name);
+  await rm(final, { recursive: true, force: true });
+  await rename(tmp, final);
+  const link = join(root, '.latest.tmp');
+  await rm(link, { force: true });
+  await symlink(name, link);
+  await rename(link, join(root, 'latest'));
+  // Optimizer moments are twice the model's size and only resuming needs them, so only the latest
+  // checkpoint keeps them; every epoch keeps its networks for evaluation.
+  if (previous && previous !== final) {
+    for (const f of ['optimizer-g.bin', 'optimizer-g.json', 'optimizer-d.bin', 'optimizer-d.json']) {
+      await rm(join(previous, f), { force: true });
+    }
+  }
+  return final;
+}
+
+/** The checkpoint `latest` points at, or undefined when the run has none. */
+export async function latestCheckpoint(runDir: string): Promise<string | undefined> {
+  try {
+    return join(runDir, 'checkpoints', await readlink(join(runDir, 'checkpoints', 'latest')));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Restores weights and optimizer moments into `s` from a checkpoint directory; returns its meta. */
+export async function loadCheckpoint(dir: string, s: TrainState): Promise<CheckpointMeta> {
+  for (const [model, sub] of [
+    [s.G, 'generator'],
+    [s.D, 'discriminator'],
+  ] as const) {
+    const saved = await loadModel(join(dir, sub));
+    model.setWeights(saved.getWeights());
+    saved.dispose();
+  }
+  await loadOptimizer(s.optG, join(dir, 'optimizer-g'));
+  await loadOptimizer(s.optD, join(dir, 'optimizer-d'));
+  return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as CheckpointMeta;
+}
