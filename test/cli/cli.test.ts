@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+
+/** Runs the real CLI entry as a user would. */
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/pix2pix.js', ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: ReturnType<typeof cli>, pattern: RegExp) {
+  assert.notEqual(r.code, 0);
+  const lines = r.stderr.trim().split('\n');
+  const error = lines.filter((l) => l.startsWith('error'));
+  assert.equal(error.length, 1, r.stderr);
+  assert.match(error[0], pattern);
+  assert.ok(!/^\s+at /m.test(r.stderr), `no stack trace: ${r.stderr}`);
+}
+
+describe('pix2pix CLI', () => {
+  it('info --json reports the reference parameter counts at 256', () => {
+    const r = cli('info', '--size', '256', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(out.generator.params, 54_404_099);
+    assert.equal(out.discriminator.params, 1_557_313);
+    assert.ok(out.generator.layers.some((l: { type: string }) => l.type === 'InstanceNorm'));
+  });
+
+  it('rejects a missing data directory', () => {
+    assertOneLineError(
+      cli('train', '--data', '/no/such/dataset', '--out', '/tmp/p2p-x', '--backend', 'cpu'),
+      /does not exist/,
+    );
+  });
+
+  it('rejects an image size the unet cannot take', () => {
+    assertOneLineError(cli('train', '--data', '.', '--out', '/tmp/p2p-x', '--size', '100'), /power of two/);
+    assertOneLineError(cli('info', '--size', '16'), /power of two/);
+  });
+
+  it('rejects an unknown backend', () => {
+    assertOneLineError(
+      cli('train', '--data', '.', '--out', '/tmp/p2p-x', '--backend', 'cuda'),
+      /backend.*cuda.*auto, native, wasm, cpu/,
+    );
+  });
+
+  it('rejects a non-numeric batch size', () => {
+    assertOneLineError(
+      cli('train', '--data', '.', '--out', '/tmp/p2p-x', '--batch-size', 'four'),
+      /not an integer/,
+    );
+  });
+});
