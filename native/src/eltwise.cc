@@ -1,5 +1,6 @@
 #include "eltwise.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -11,8 +12,11 @@ namespace p2p {
 
 namespace {
 
-// Below this many elements a parallel region's start-up costs more than the second core gains.
-constexpr int64_t kParallelMin = 1 << 15;
+// Element-wise loops are memory-bound: one core already streams ~20 GB/s, so a second one gains
+// little, while every parallel region costs a wake-up of the other thread, which takes
+// milliseconds when another process holds that core. Only very large arrays (Adam's biggest
+// weights, full-batch activations) are split.
+constexpr int64_t kParallelMin = 1 << 22;
 constexpr int64_t kChunk = 1 << 14;
 
 inline int threads_for(int64_t n) { return n < kParallelMin ? 1 : omp_get_max_threads(); }
@@ -59,6 +63,57 @@ Bin collapse(const std::vector<int64_t>& as, const std::vector<int64_t>& bs, con
     c.sa[0] = c.sb[0] = 0;
   }
   return c;
+}
+
+// Comparisons into tfjs's bool bytes. gcc will not vectorise a float compare stored as bytes, and
+// as a branch the random signs of activations mispredict half the time (5 ns an element), so
+// 8 lanes at a time through a movemask and a byte-spreading table.
+struct ByteTable {
+  uint64_t spread[256];
+  ByteTable() {
+    for (int m = 0; m < 256; ++m) {
+      uint64_t v = 0;
+      for (int b = 0; b < 8; ++b)
+        if (m & (1 << b)) v |= uint64_t(1) << (8 * b);
+      spread[m] = v;
+    }
+  }
+};
+const ByteTable kBytes;
+
+template <int Pred>
+inline void compare_row(const float* a, int64_t sa, const float* b, int64_t sb, uint8_t* o, int64_t n) {
+  int64_t i = 0;
+  if ((sa == 0 || sa == 1) && (sb == 0 || sb == 1)) {
+    const __m256 av0 = _mm256_set1_ps(*a), bv0 = _mm256_set1_ps(*b);
+    for (; i + 8 <= n; i += 8) {
+      const __m256 av = sa ? _mm256_loadu_ps(a + i) : av0;
+      const __m256 bv = sb ? _mm256_loadu_ps(b + i) : bv0;
+      const int m = _mm256_movemask_ps(_mm256_cmp_ps(av, bv, Pred));
+      std::memcpy(o + i, &kBytes.spread[m], 8);
+    }
+  }
+  for (; i < n; ++i) {
+    const float x = a[i * sa], y = b[i * sb];
+    bool r;
+    switch (Pred) {
+      case _CMP_GT_OQ: r = x > y; break;
+      case _CMP_GE_OQ: r = x >= y; break;
+      case _CMP_LT_OQ: r = x < y; break;
+      case _CMP_LE_OQ: r = x <= y; break;
+      case _CMP_EQ_OQ: r = x == y; break;
+      default: r = x != y; break;
+    }
+    o[i] = r;
+  }
+}
+
+template <int Pred>
+struct Cmp {};
+
+template <int Pred>
+inline void row(const float* a, int64_t sa, const float* b, int64_t sb, uint8_t* o, int64_t n, Cmp<Pred>) {
+  compare_row<Pred>(a, sa, b, sb, o, n);
 }
 
 template <typename Out, typename F>
@@ -126,12 +181,12 @@ void binary(int op, const float* a, const std::vector<int64_t>& ashape, const fl
     case kMin: return binary_run(c, a, b, of, [](float x, float y) { return std::isnan(x) || x < y ? x : y; });
     case kSqDiff: return binary_run(c, a, b, of, [](float x, float y) { return (x - y) * (x - y); });
     case kPow: return binary_run(c, a, b, of, [](float x, float y) { return std::pow(x, y); });
-    case kGreater: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x > y; });
-    case kGreaterEq: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x >= y; });
-    case kLess: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x < y; });
-    case kLessEq: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x <= y; });
-    case kEqual: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x == y; });
-    case kNotEqual: return binary_run(c, a, b, ob, [](float x, float y) -> uint8_t { return x != y; });
+    case kGreater: return binary_run(c, a, b, ob, Cmp<_CMP_GT_OQ>());
+    case kGreaterEq: return binary_run(c, a, b, ob, Cmp<_CMP_GE_OQ>());
+    case kLess: return binary_run(c, a, b, ob, Cmp<_CMP_LT_OQ>());
+    case kLessEq: return binary_run(c, a, b, ob, Cmp<_CMP_LE_OQ>());
+    case kEqual: return binary_run(c, a, b, ob, Cmp<_CMP_EQ_OQ>());
+    case kNotEqual: return binary_run(c, a, b, ob, Cmp<_CMP_NEQ_UQ>());
     default: throw std::invalid_argument("unknown binary op");
   }
 }
@@ -171,7 +226,9 @@ void unary(int op, float alpha, const float* x, float* o, int64_t n) {
     case kSigmoid: return unary_run(x, o, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
     case kRelu: return unary_run(x, o, n, [](float v) { return v < 0.0f ? 0.0f : v; });
     case kRelu6: return unary_run(x, o, n, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); });
-    case kLeakyRelu: return unary_run(x, o, n, [alpha](float v) { return v < 0.0f ? alpha * v : v; });
+    // Branch-free: activations' signs are random, and a branch on them mispredicts half the time.
+    case kLeakyRelu:
+      return unary_run(x, o, n, [alpha](float v) { return std::max(v, 0.0f) + alpha * std::min(v, 0.0f); });
     case kElu: return unary_run(x, o, n, [](float v) { return v >= 0.0f ? v : std::expm1(v); });
     case kStep:
       return unary_run(x, o, n, [alpha](float v) { return std::isnan(v) ? v : (v > 0.0f ? 1.0f : alpha); });
@@ -183,9 +240,16 @@ void unary(int op, float alpha, const float* x, float* o, int64_t n) {
 }
 
 void select(const uint8_t* cond, const float* a, const float* b, float* o, int64_t n) {
+  // Bit masks rather than `?:`, which gcc leaves as a branch on random conditions.
+  const uint32_t* ai = reinterpret_cast<const uint32_t*>(a);
+  const uint32_t* bi = reinterpret_cast<const uint32_t*>(b);
+  uint32_t* oi = reinterpret_cast<uint32_t*>(o);
   parallel_flat(n, [&](int64_t s, int64_t e) {
 #pragma omp simd
-    for (int64_t i = s; i < e; ++i) o[i] = cond[i] ? a[i] : b[i];
+    for (int64_t i = s; i < e; ++i) {
+      const uint32_t m = 0u - static_cast<uint32_t>(cond[i] != 0);
+      oi[i] = (ai[i] & m) | (bi[i] & ~m);
+    }
   });
 }
 

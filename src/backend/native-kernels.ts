@@ -62,6 +62,20 @@ function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array | null {
   return v instanceof Float32Array ? v : null;
 }
 
+/**
+ * A kernel's output array: recycled by the native backend where it can (contents undefined, so
+ * every kernel writes every element), else fresh.
+ */
+function alloc(backend: MathBackendCPU, n: number): Float32Array {
+  const b = backend as MathBackendCPU & { alloc?: (n: number) => Float32Array };
+  return b.alloc ? b.alloc(n) : new Float32Array(n);
+}
+
+function allocBytes(backend: MathBackendCPU, n: number): Uint8Array {
+  const b = backend as MathBackendCPU & { allocBytes?: (n: number) => Uint8Array };
+  return b.allocBytes ? b.allocBytes(n) : new Uint8Array(n);
+}
+
 function out(
   backend: MathBackendCPU,
   shape: number[],
@@ -165,7 +179,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       false,
       'channelsLast',
     );
-    const y = new Float32Array(size(info.outShape));
+    const y = alloc(backend, size(info.outShape));
     if (!tryConv(() => addon.convForward(convParams(info), xv, wv, biasBroadcast ? null : biasV, y))) {
       return fallback(args) as TensorInfo;
     }
@@ -206,7 +220,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         false,
         'channelsLast',
       );
-      const dx = new Float32Array(size(attrs.inputShape));
+      const dx = alloc(backend, size(attrs.inputShape));
       if (!tryConv(() => addon.convBackwardData(convParams(info), dyv, wv, dx))) return fallback(args);
       return out(backend, attrs.inputShape, dx, 'float32');
     },
@@ -237,7 +251,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         false,
         'channelsLast',
       );
-      const dw = new Float32Array(size(attrs.filterShape));
+      const dw = alloc(backend, size(attrs.filterShape));
       if (!tryConv(() => addon.convBackwardWeights(convParams(info), xv, dyv, dw))) return fallback(args);
       return out(backend, attrs.filterShape, dw, 'float32');
     },
@@ -255,7 +269,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         const shape = tf.backend_util.assertAndGetBroadcastShape(a!.shape, b!.shape);
         const n = size(shape);
         const logical = op >= 32;
-        const o = logical ? new Uint8Array(n) : new Float32Array(n);
+        const o = logical ? allocBytes(backend, n) : alloc(backend, n);
         addon.binary(op, av, a!.shape, bv, b!.shape, o, shape);
         return out(backend, shape, o, logical ? 'bool' : 'float32');
       },
@@ -271,7 +285,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         const xv = f32(backend, x!);
         if (!xv) return fallback(args);
         const alpha = (args.attrs?.['alpha'] as number | undefined) ?? 0;
-        const o = new Float32Array(xv.length);
+        const o = alloc(backend, xv.length);
         addon.unary(op, alpha, xv, o, xv.length);
         return out(backend, x!.shape, o, 'float32');
       },
@@ -289,7 +303,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       const n = size(t!.shape);
       if (!(cv instanceof Uint8Array) || !tv || !ev || cv.length !== n || ev.length !== n)
         return fallback(args);
-      const o = new Float32Array(n);
+      const o = alloc(backend, n);
       addon.select(cv, tv, ev, o, n);
       return out(backend, t!.shape, o, 'float32');
     },
@@ -304,8 +318,8 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         dtype: string;
       };
       if ((dtype ?? 'float32') !== 'float32' || typeof value !== 'number') return fallback(args);
-      const o = new Float32Array(size(shape));
-      if (value !== 0) addon.fill(o, value, o.length);
+      const o = alloc(args.backend, size(shape));
+      addon.fill(o, value, o.length);
       return out(args.backend, shape, o, 'float32');
     },
   });
@@ -318,8 +332,8 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       func: (args, fallback) => {
         const { x } = args.inputs;
         if (x!.dtype !== 'float32') return fallback(args);
-        const o = new Float32Array(size(x!.shape));
-        if (value !== 0) addon.fill(o, value, o.length);
+        const o = alloc(args.backend, size(x!.shape));
+        addon.fill(o, value, o.length);
         return out(args.backend, x!.shape, o, 'float32');
       },
     });
@@ -332,7 +346,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       const xs = args.inputs as unknown as TensorInfo[];
       const vs = xs.map((t) => f32(backend, t));
       if (vs.some((v) => v == null)) return fallback(args);
-      const o = new Float32Array(size(xs[0]!.shape));
+      const o = alloc(backend, size(xs[0]!.shape));
       addon.addN(vs as Float32Array[], o, o.length);
       return out(backend, xs[0]!.shape, o, 'float32');
     },
@@ -361,7 +375,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         const inner = size(shape.slice(last + 1));
         const [outShape] = tf.backend_util.computeOutAndReduceShapes(shape, axes);
         const shown = keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
-        const o = new Float32Array(outer * inner);
+        const o = alloc(backend, outer * inner);
         addon.reduceSum(xv, outer, r, inner, o, name === 'Mean');
         return out(backend, shown, o, 'float32');
       },
@@ -379,7 +393,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       const axis = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, first)[0]!;
       const shape = first.slice();
       shape[axis] = xs.reduce((s, t) => s + t.shape[axis]!, 0);
-      const o = new Float32Array(size(shape));
+      const o = alloc(backend, size(shape));
       const begin = shape.map(() => 0);
       xs.forEach((t, i) => {
         addon.copyBox(
@@ -409,7 +423,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         size: number | number[];
       };
       const [b, s] = tf.slice_util.parseSliceParams(x!, begin, sz) as [number[], number[]];
-      const o = new Float32Array(size(s));
+      const o = alloc(backend, size(s));
       addon.copyBox(
         xv,
         x!.shape,
@@ -420,6 +434,39 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         s,
       );
       return out(backend, s, o, 'float32');
+    },
+  });
+
+  kernels.push({
+    name: 'SplitV',
+    func: (args, fallback) => {
+      const { backend } = args;
+      const { x } = args.inputs;
+      const xv = f32(backend, x!);
+      if (!xv) return fallback(args);
+      const { numOrSizeSplits, axis } = args.attrs as unknown as {
+        numOrSizeSplits: number | number[];
+        axis: number;
+      };
+      const ax = tf.util.parseAxisParam(axis, x!.shape)[0]!;
+      const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
+      const begin = x!.shape.map(() => 0);
+      return sizes.map((s) => {
+        const shape = x!.shape.slice();
+        shape[ax] = s;
+        const o = alloc(backend, size(shape));
+        addon.copyBox(
+          xv,
+          x!.shape,
+          begin,
+          o,
+          shape,
+          shape.map(() => 0),
+          shape,
+        );
+        begin[ax]! += s;
+        return out(backend, shape, o, 'float32');
+      });
     },
   });
 
@@ -435,8 +482,8 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
         constantValue: number;
       };
       const shape = x!.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
-      const o = new Float32Array(size(shape));
-      if (constantValue !== 0) addon.fill(o, constantValue, o.length);
+      const o = alloc(backend, size(shape));
+      addon.fill(o, constantValue, o.length);
       addon.copyBox(
         xv,
         x!.shape,

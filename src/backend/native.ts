@@ -11,11 +11,117 @@ export const NATIVE_BACKEND = 'native';
  * maths, reductions, concat/slice/pad) replaced by the addon's oneDNN and OpenMP code working on
  * the same Float32Arrays. Kernels the addon does not cover stay the cpu backend's JS.
  */
+type Pooled = Float32Array | Uint8Array;
+
+interface Owned {
+  base: Pooled;
+  /** Data ids whose values are this buffer or a view of it. */
+  holders: number;
+  /** Handed out by readSync/read: someone outside may still hold it, so it is never reused. */
+  escaped: boolean;
+}
+
+const poolKey = (type: string, n: number) => `${type}:${n}`;
+
+/** Bytes of freed kernel outputs kept for reuse; beyond it they are left to the GC. */
+const POOL_CAP_BYTES = 1.5 * 2 ** 30;
+
 export class NativeBackend extends MathBackendCPU {
+  /**
+   * Freed output arrays by length. A fresh Float32Array is zero pages the kernel faults in one by
+   * one, and V8 frees it only at its next GC; a training step allocates the same shapes over and
+   * over, so kernel outputs recycle the arrays tfjs has disposed (only arrays this backend made,
+   * never read out to JS, with no data id or view left on them).
+   */
+  private readonly pool = new Map<string, Pooled[]>();
+  private poolBytes = 0;
+  private readonly owned = new WeakMap<ArrayBufferLike, Owned>();
+
   constructor() {
     super();
     // The cpu backend's first write prints an advert for tfjs-node; this backend is the native one.
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  /** An uninitialised float32 array of `n` elements for a kernel output: every element must be written. */
+  alloc(n: number): Float32Array {
+    return this.take(Float32Array, n);
+  }
+
+  /** The same for bool outputs (tfjs keeps bools as bytes). */
+  allocBytes(n: number): Uint8Array {
+    return this.take(Uint8Array, n);
+  }
+
+  private take<T extends Pooled>(ctor: { new (n: number): T; name: string }, n: number): T {
+    const a = this.pool.get(poolKey(ctor.name, n))?.pop();
+    if (a) {
+      this.poolBytes -= a.byteLength;
+      return a as T;
+    }
+    const f = new ctor(n);
+    // Small arrays come from V8's heap cheaply; only big ones are worth tracking.
+    if (f.byteLength >= 4096) this.owned.set(f.buffer, { base: f, holders: 0, escaped: false });
+    return f;
+  }
+
+  /** Drops every pooled array (they go to the GC). */
+  trimPool(): void {
+    this.pool.clear();
+    this.poolBytes = 0;
+  }
+
+  private hold(values: unknown): void {
+    if (!(values instanceof Float32Array || values instanceof Uint8Array)) return;
+    const rec = this.owned.get(values.buffer);
+    if (rec) rec.holders++;
+  }
+
+  override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {
+    const id = super.write(values, shape, dtype);
+    this.hold(values);
+    return id;
+  }
+
+  override move(
+    dataId: tf.DataId,
+    values: tf.backend_util.BackendValues,
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void {
+    super.move(dataId, values, shape, dtype, refCount);
+    this.hold(values);
+  }
+
+  override readSync(dataId: tf.DataId): tf.backend_util.BackendValues {
+    const v = super.readSync(dataId);
+    if (v instanceof Float32Array || v instanceof Uint8Array) {
+      const rec = this.owned.get(v.buffer);
+      if (rec) rec.escaped = true;
+    }
+    return v;
+  }
+
+  override disposeData(dataId: tf.DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const done = super.disposeData(dataId, force);
+    if ((values instanceof Float32Array || values instanceof Uint8Array) && !this.data.has(dataId)) {
+      const rec = this.owned.get(values.buffer);
+      if (
+        rec &&
+        --rec.holders === 0 &&
+        !rec.escaped &&
+        this.poolBytes + rec.base.byteLength <= POOL_CAP_BYTES
+      ) {
+        const key = poolKey(rec.base.constructor.name, rec.base.length);
+        const list = this.pool.get(key);
+        if (list) list.push(rec.base);
+        else this.pool.set(key, [rec.base]);
+        this.poolBytes += rec.base.byteLength;
+      }
+    }
+    return done;
   }
 }
 
@@ -52,6 +158,33 @@ function nativeAdam(addon: NativeAddon): AdamKernel {
   };
 }
 
+/**
+ * Per-kernel wall time, when P2P_NATIVE_PROFILE is set at registration. Unlike tf.profile, which
+ * reads every output back (defeating the output pool), it only adds a clock read around each call.
+ */
+const kernelTimes = new Map<string, { ms: number; calls: number }>();
+const profiling = () => !!process.env['P2P_NATIVE_PROFILE'];
+
+function timed(name: string, f: tf.KernelFunc): tf.KernelFunc {
+  if (!profiling()) return f;
+  return (args) => {
+    const t = performance.now();
+    const r = f(args);
+    const e = kernelTimes.get(name) ?? { ms: 0, calls: 0 };
+    e.ms += performance.now() - t;
+    e.calls++;
+    kernelTimes.set(name, e);
+    return r;
+  };
+}
+
+/** Kernel times accumulated since the last reset (empty unless P2P_NATIVE_PROFILE was set). */
+export function nativeKernelTimes(reset = false): Array<{ kernel: string; ms: number; calls: number }> {
+  const out = [...kernelTimes.entries()].map(([kernel, e]) => ({ kernel, ...e })).sort((a, b) => b.ms - a.ms);
+  if (reset) kernelTimes.clear();
+  return out;
+}
+
 let registered: Promise<void> | null = null;
 
 /**
@@ -65,7 +198,13 @@ export function registerNativeBackend(): Promise<void> {
     const replaced = new Map(nativeKernels(addon).map((k) => [k.name, k.func]));
     const cpuKernels = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
     for (const k of cpuKernels.values()) {
-      if (!replaced.has(k.kernelName)) tf.registerKernel({ ...k, backendName: NATIVE_BACKEND });
+      if (!replaced.has(k.kernelName)) {
+        tf.registerKernel({
+          ...k,
+          backendName: NATIVE_BACKEND,
+          kernelFunc: timed(k.kernelName, k.kernelFunc),
+        });
+      }
     }
     for (const [name, func] of replaced) {
       const cpu = cpuKernels.get(name);
@@ -77,7 +216,8 @@ export function registerNativeBackend(): Promise<void> {
       tf.registerKernel({
         kernelName: name,
         backendName: NATIVE_BACKEND,
-        kernelFunc: ((args: Parameters<typeof func>[0]) => func(args, fallback)) as unknown as tf.KernelFunc,
+        kernelFunc: timed(name, ((args: Parameters<typeof func>[0]) =>
+          func(args, fallback)) as unknown as tf.KernelFunc),
       });
     }
     if (!tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend())) {
