@@ -11,6 +11,32 @@ export interface InstanceNormArgs {
 }
 
 /**
+ * y = (x - mean) / sqrt(var + eps) over H and W of each sample and channel, with its gradient written
+ * out: dx = r (dy - mean(dy) - y mean(dy y)), r = 1 / sqrt(var + eps). Autodiff through tf.moments
+ * would keep three full-size intermediates per layer alive for the backward pass; this keeps only y
+ * (which the next layer holds anyway) and r, so a batch of 16 at 256 px fits the 4 GB WASM heap.
+ */
+export function instanceNormalize(x: tf.Tensor4D, epsilon: number): tf.Tensor4D {
+  const op = tf.customGrad((input, save) => {
+    const { mean, variance } = tf.moments(input as tf.Tensor4D, [1, 2], true);
+    const r = tf.rsqrt(tf.add(variance, epsilon));
+    const y = tf.mul(tf.sub(input as tf.Tensor4D, mean), r) as tf.Tensor4D;
+    save([y, r]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [ys, rs] = saved;
+        const d = dy as tf.Tensor4D;
+        const meanDy = tf.mean(d, [1, 2], true);
+        const meanDyY = tf.mean(tf.mul(d, ys), [1, 2], true);
+        return tf.mul(tf.sub(tf.sub(d, meanDy), tf.mul(ys, meanDyY)), rs);
+      },
+    };
+  });
+  return op(x) as tf.Tensor4D;
+}
+
+/**
  * Instance normalisation over H and W for each sample and channel (NHWC), as torch.nn.InstanceNorm2d
  * with track_running_stats=false: the same maths in training and inference. tfjs-layers has no such
  * layer; it is registered for serialisation so saved models reload in Node and in the browser.
@@ -49,8 +75,7 @@ export class InstanceNorm extends tfl.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      const { mean, variance } = tf.moments(x, [1, 2], true);
-      let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon)));
+      let y = instanceNormalize(x as tf.Tensor4D, this.epsilon);
       if (this.gamma && this.beta) y = tf.add(tf.mul(y, this.gamma.read()), this.beta.read());
       return y;
     });

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { InstanceNorm } from '../../src/models/instance-norm.js';
-import { useWasm } from '../helpers.js';
+import { InstanceNorm, instanceNormalize } from '../../src/models/instance-norm.js';
+import { relError, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -49,5 +49,25 @@ describe('InstanceNorm', () => {
     assert.equal(cfg.affine, true);
     const back = tf.serialization.SerializationMap.getMap().classNameMap.InstanceNorm;
     assert.ok(back, 'InstanceNorm is registered for deserialisation');
+  });
+});
+
+describe('instanceNormalize gradient', () => {
+  it('matches autodiff through tf.moments, including a 1x1 map', () => {
+    for (const shape of [
+      [2, 6, 5, 3],
+      [2, 1, 1, 4],
+    ] as const) {
+      const x = tf.randomNormal([...shape], 0.5, 2, 'float32', 21);
+      const w = tf.randomNormal([...shape], 0, 1, 'float32', 22);
+      const viaMoments = (t: tf.Tensor) => {
+        const { mean, variance } = tf.moments(t, [1, 2], true);
+        return tf.sum(tf.mul(tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-5))), w));
+      };
+      const ours = (t: tf.Tensor) => tf.sum(tf.mul(instanceNormalize(t as tf.Tensor4D, 1e-5), w));
+      const gRef = tf.grad(viaMoments)(x);
+      const gOurs = tf.grad(ours)(x);
+      assert.ok(relError(gOurs, gRef) < 1e-4, `shape ${shape}`);
+    }
   });
 });
