@@ -1,17 +1,8 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { TASK_DEGRADATIONS } from '../../data/degrade.js';
 import { type PrepareOptions, prepareDataset } from '../../data/prepare.js';
 import { consoleLogger, type Logger } from '../../util/log.js';
-
-function number(kind: 'int' | 'float') {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(kind === 'int' ? 'not an integer' : 'not a number');
-    }
-    return n;
-  };
-}
+import { floatArg, intArg } from '../args.js';
 
 interface Flags {
   from: string;
@@ -73,39 +64,30 @@ export function prepareCommand(io: PrepareIo = defaultIo): Command {
       '--degrade <spec>',
       'how the input is made from the clean photo, steps joined by +: gaussian:SIGMA, poisson:PEAK, saltpepper:P, jpeg:Q, blur:SIGMA, gray, edges[:SIGMA,LOW,HIGH] (Canny, black on white); with --pairs, applied to A',
     )
-    .option('--size <px>', 'side of the square pairs', number('int'), 256)
-    .option(
-      '--split <ratio>',
-      'fraction of the sources (photos, not tiles) that go to train',
-      number('float'),
-      0.8,
-    )
-    .option('--seed <n>', 'seed of the split, the noise and the tile choice', number('int'), 1)
+    .option('--size <px>', 'side of the square pairs', intArg, 256)
+    .option('--split <ratio>', 'fraction of the sources (photos, not tiles) that go to train', floatArg, 0.8)
+    .option('--seed <n>', 'seed of the split, the noise and the tile choice', intArg, 1)
     .addOption(
       new Option(
         '--fit <how>',
         'tile: grid of crops (photos default); cover: one centre crop (pairs default)',
       ).choices(['tile', 'cover']),
     )
-    .option('--stride <px>', 'tile step (default: --size, no overlap)', number('int'))
+    .option('--stride <px>', 'tile step (default: --size, no overlap)', intArg)
     .option(
       '--resize <px>',
       'first downscale each image so its shorter side is this long (0: keep)',
-      number('int'),
+      intArg,
       0,
     )
-    .option(
-      '--min-size <px>',
-      'skip images whose shorter side is below this (default: --size)',
-      number('int'),
-    )
+    .option('--min-size <px>', 'skip images whose shorter side is below this (default: --size)', intArg)
     .option(
       '--flat <std>',
       'skip tiles whose luma standard deviation (0..255) is below this; 0 keeps all',
-      number('float'),
+      floatArg,
       2,
     )
-    .option('--max-tiles <n>', 'at most n tiles per image, a seeded choice (0: all)', number('int'), 0)
+    .option('--max-tiles <n>', 'at most n tiles per image, a seeded choice (0: all)', intArg, 0)
     .option('--json', 'print one JSON result line last, on stdout')
     .action(async (flags: Flags) => {
       const opts: PrepareOptions = {
