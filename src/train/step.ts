@@ -4,6 +4,7 @@ import { patchDiscriminator } from '../models/patchgan.js';
 import { unetGenerator } from '../models/unet.js';
 import { Adam } from './adam.js';
 import type { TrainConfig } from './config.js';
+import { fusedApply } from './fused.js';
 import { ganLoss, l1Loss } from './losses.js';
 
 export type ModelConfig = Pick<
@@ -65,8 +66,8 @@ export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D) {
   let fake: tf.Tensor4D | undefined;
   let parts: tf.Tensor | undefined;
   const { value, grads } = tf.variableGrads(() => {
-    const f = s.G.apply(a, { training: true }) as tf.Tensor4D;
-    const gan = ganLoss(s.D.apply([f, a], { training: true }) as tf.Tensor, true, s.config.ganMode);
+    const f = fusedApply(s.G, [a], true) as tf.Tensor4D;
+    const gan = ganLoss(fusedApply(s.D, [f, a], true), true, s.config.ganMode);
     const l1 = l1Loss(f, b);
     fake = tf.keep(f);
     parts = tf.keep(tf.stack([gan, l1]));
@@ -86,8 +87,8 @@ export function discriminatorLoss(
 ): tf.Scalar {
   return tf.tidy(() => {
     const mode = s.config.ganMode;
-    const real = ganLoss(s.D.apply([b, a], { training: true }) as tf.Tensor, true, mode);
-    const gen = ganLoss(s.D.apply([fake, a], { training: true }) as tf.Tensor, false, mode);
+    const real = ganLoss(fusedApply(s.D, [b, a], true), true, mode);
+    const gen = ganLoss(fusedApply(s.D, [fake, a], true), false, mode);
     return tf.div(tf.add(real, gen), 2);
   });
 }

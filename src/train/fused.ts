@@ -1,0 +1,222 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { InstanceNorm } from '../models/instance-norm.js';
+
+/**
+ * Training-time execution of our LayersModels with every conv -> [InstanceNorm] -> [LeakyReLU] ->
+ * [Dropout] chain run as one op with a hand-written gradient.
+ *
+ * Why: tfjs's autodiff keeps every intermediate of the forward pass and every intermediate gradient
+ * until the whole backward pass ends (tape.ts never frees a dy). Per block that is the conv output, the
+ * normalised map, the activation, the dropout mask and product, and as many gradients. A fused block
+ * keeps only its output (which the next layer needs anyway), 1/sigma, and the dropout mask; its
+ * backward temporaries are freed inside it. The model itself stays made of standard layers, so it
+ * serialises and runs in a browser unchanged; this module only reads its weights and configs.
+ */
+
+interface ConvSpec {
+  transpose: boolean;
+  strides: [number, number];
+  padding: 'same' | 'valid';
+  kernel: tf.Variable;
+  bias: tf.Variable | null;
+}
+
+interface BlockSpec {
+  conv: ConvSpec;
+  /** InstanceNorm epsilon, when the block normalises. */
+  normEpsilon: number | null;
+  /** LeakyReLU slope, when the block has one (must be > 0: the backward pass reads signs of the output). */
+  alpha: number | null;
+  dropRate: number;
+  /** Name of the block's last layer, whose output the block produces. */
+  last: string;
+}
+
+type Plan = Map<string, BlockSpec>;
+
+const plans = new WeakMap<tfl.LayersModel, { plan: Plan; fusedAway: Set<string> }>();
+
+function onlyConsumer(layer: tfl.layers.Layer): tfl.layers.Layer | null {
+  const out = layer.outboundNodes;
+  return out.length === 1 ? out[0].outboundLayer : null;
+}
+
+function convSpec(layer: tfl.layers.Layer): ConvSpec | null {
+  const cls = layer.getClassName();
+  if (cls !== 'Conv2D' && cls !== 'Conv2DTranspose') return null;
+  const c = layer.getConfig() as {
+    strides: number | [number, number];
+    padding: string;
+    dataFormat: string;
+    dilationRate: number | [number, number];
+    useBias: boolean;
+    activation: string;
+  };
+  const dilation = Array.isArray(c.dilationRate) ? c.dilationRate : [c.dilationRate, c.dilationRate];
+  if (c.dataFormat !== 'channelsLast' || dilation.some((d) => d !== 1) || c.activation !== 'linear') return null;
+  if (c.padding !== 'same' && c.padding !== 'valid') return null;
+  const strides = (Array.isArray(c.strides) ? c.strides : [c.strides, c.strides]) as [number, number];
+  const weights = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+  return {
+    transpose: cls === 'Conv2DTranspose',
+    strides,
+    padding: c.padding,
+    kernel: weights[0],
+    bias: c.useBias ? weights[1] : null,
+  };
+}
+
+/** Finds each fusable chain, keyed by its conv layer's name. */
+function planFor(model: tfl.LayersModel): { plan: Plan; fusedAway: Set<string> } {
+  const cached = plans.get(model);
+  if (cached) return cached;
+  const plan: Plan = new Map();
+  const fusedAway = new Set<string>();
+  for (const layer of model.layers) {
+    const conv = convSpec(layer);
+    if (!conv) continue;
+    const block: BlockSpec = { conv, normEpsilon: null, alpha: null, dropRate: 0, last: layer.name };
+    let tail = layer;
+    let next = onlyConsumer(tail);
+    if (next instanceof InstanceNorm && !next.affine) {
+      block.normEpsilon = next.epsilon;
+      fusedAway.add(next.name);
+      tail = next;
+      next = onlyConsumer(tail);
+    }
+    if (next?.getClassName() === 'LeakyReLU' && (next.getConfig().alpha as number) > 0) {
+      block.alpha = next.getConfig().alpha as number;
+      fusedAway.add(next.name);
+      tail = next;
+      next = onlyConsumer(tail);
+      if (next?.getClassName() === 'Dropout' && !next.getConfig().noiseShape) {
+        block.dropRate = next.getConfig().rate as number;
+        fusedAway.add(next.name);
+        tail = next;
+      }
+    }
+    block.last = tail.name;
+    plan.set(layer.name, block);
+  }
+  const result = { plan, fusedAway };
+  plans.set(model, result);
+  return result;
+}
+
+function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: object): tf.Tensor4D {
+  return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+function convForward(x: tf.Tensor4D, c: ConvSpec): tf.Tensor4D {
+  const w = c.kernel as unknown as tf.Tensor4D;
+  if (!c.transpose) return tf.conv2d(x, w, c.strides, c.padding);
+  const [n, h, wd] = x.shape;
+  const [kh, kw, filters] = w.shape;
+  const len = (size: number, k: number, s: number) => (c.padding === 'same' ? size * s : (size - 1) * s + k);
+  const outShape: [number, number, number, number] = [n, len(h, kh, c.strides[0]), len(wd, kw, c.strides[1]), filters];
+  return tf.conv2dTranspose(x, w, outShape, c.strides, c.padding);
+}
+
+/** dx and dW of the conv for the gradient g of its output. */
+function convBackward(x: tf.Tensor4D, g: tf.Tensor4D, c: ConvSpec): [tf.Tensor4D, tf.Tensor4D] {
+  const attrs = { strides: c.strides, pad: c.padding, dataFormat: 'NHWC', dimRoundingMode: undefined };
+  const w = c.kernel as unknown as tf.Tensor4D;
+  if (c.transpose) {
+    // A transposed conv is the data gradient of a conv: its own gradients swap the roles.
+    const dx = tf.conv2d(g, w, c.strides, c.padding);
+    const dw = runKernel('Conv2DBackpropFilter', { x: g, dy: x }, { ...attrs, filterShape: w.shape });
+    return [dx, dw];
+  }
+  const dx = runKernel('Conv2DBackpropInput', { dy: g, filter: w }, { ...attrs, inputShape: x.shape });
+  const dw = runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...attrs, filterShape: w.shape });
+  return [dx, dw];
+}
+
+/** Inverted-dropout mask (0 or 1/keep), as tf.dropout draws it. */
+function dropoutMask(shape: number[], rate: number): tf.Tensor4D {
+  return tf.tidy(() => tf.div(tf.floor(tf.add(tf.randomUniform(shape), 1 - rate)), 1 - rate) as tf.Tensor4D);
+}
+
+/**
+ * One fused block. Forward: z = conv(x) [+ b]; y = instnorm(z); h = leaky(y); out = h * mask.
+ * Backward from the saved h (pre-dropout; the output itself when there is no dropout), 1/sigma and
+ * the mask: y is recovered from h through the leaky slope, so z, y and every gradient in between
+ * live only inside this function.
+ */
+export function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, mask?: tf.Tensor4D): tf.Tensor4D {
+  const { conv } = b;
+  const useMask = training && b.dropRate > 0;
+  const inputs: tf.Tensor[] = conv.bias ? [x, conv.kernel, conv.bias] : [x, conv.kernel];
+  const op = tf.customGrad((...args: unknown[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const input = args[0] as tf.Tensor4D;
+    const [h, r, m] = tf.tidy((): tf.Tensor[] => {
+      let z = convForward(input, conv);
+      if (conv.bias) z = tf.add(z, conv.bias);
+      let rs: tf.Tensor = tf.scalar(1);
+      if (b.normEpsilon !== null) {
+        const { mean, variance } = tf.moments(z, [1, 2], true);
+        rs = tf.rsqrt(tf.add(variance, b.normEpsilon));
+        z = tf.mul(tf.sub(z, mean), rs);
+      }
+      const act = b.alpha !== null ? tf.leakyRelu(z, b.alpha) : z;
+      if (!useMask) return [act, rs];
+      return [act, rs, mask ? tf.clone(mask) : dropoutMask(z.shape, b.dropRate)];
+    }) as [tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
+    const out = m ? tf.mul(h, m) : h;
+    save(m ? [input, h, r, m] : [input, h, r]);
+    return {
+      value: out as tf.Tensor4D,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xs, hs, rs, ms] = saved as tf.Tensor4D[];
+          let g = dy as tf.Tensor4D;
+          if (ms) g = tf.mul(g, ms);
+          let y = hs;
+          if (b.alpha !== null) {
+            const positive = tf.greater(hs, 0);
+            g = tf.where(positive, g, tf.mul(g, b.alpha)) as tf.Tensor4D;
+            y = tf.where(positive, hs, tf.div(hs, b.alpha)) as tf.Tensor4D;
+          }
+          if (b.normEpsilon !== null) {
+            const meanG = tf.mean(g, [1, 2], true);
+            const meanGY = tf.mean(tf.mul(g, y), [1, 2], true);
+            g = tf.mul(tf.sub(tf.sub(g, meanG), tf.mul(y, meanGY)), rs);
+          }
+          const [dx, dw] = convBackward(xs, g, conv);
+          return conv.bias ? [dx, dw, tf.sum(g, [0, 1, 2])] : [dx, dw];
+        }),
+    };
+  });
+  return op(...inputs) as tf.Tensor4D;
+}
+
+/**
+ * Runs `model` on `inputs` (in the order of model.inputs) as model.apply(inputs, {training}) would,
+ * with the fusable chains fused. Layers outside a chain run through their own apply.
+ */
+export function fusedApply(model: tfl.LayersModel, inputs: tf.Tensor[], training: boolean): tf.Tensor {
+  const { plan, fusedAway } = planFor(model);
+  const values = new Map<string, tf.Tensor>();
+  model.inputLayers.forEach((l, i) => {
+    values.set(l.name, inputs[i]);
+  });
+  for (const layer of model.layers) {
+    if (values.has(layer.name) || fusedAway.has(layer.name)) continue;
+    const inbound = layer.inboundNodes[0].inboundLayers.map((l) => {
+      const v = values.get(l.name);
+      if (!v) throw new Error(`fusedApply: ${l.name} has not run before ${layer.name}`);
+      return v;
+    });
+    const block = plan.get(layer.name);
+    if (block) {
+      values.set(block.last, convBlock(inbound[0] as tf.Tensor4D, block, training));
+    } else {
+      values.set(layer.name, layer.apply(inbound.length === 1 ? inbound[0] : inbound, { training }) as tf.Tensor);
+    }
+  }
+  const out = values.get(model.outputLayers[0].name);
+  if (!out) throw new Error(`fusedApply: ${model.name} produced no output`);
+  return out;
+}
