@@ -17,7 +17,9 @@ export interface InstanceNormArgs {
  * (which the next layer holds anyway) and r, so a batch of 16 at 256 px fits the 4 GB WASM heap.
  */
 export function instanceNormalize(x: tf.Tensor4D, epsilon: number): tf.Tensor4D {
-  const op = tf.customGrad((input, save) => {
+  const op = tf.customGrad((...args: unknown[]) => {
+    const input = args[0] as tf.Tensor4D;
+    const save = args[1] as tf.GradSaveFunc;
     const { mean, variance } = tf.moments(input as tf.Tensor4D, [1, 2], true);
     const r = tf.rsqrt(tf.add(variance, epsilon));
     const y = tf.mul(tf.sub(input as tf.Tensor4D, mean), r) as tf.Tensor4D;

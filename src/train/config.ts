@@ -29,6 +29,11 @@ export interface TrainConfig {
   dropLast: boolean;
   seed: number;
   backend: BackendChoice;
+  /**
+   * Largest number of pairs whose activations are held at once: bigger batches are split and their
+   * gradients summed, which is exact with per-sample norms (0 = never split).
+   */
+  microBatch: number;
   /** Stop each epoch after this many steps (0 = the whole split); for demos and smoke runs. */
   maxStepsPerEpoch: number;
 }
@@ -53,6 +58,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   seed: 1,
   backend: 'auto',
   maxStepsPerEpoch: 0,
+  microBatch: 0,
 };
 
 function oneOf<T extends string>(key: string, value: T, allowed: readonly T[]): string[] {
@@ -74,6 +80,7 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
     ...positiveInt('epochs-decay', c.epochsDecay, 0),
     ...positiveInt('max-steps', c.maxStepsPerEpoch, 0),
     ...positiveInt('seed', c.seed, 0),
+    ...positiveInt('micro-batch', c.microBatch, 0),
     ...oneOf('netD', c.netD, DISCRIMINATORS),
     ...oneOf('norm', c.norm, NORMS),
     ...oneOf('gan mode', c.ganMode, ['vanilla', 'lsgan'] as const),
@@ -91,6 +98,11 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
     ['beta2', c.beta2],
   ] as const) {
     if (!(v >= 0 && v < 1)) errors.push(`${key} must be in [0, 1) (got ${v})`);
+  }
+  if (c.microBatch > 0 && c.norm === 'batch') {
+    errors.push(
+      'micro-batches need per-sample normalisation: use --norm instance or none, or --micro-batch 0',
+    );
   }
   try {
     unetDepth(c.size);

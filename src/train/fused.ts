@@ -54,7 +54,8 @@ function convSpec(layer: tfl.layers.Layer): ConvSpec | null {
     activation: string;
   };
   const dilation = Array.isArray(c.dilationRate) ? c.dilationRate : [c.dilationRate, c.dilationRate];
-  if (c.dataFormat !== 'channelsLast' || dilation.some((d) => d !== 1) || c.activation !== 'linear') return null;
+  if (c.dataFormat !== 'channelsLast' || dilation.some((d) => d !== 1) || c.activation !== 'linear')
+    return null;
   if (c.padding !== 'same' && c.padding !== 'valid') return null;
   const strides = (Array.isArray(c.strides) ? c.strides : [c.strides, c.strides]) as [number, number];
   const weights = layer.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -114,7 +115,12 @@ function convForward(x: tf.Tensor4D, c: ConvSpec): tf.Tensor4D {
   const [n, h, wd] = x.shape;
   const [kh, kw, filters] = w.shape;
   const len = (size: number, k: number, s: number) => (c.padding === 'same' ? size * s : (size - 1) * s + k);
-  const outShape: [number, number, number, number] = [n, len(h, kh, c.strides[0]), len(wd, kw, c.strides[1]), filters];
+  const outShape: [number, number, number, number] = [
+    n,
+    len(h, kh, c.strides[0]),
+    len(wd, kw, c.strides[1]),
+    filters,
+  ];
   return tf.conv2dTranspose(x, w, outShape, c.strides, c.padding);
 }
 
@@ -213,7 +219,10 @@ export function fusedApply(model: tfl.LayersModel, inputs: tf.Tensor[], training
     if (block) {
       values.set(block.last, convBlock(inbound[0] as tf.Tensor4D, block, training));
     } else {
-      values.set(layer.name, layer.apply(inbound.length === 1 ? inbound[0] : inbound, { training }) as tf.Tensor);
+      values.set(
+        layer.name,
+        layer.apply(inbound.length === 1 ? inbound[0] : inbound, { training }) as tf.Tensor,
+      );
     }
   }
   const out = values.get(model.outputLayers[0].name);

@@ -88,7 +88,14 @@ export async function train(
     );
   }
   await mkdir(join(config.out, 'samples'), { recursive: true });
-  const state = createTrainState(config);
+  // The WASM heap is 4 GB: past 4 images of 256 px the activations no longer fit (2.1 GB at 4).
+  const microBatch = config.microBatch || (tf.getBackend() === 'wasm' && config.batchSize > 4 ? 4 : 0);
+  if (microBatch !== config.microBatch) {
+    log.info(
+      `wasm: gradients of each batch of ${config.batchSize} computed 4 pairs at a time (--micro-batch 4)`,
+    );
+  }
+  const state = createTrainState({ ...config, microBatch });
   let firstEpoch = 1;
   let globalStep = 0;
   const latest = resume ? await latestCheckpoint(config.out) : undefined;

@@ -9,7 +9,7 @@ import { ganLoss, l1Loss } from './losses.js';
 
 export type ModelConfig = Pick<
   TrainConfig,
-  'size' | 'netD' | 'norm' | 'ganMode' | 'lambdaL1' | 'lr' | 'beta1' | 'beta2' | 'seed'
+  'size' | 'netD' | 'norm' | 'ganMode' | 'lambdaL1' | 'lr' | 'beta1' | 'beta2' | 'seed' | 'microBatch'
 >;
 
 export interface TrainState {
@@ -56,6 +56,53 @@ export function disposeTrainState(s: TrainState): void {
   s.D.dispose();
 }
 
+/** [start, count] of each micro-batch: the whole batch unless config.microBatch is smaller. */
+function microBatches(s: TrainState, n: number): [number, number][] {
+  const size = s.config.microBatch > 0 ? Math.min(s.config.microBatch, n) : n;
+  const out: [number, number][] = [];
+  for (let i = 0; i < n; i += size) out.push([i, Math.min(size, n - i)]);
+  return out;
+}
+
+/**
+ * Gradients of the batch-mean `loss` for `vars`, computed micro-batch by micro-batch and summed, each
+ * micro-batch's mean loss weighted by its share of the batch. With per-sample normalisation (instance
+ * norm; batch norm is refused in config) that is exactly the whole batch's gradient, while the
+ * activations held for the backward pass never exceed one micro-batch's.
+ */
+export function accumulatedGrads(
+  s: TrainState,
+  vars: tf.Variable[],
+  batch: tf.Tensor4D[],
+  loss: (parts: tf.Tensor4D[], weight: number) => tf.Scalar,
+): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  const n = batch[0].shape[0];
+  const chunks = microBatches(s, n);
+  let value: tf.Scalar | undefined;
+  let total: tf.NamedTensorMap | undefined;
+  for (const [start, count] of chunks) {
+    const weight = count / n;
+    const parts =
+      chunks.length === 1 ? batch : batch.map((t) => tf.slice(t, [start, 0, 0, 0], [count, -1, -1, -1]));
+    const r = tf.variableGrads(() => tf.mul(loss(parts, weight), weight), vars);
+    if (parts !== batch) tf.dispose(parts);
+    if (!total || !value) {
+      total = r.grads;
+      value = r.value;
+      continue;
+    }
+    for (const [name, g] of Object.entries(r.grads)) {
+      const sum = tf.add(total[name], g);
+      tf.dispose([total[name], g]);
+      total[name] = sum;
+    }
+    const v = tf.add(value, r.value) as tf.Scalar;
+    tf.dispose([value, r.value]);
+    value = v;
+  }
+  return { value: value!, grads: total! };
+}
+
 /**
  * G update: loss = GAN(D(fake, a), real) + lambda * L1(fake, b), gradients taken for G's variables
  * only, so D's weights are untouched. The reference fed D (fake_b, real_b) here, i.e. the target as
@@ -63,19 +110,22 @@ export function disposeTrainState(s: TrainState): void {
  * Returns `fake` (kept, the caller disposes it) and the two loss terms.
  */
 export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D) {
-  let fake: tf.Tensor4D | undefined;
-  let parts: tf.Tensor | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const f = fusedApply(s.G, [a], true) as tf.Tensor4D;
-    const gan = ganLoss(fusedApply(s.D, [f, a], true), true, s.config.ganMode);
-    const l1 = l1Loss(f, b);
-    fake = tf.keep(f);
-    parts = tf.keep(tf.stack([gan, l1]));
+  const fakes: tf.Tensor4D[] = [];
+  const terms: tf.Tensor[] = [];
+  const { value, grads } = accumulatedGrads(s, s.optG.variables, [a, b], ([ai, bi], weight) => {
+    const f = fusedApply(s.G, [ai], true) as tf.Tensor4D;
+    const gan = ganLoss(fusedApply(s.D, [f, ai], true), true, s.config.ganMode);
+    const l1 = l1Loss(f, bi);
+    fakes.push(tf.keep(f));
+    terms.push(tf.keep(tf.mul(tf.stack([gan, l1]), weight)));
     return tf.add(gan, tf.mul(l1, s.config.lambdaL1));
-  }, s.optG.variables);
+  });
   value.dispose();
   s.optG.apply(grads);
-  return { fake: fake!, parts: parts! };
+  const fake = fakes.length === 1 ? fakes[0] : (tf.concat(fakes) as tf.Tensor4D);
+  const parts = tf.addN(terms);
+  tf.dispose([...terms, ...(fakes.length === 1 ? [] : fakes)]);
+  return { fake, parts };
 }
 
 /** The discriminator's loss on a real pair (b, a) and a generated one (fake, a). */
@@ -103,7 +153,9 @@ export function discriminatorUpdate(
   b: tf.Tensor4D,
   fake: tf.Tensor4D,
 ): tf.Scalar {
-  const { value, grads } = tf.variableGrads(() => discriminatorLoss(s, a, b, fake), s.optD.variables);
+  const { value, grads } = accumulatedGrads(s, s.optD.variables, [a, b, fake], ([ai, bi, fi]) =>
+    discriminatorLoss(s, ai, bi, fi),
+  );
   s.optD.apply(grads);
   return value;
 }

@@ -29,6 +29,12 @@ export function addTrainOptions(cmd: Command): Command {
     .option('--drop-last', 'drop the last partial batch of each epoch')
     .option('--max-steps <n>', 'stop each epoch after n steps (0: the whole split)', intArg, 0)
     .option('--seed <n>', 'seed of the weights, data order and augmentation', intArg, 1)
+    .option(
+      '--micro-batch <n>',
+      'hold activations of at most n pairs at once, summing gradients (exact with instance norm; 0: whole batch; wasm default 4)',
+      intArg,
+      0,
+    )
     .addOption(
       new Option('--backend <name>', 'tfjs backend: auto = native, else wasm')
         .choices(BACKENDS)
@@ -52,6 +58,7 @@ export interface TrainFlags {
   dropLast?: boolean;
   maxSteps: number;
   seed: number;
+  microBatch: number;
   backend: BackendChoice;
 }
 
@@ -73,6 +80,7 @@ export function configFromFlags(f: TrainFlags, data: string, out: string): Train
     augment: f.augment,
     dropLast: f.dropLast ?? false,
     maxStepsPerEpoch: f.maxSteps,
+    microBatch: f.microBatch,
     seed: f.seed,
     backend: f.backend,
   });
