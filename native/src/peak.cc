@@ -32,7 +32,10 @@ __attribute__((target("avx512f"))) float fma_avx512(int64_t iters) {
   for (int64_t i = 0; i < iters; ++i) {
     for (int j = 0; j < 12; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
   }
-  return _mm512_reduce_add_ps(acc[0]) + _mm512_reduce_add_ps(acc[11]);
+  // Every chain must feed the result, or the compiler drops the unused ones.
+  __m512 s = acc[0];
+  for (int j = 1; j < 12; ++j) s = _mm512_add_ps(s, acc[j]);
+  return _mm512_reduce_add_ps(s);
 }
 
 }  // namespace

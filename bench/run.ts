@@ -1,0 +1,251 @@
+/**
+ * `pix2pix bench`: training-step and inference throughput of the 256x256 reference model on the
+ * native and WASM backends, against PyTorch on the same CPU threads, with analytic GFLOP/s and the
+ * share of the machine's measured FP32 peak. Each configuration runs in its own process (its peak
+ * RSS is its own); results go to stdout, to bench/RESULTS.md, and (with --json) one JSON line last.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generatorFlops, stepFlops } from './conv-layers.js';
+import type { WorkerResult } from './worker.js';
+
+export interface BenchOptions {
+  backends: Array<'native' | 'wasm'>;
+  batches: number[];
+  /** Batches WASM runs at (its steps take tens of seconds at 4 and 16). */
+  wasmBatches: number[];
+  reps: number;
+  pytorch: boolean;
+  profile: boolean;
+  json: boolean;
+  /** The command line, for RESULTS.md. */
+  command: string;
+  log: (line: string) => void;
+}
+
+export interface BenchEntry extends Partial<WorkerResult> {
+  backend: string;
+  kind: 'train' | 'infer';
+  batch: number;
+  ms_per_image?: number;
+  gflops?: number;
+  pct_peak?: number;
+  ratio_vs_pytorch?: number;
+  error?: string;
+  memory_format?: string;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const PYTHON = '/usr/bin/python3';
+const SIZE = 256;
+
+function lastJsonLine(out: string): Record<string, unknown> | null {
+  const lines = out.trim().split('\n').reverse();
+  for (const l of lines) {
+    if (l.startsWith('{')) {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        // keep looking
+      }
+    }
+  }
+  return null;
+}
+
+function runWorker(
+  backend: string,
+  kind: string,
+  batch: number,
+  warmup: number,
+  reps: number,
+  profile: boolean,
+): BenchEntry {
+  const args = [
+    '--import',
+    'tsx',
+    join(here, `worker${ext}`),
+    backend,
+    kind,
+    String(batch),
+    String(warmup),
+    String(reps),
+  ];
+  const env = { ...process.env, ...(profile ? { P2P_NATIVE_PROFILE: '1' } : {}) };
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
+  const res = lastJsonLine(r.stdout ?? '');
+  if (r.status !== 0 || !res) {
+    const err = `${r.stderr ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${r.status}`;
+    return { backend, kind: kind as 'train', batch, error: err };
+  }
+  return res as unknown as BenchEntry;
+}
+
+function pytorchAvailable(): string | null {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  return r.status === 0 ? null : 'torch is not importable';
+}
+
+function runPytorch(kind: string, batch: number, reps: number): BenchEntry {
+  const args = [
+    join(here, 'pytorch_ref.py'),
+    '--kind',
+    kind,
+    '--batch',
+    String(batch),
+    '--reps',
+    String(reps),
+  ];
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const res = lastJsonLine(r.stdout ?? '');
+  if (r.status !== 0 || !res) {
+    const err = `${r.stderr ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${r.status}`;
+    return { backend: 'pytorch', kind: kind as 'train', batch, error: err };
+  }
+  return res as unknown as BenchEntry;
+}
+
+interface Peak {
+  avx2: number;
+  avx512: number;
+  /** The machine's FP32 peak: the wider vectors where the CPU has them. */
+  gflops: number;
+}
+
+async function measurePeak(): Promise<Peak | null> {
+  try {
+    const { loadAddon } = await import('../src/backend/native-addon.js');
+    const p = loadAddon().peak(1.0);
+    return { avx2: p.avx2Gflops, avx512: p.avx512Gflops, gflops: Math.max(p.avx2Gflops, p.avx512Gflops) };
+  } catch {
+    return null;
+  }
+}
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
+  const isa = ['avx2', 'fma', 'avx512f', 'avx512_bf16'].filter((f) => flags.split(' ').includes(f)).join(' ');
+  return `${cpu}, ${cpus().length} cores (${isa}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
+}
+
+const fmt = (v: number | undefined, d = 0) => (v == null || !Number.isFinite(v) ? '-' : v.toFixed(d));
+
+export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
+  const load = loadavg()[0]!;
+  if (load > 0.7) {
+    o.log(
+      `warning: load average ${load.toFixed(2)}: other work on this ${cpus().length}-core machine skews timings`,
+    );
+  }
+  const peak = await measurePeak();
+  if (peak) {
+    o.log(
+      `FP32 peak (FMA loop, all cores): ${peak.avx2.toFixed(0)} GFLOP/s with AVX2, ` +
+        `${peak.avx512 ? `${peak.avx512.toFixed(0)} GFLOP/s with AVX-512` : 'no AVX-512'}`,
+    );
+  } else {
+    o.log('FP32 peak not measured: the native addon is not built');
+  }
+  const flopsTrain = stepFlops(SIZE);
+  const flopsInfer = generatorFlops(SIZE);
+  o.log(
+    `analytic conv FLOPs per image: train step ${(flopsTrain / 1e9).toFixed(1)} G, G inference ${(flopsInfer / 1e9).toFixed(1)} G`,
+  );
+
+  const configs: Array<{ backend: string; kind: 'train' | 'infer'; batch: number }> = [];
+  for (const backend of o.backends) {
+    const batches = backend === 'wasm' ? o.batches.filter((b) => o.wasmBatches.includes(b)) : o.batches;
+    for (const batch of batches) configs.push({ backend, kind: 'train', batch });
+    configs.push({ backend, kind: 'infer', batch: 1 });
+  }
+  const pyReason = o.pytorch ? pytorchAvailable() : 'disabled';
+  if (o.pytorch && pyReason) o.log(`PyTorch reference skipped: ${pyReason}`);
+  if (!pyReason) {
+    for (const batch of o.batches) configs.push({ backend: 'pytorch', kind: 'train', batch });
+    configs.push({ backend: 'pytorch', kind: 'infer', batch: 1 });
+  }
+
+  const entries: BenchEntry[] = [];
+  for (const c of configs) {
+    o.log(`running ${c.backend} ${c.kind} batch ${c.batch} ...`);
+    // The native backend times its conv layouts on each shape's first call: two warm-up steps.
+    const warmup = c.backend === 'native' ? 2 : 1;
+    const e =
+      c.backend === 'pytorch'
+        ? runPytorch(c.kind, c.batch, o.reps)
+        : runWorker(c.backend, c.kind, c.batch, warmup, o.reps, o.profile && c.backend === 'native');
+    if (e.error) o.log(`  failed: ${e.error}`);
+    else
+      o.log(
+        `  ${fmt(e.ms_per_image)} ms/image (steps ${e.times_ms?.map((t) => t.toFixed(0)).join(', ')} ms)`,
+      );
+    entries.push(e);
+  }
+
+  for (const e of entries) {
+    if (e.ms_per_image == null) continue;
+    const flops = e.kind === 'train' ? flopsTrain : flopsInfer;
+    e.gflops = flops / (e.ms_per_image * 1e6);
+    if (peak) e.pct_peak = (100 * e.gflops) / peak.gflops;
+    const ref = entries.find((p) => p.backend === 'pytorch' && p.kind === e.kind && p.batch === e.batch);
+    if (ref?.ms_per_image && e.backend !== 'pytorch') e.ratio_vs_pytorch = e.ms_per_image / ref.ms_per_image;
+  }
+
+  const header =
+    '| backend | run | batch | ms/image | GFLOP/s | % peak | peak RSS MB | vs PyTorch |\n|---|---|---|---|---|---|---|---|';
+  const rows = entries.map(
+    (e) =>
+      `| ${e.backend}${e.memory_format ? ` (${e.memory_format})` : ''} | ${e.kind} | ${e.batch} | ${e.error ? `failed: ${e.error}` : fmt(e.ms_per_image)} | ${fmt(e.gflops, 1)} | ${fmt(e.pct_peak, 1)} | ${fmt(e.peak_rss_mb)} | ${fmt(e.ratio_vs_pytorch, 2)} |`,
+  );
+  const table = `${header}\n${rows.join('\n')}`;
+  o.log(`\n${table}\n`);
+  const profiled =
+    entries.find((e) => e.kernels?.length && e.kind === 'train' && e.batch === 4) ??
+    entries.find((e) => e.kernels?.length);
+  let profileText = '';
+  if (profiled?.kernels) {
+    const total = profiled.kernels.reduce((s, k) => s + k.ms, 0);
+    profileText =
+      `Native kernel time per ${profiled.kind} step at batch ${profiled.batch} ` +
+      `(${total.toFixed(0)} of ${fmt(profiled.ms_per_step)} ms in kernels):\n\n` +
+      profiled.kernels
+        .slice(0, 12)
+        .map((k) => `- ${k.kernel}: ${k.ms.toFixed(1)} ms (${k.calls} calls)`)
+        .join('\n');
+    o.log(profileText);
+  }
+
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const peakLine = peak
+    ? `FP32 peak measured by the bench (FMA loop, both cores): ${peak.avx2.toFixed(0)} GFLOP/s AVX2, ${peak.avx512.toFixed(0)} GFLOP/s AVX-512; % peak is of ${peak.gflops.toFixed(0)}.`
+    : 'FP32 peak not measured (native addon not built).';
+  const section = [
+    `## ${date}`,
+    '',
+    `- Machine: ${machine()}; load average at start ${load.toFixed(2)}`,
+    `- Command: \`${o.command}\``,
+    `- ${peakLine}`,
+    `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median of ${o.reps} steps after warm-up.`,
+    '',
+    table,
+    '',
+    ...(profileText ? [profileText, ''] : []),
+  ].join('\n');
+  const path = join(here, 'RESULTS.md');
+  const title = '# Benchmark results\n\nNewest first; written by `npm run bench` (`pix2pix bench`).\n\n';
+  const old = existsSync(path) ? readFileSync(path, 'utf8').replace(title, '') : '';
+  writeFileSync(path, `${title}${section}\n${old}`);
+  o.log(`results added to ${path}`);
+
+  if (o.json) {
+    const slim = entries.map(({ kernels: _k, ...rest }) => rest);
+    process.stdout.write(`${JSON.stringify({ date, machine: machine(), peak, results: slim })}\n`);
+  }
+  return entries;
+}

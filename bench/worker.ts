@@ -1,0 +1,81 @@
+/**
+ * One bench configuration in its own process, so that its peak RSS is its own: times the full
+ * pix2pix training step (G and D forward/backward, both Adam updates) or generator inference of the
+ * 256x256 reference model on one backend, and prints one JSON line.
+ * Usage: node --import tsx bench/worker.ts <native|wasm|cpu> <train|infer> <batch> <warmup> <reps>
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-layers';
+import { type BackendChoice, setupBackend } from '../src/backend/index.js';
+import { DEFAULT_CONFIG } from '../src/train/config.js';
+import { createTrainState, trainStep } from '../src/train/step.js';
+
+export interface WorkerResult {
+  backend: string;
+  kind: 'train' | 'infer';
+  batch: number;
+  ms_per_image: number;
+  ms_per_step: number;
+  times_ms: number[];
+  warmup_ms: number[];
+  peak_rss_mb: number;
+  /** Per-kernel milliseconds over the timed steps, where the native backend's profiler was on. */
+  kernels?: Array<{ kernel: string; ms: number; calls: number }>;
+}
+
+const SIZE = 256;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main() {
+  const [backend, kind, batchArg, warmupArg, repsArg] = process.argv.slice(2);
+  const batch = Number(batchArg);
+  const warmup = Number(warmupArg ?? 1);
+  const reps = Number(repsArg ?? 3);
+  const { name } = await setupBackend(backend as BackendChoice);
+  const config = { ...DEFAULT_CONFIG, size: SIZE };
+  const state = createTrainState(config);
+  const a = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 1)) as tf.Tensor4D;
+  const b = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 2)) as tf.Tensor4D;
+  const run =
+    kind === 'train'
+      ? () => {
+          trainStep(state, a, b);
+        }
+      : () => {
+          const y = tf.tidy(() => state.G.apply(a, { training: false }) as tf.Tensor);
+          y.dataSync();
+          y.dispose();
+        };
+  const time = () => {
+    const t = performance.now();
+    run();
+    return performance.now() - t;
+  };
+  const warm = Array.from({ length: warmup }, time);
+  const profile = name === 'native' ? await import('../src/backend/native.js') : null;
+  profile?.nativeKernelTimes(true);
+  const times = Array.from({ length: reps }, time);
+  const med = median(times);
+  const result: WorkerResult = {
+    backend: name,
+    kind: kind as 'train' | 'infer',
+    batch,
+    ms_per_image: med / batch,
+    ms_per_step: med,
+    times_ms: times,
+    warmup_ms: warm,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  };
+  const kernels = profile?.nativeKernelTimes();
+  if (kernels?.length) {
+    result.kernels = kernels.map((k) => ({ kernel: k.kernel, ms: k.ms / reps, calls: k.calls / reps }));
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+await main();

@@ -1,0 +1,53 @@
+import { Command, Option } from 'commander';
+import { runBench } from '../../../bench/run.js';
+import { consoleLogger } from '../../util/log.js';
+
+const batchList = (v: string): number[] => {
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`bad batch list '${v}'`);
+  return xs;
+};
+
+export function benchCommand(): Command {
+  return new Command('bench')
+    .description(
+      'Time a full training step and generator inference of the 256x256 model on native and WASM, against PyTorch',
+    )
+    .addOption(
+      new Option('--backend <name>', 'backends to time').choices(['native', 'wasm', 'all']).default('all'),
+    )
+    .option('--batch <list>', 'training batch sizes', batchList, [1, 4, 16])
+    .option(
+      '--wasm-batch <list>',
+      'batch sizes WASM also runs (its steps take minutes beyond 1)',
+      batchList,
+      [1],
+    )
+    .option('--reps <n>', 'timed steps per configuration (median)', (v) => Number(v), 3)
+    .option('--no-pytorch', 'skip the PyTorch reference')
+    .option('--profile', 'time every native kernel and print where a step goes')
+    .option('--json', 'print one JSON result line last')
+    .action(
+      async (o: {
+        backend: 'native' | 'wasm' | 'all';
+        batch: number[];
+        wasmBatch: number[];
+        reps: number;
+        pytorch: boolean;
+        profile?: boolean;
+        json?: boolean;
+      }) => {
+        await runBench({
+          backends: o.backend === 'all' ? ['native', 'wasm'] : [o.backend],
+          batches: o.batch,
+          wasmBatches: o.wasmBatch,
+          reps: Math.max(1, o.reps),
+          pytorch: o.pytorch,
+          profile: !!o.profile,
+          json: !!o.json,
+          command: `pix2pix ${process.argv.slice(2).join(' ')}`,
+          log: (line) => consoleLogger.info(line),
+        });
+      },
+    );
+}
