@@ -29,7 +29,26 @@ function apply(layer: tfl.layers.Layer | null, x: Sym): Sym {
   return layer ? (layer.apply(x) as Sym) : x;
 }
 
-/** Conv 4x4/2 (no bias) -> [norm] -> LeakyReLU(0.2) -> [Dropout 0.5]. */
+/** Shared body of every block: (transposed) conv 4x4/2 without bias -> [norm] -> LeakyReLU -> [Dropout 0.5]. */
+function convNormAct(
+  x: Sym,
+  name: string,
+  conv: tfl.layers.Layer,
+  norm: NormKind,
+  alpha: number,
+  dropout: boolean,
+  seeds: SeedSequence,
+): Sym {
+  x = apply(conv, x);
+  x = apply(normLayer(norm, `${name}_norm`, seeds), x);
+  x = apply(tfl.layers.leakyReLU({ name: `${name}_act`, alpha }), x);
+  return dropout ? apply(tfl.layers.dropout({ name: `${name}_drop`, rate: 0.5 }), x) : x;
+}
+
+const stride2 = (seeds: SeedSequence) =>
+  ({ kernelSize: 4, strides: 2, padding: 'same', useBias: false, ...convInit(seeds) }) as const;
+
+/** Down block: Conv -> [norm] -> LeakyReLU(0.2) -> [Dropout]. */
 function downBlock(
   x: Sym,
   name: string,
@@ -38,24 +57,11 @@ function downBlock(
   dropout: boolean,
   seeds: SeedSequence,
 ) {
-  x = apply(
-    tfl.layers.conv2d({
-      name: `${name}_conv`,
-      filters,
-      kernelSize: 4,
-      strides: 2,
-      padding: 'same',
-      useBias: false,
-      ...convInit(seeds),
-    }),
-    x,
-  );
-  x = apply(normLayer(norm, `${name}_norm`, seeds), x);
-  x = apply(tfl.layers.leakyReLU({ name: `${name}_act`, alpha: 0.2 }), x);
-  return dropout ? apply(tfl.layers.dropout({ name: `${name}_drop`, rate: 0.5 }), x) : x;
+  const conv = tfl.layers.conv2d({ name: `${name}_conv`, filters, ...stride2(seeds) });
+  return convNormAct(x, name, conv, norm, 0.2, dropout, seeds);
 }
 
-/** ConvTranspose 4x4/2 (no bias) -> norm -> LeakyReLU(0.01) -> [Dropout 0.5] -> concat skip. */
+/** Up block: ConvTranspose -> norm -> LeakyReLU(0.01) -> [Dropout] -> concat skip. */
 function upBlock(
   x: Sym,
   skip: Sym,
@@ -65,22 +71,9 @@ function upBlock(
   dropout: boolean,
   seeds: SeedSequence,
 ) {
-  x = apply(
-    tfl.layers.conv2dTranspose({
-      name: `${name}_deconv`,
-      filters,
-      kernelSize: 4,
-      strides: 2,
-      padding: 'same',
-      useBias: false,
-      ...convInit(seeds),
-    }),
-    x,
-  );
-  x = apply(normLayer(norm, `${name}_norm`, seeds), x);
-  // torch.nn.LeakyReLU()'s default slope, as the reference's UNetUp uses it.
-  x = apply(tfl.layers.leakyReLU({ name: `${name}_act`, alpha: 0.01 }), x);
-  if (dropout) x = apply(tfl.layers.dropout({ name: `${name}_drop`, rate: 0.5 }), x);
+  const deconv = tfl.layers.conv2dTranspose({ name: `${name}_deconv`, filters, ...stride2(seeds) });
+  // 0.01 is torch.nn.LeakyReLU()'s default slope, which the reference's UNetUp uses.
+  x = convNormAct(x, name, deconv, norm, 0.01, dropout, seeds);
   return tfl.layers.concatenate({ name: `${name}_cat`, axis: -1 }).apply([x, skip]) as Sym;
 }
 

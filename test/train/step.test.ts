@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { DEFAULT_CONFIG } from '../../src/train/config.js';
 import {
   accumulatedGrads,
   createTrainState,
@@ -14,18 +15,7 @@ import { changedCount, relError, snapshot, useWasm } from '../helpers.js';
 
 before(useWasm);
 
-const config: ModelConfig = {
-  size: 32,
-  netD: 'patch16',
-  norm: 'instance',
-  ganMode: 'vanilla',
-  lambdaL1: 100,
-  lr: 2e-4,
-  beta1: 0.5,
-  beta2: 0.999,
-  seed: 1,
-  microBatch: 0,
-};
+const config: ModelConfig = { ...DEFAULT_CONFIG, size: 32 };
 
 /** Smooth random inputs and a fixed colour mapping as targets: learnable in a few dozen steps. */
 function pairs(n: number, seed: number): { a: tf.Tensor4D; b: tf.Tensor4D } {
