@@ -37,7 +37,9 @@ export class ProgressReporter {
   epoch(e: EpochEvent): void {
     if (this.stream.isTTY) this.stream.write('\n');
     this.stream.write(
-      `epoch ${e.epoch} done in ${duration(e.seconds)}: mean G_gan ${fmt(e.losses.gGan)} G_L1 ${fmt(e.losses.gL1)} D ${fmt(e.losses.d)}; checkpoint ${e.checkpoint}, sample ${e.sample}\n`,
+      `epoch ${e.epoch} done in ${duration(e.seconds)}: mean G_gan ${fmt(e.losses.gGan)} G_L1 ${fmt(e.losses.gL1)} D ${fmt(e.losses.d)}` +
+        `; per batch: step ${e.msPerBatch.step.toFixed(0)} ms, decoding ${e.msPerBatch.decode.toFixed(0)} ms (overlapped), waiting for data ${e.msPerBatch.wait.toFixed(0)} ms` +
+        `; checkpoint ${e.checkpoint}, sample ${e.sample}\n`,
     );
   }
 }

@@ -30,6 +30,8 @@ export interface EpochEvent {
   /** Mean of each loss over the epoch's steps. */
   losses: StepLosses;
   seconds: number;
+  /** Mean wall time per batch spent in training steps, in decoding (overlapped), and waiting for data. */
+  msPerBatch: { step: number; decode: number; wait: number };
 }
 
 export interface TrainHooks {
@@ -155,11 +157,15 @@ export async function train(
       state.optD.hp.lr = lr;
       const t0 = performance.now();
       const sums = { gGan: 0, gL1: 0, d: 0 };
+      const loaded = { ...loader.stats };
+      let stepMs = 0;
       let step = 0;
       for await (const { a, b } of loader.batches(epoch)) {
         const ts = performance.now();
         const losses = trainStep(state, a, b);
-        const imagesPerSec = (a.shape[0] * 1000) / (performance.now() - ts);
+        const ms = performance.now() - ts;
+        stepMs += ms;
+        const imagesPerSec = (a.shape[0] * 1000) / ms;
         tf.dispose([a, b]);
         step++;
         globalStep++;
@@ -187,6 +193,12 @@ export async function train(
         sample: samplePath,
         losses: { gGan: sums.gGan / step, gL1: sums.gL1 / step, d: sums.d / step },
         seconds: (performance.now() - t0) / 1000,
+        msPerBatch: {
+          step: stepMs / step,
+          decode:
+            (loader.stats.decodeMs - loaded.decodeMs) / Math.max(1, loader.stats.batches - loaded.batches),
+          wait: (loader.stats.waitMs - loaded.waitMs) / step,
+        },
       };
       done.push(event);
       hooks.onEpoch?.(event);
