@@ -219,7 +219,8 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
 
 Napi::Value Peak(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    auto r = p2p::measure_peak(info[0].As<Napi::Number>().DoubleValue());
+    const int threads = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
+    auto r = p2p::measure_peak(info[0].As<Napi::Number>().DoubleValue(), threads);
     auto o = Napi::Object::New(env);
     o.Set("avx2Gflops", r.avx2_gflops);
     o.Set("avx512Gflops", r.avx512_gflops);

@@ -40,9 +40,9 @@ __attribute__((target("avx512f"))) float fma_avx512(int64_t iters) {
 
 }  // namespace
 
-PeakResult measure_peak(double seconds_each) {
+PeakResult measure_peak(double seconds_each, int threads) {
   PeakResult r;
-  r.threads = omp_get_max_threads();
+  r.threads = threads > 0 ? threads : omp_get_max_threads();
   r.has_avx512 = __builtin_cpu_supports("avx512f");
   auto run = [&](bool wide) {
     const int lanes = wide ? 16 : 8;
@@ -52,7 +52,7 @@ PeakResult measure_peak(double seconds_each) {
     for (int attempt = 0; attempt < 40; ++attempt) {
       volatile float sink = 0.0f;
       auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel
+#pragma omp parallel num_threads(r.threads)
       {
         float v = wide ? fma_avx512(iters) : fma_avx2(iters);
 #pragma omp atomic

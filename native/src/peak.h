@@ -11,7 +11,8 @@ struct PeakResult {
   int runs = 0;
 };
 
-// FP32 FMA throughput of all OpenMP threads together, for 256- and (where present) 512-bit vectors.
-PeakResult measure_peak(double seconds_each);
+// FP32 FMA throughput of `threads` OpenMP threads together (0: all), for 256- and (where present)
+// 512-bit vectors.
+PeakResult measure_peak(double seconds_each, int threads);
 
 }  // namespace p2p

@@ -52,7 +52,11 @@ export interface NativeAddon {
     epsilon: number,
     t: number,
   ): void;
-  peak(secondsEach: number): {
+  /** FP32 FMA-loop GFLOP/s of `threads` OpenMP threads (default all). */
+  peak(
+    secondsEach: number,
+    threads?: number,
+  ): {
     avx2Gflops: number;
     avx512Gflops: number;
     hasAvx512: boolean;

@@ -78,8 +78,11 @@ export class Adam {
     hp: Partial<AdamHyper> = {},
   ) {
     this.hp = { lr: 2e-4, beta1: 0.5, beta2: 0.999, epsilon: 1e-8, ...hp };
-    this.m = variables.map((w) => tf.variable(tf.zeros(w.shape), false, `${w.name}/m`));
-    this.v = variables.map((w) => tf.variable(tf.zeros(w.shape), false, `${w.name}/v`));
+    // In tidy, so the zeros tensor dies and each moment variable owns its data: otherwise the zeros
+    // stay allocated beside the moments after their first update (2 x the model's size), and
+    // in-place updates must not write into data another tensor shares.
+    this.m = variables.map((w) => tf.tidy(() => tf.variable(tf.zeros(w.shape), false, `${w.name}/m`)));
+    this.v = variables.map((w) => tf.tidy(() => tf.variable(tf.zeros(w.shape), false, `${w.name}/v`)));
   }
 
   /** Applies `grads` (keyed by variable name, as tf.variableGrads returns them) and disposes them. */
