@@ -18,6 +18,12 @@ export interface BenchOptions {
   /** Batches WASM runs at (its steps take tens of seconds at 4 and 16). */
   wasmBatches: number[];
   reps: number;
+  /**
+   * Micro-batches the native backend also trains at, per batch (gradient accumulation, exact with
+   * instance norm): tfjs keeps every activation and gradient of a backward pass to its end, so
+   * at 4 and 16 the whole batch at once holds far more memory than PyTorch.
+   */
+  microBatches: (batch: number) => number[];
   pytorch: boolean;
   profile: boolean;
   json: boolean;
@@ -30,6 +36,7 @@ export interface BenchEntry extends Partial<WorkerResult> {
   backend: string;
   kind: 'train' | 'infer';
   batch: number;
+  micro_batch?: number;
   ms_per_image?: number;
   gflops?: number;
   pct_peak?: number;
@@ -61,6 +68,7 @@ function runWorker(
   backend: string,
   kind: string,
   batch: number,
+  micro: number,
   warmup: number,
   reps: number,
   profile: boolean,
@@ -74,6 +82,7 @@ function runWorker(
     String(batch),
     String(warmup),
     String(reps),
+    String(micro),
   ];
   const env = { ...process.env, ...(profile ? { P2P_NATIVE_PROFILE: '1' } : {}) };
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
@@ -172,28 +181,35 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     `analytic conv FLOPs per image: train step ${(flopsTrain / 1e9).toFixed(1)} G, G inference ${(flopsInfer / 1e9).toFixed(1)} G`,
   );
 
-  const configs: Array<{ backend: string; kind: 'train' | 'infer'; batch: number }> = [];
+  const configs: Array<{ backend: string; kind: 'train' | 'infer'; batch: number; micro: number }> = [];
   for (const backend of o.backends) {
     const batches = backend === 'wasm' ? o.batches.filter((b) => o.wasmBatches.includes(b)) : o.batches;
-    for (const batch of batches) configs.push({ backend, kind: 'train', batch });
-    configs.push({ backend, kind: 'infer', batch: 1 });
+    for (const batch of batches) {
+      configs.push({ backend, kind: 'train', batch, micro: 0 });
+      if (backend === 'native') {
+        for (const micro of o.microBatches(batch)) {
+          if (micro > 0 && micro < batch) configs.push({ backend, kind: 'train', batch, micro });
+        }
+      }
+    }
+    configs.push({ backend, kind: 'infer', batch: 1, micro: 0 });
   }
   const pyReason = o.pytorch ? pytorchAvailable() : 'disabled';
   if (o.pytorch && pyReason) o.log(`PyTorch reference skipped: ${pyReason}`);
   if (!pyReason) {
-    for (const batch of o.batches) configs.push({ backend: 'pytorch', kind: 'train', batch });
-    configs.push({ backend: 'pytorch', kind: 'infer', batch: 1 });
+    for (const batch of o.batches) configs.push({ backend: 'pytorch', kind: 'train', batch, micro: 0 });
+    configs.push({ backend: 'pytorch', kind: 'infer', batch: 1, micro: 0 });
   }
 
   const entries: BenchEntry[] = [];
   for (const c of configs) {
-    o.log(`running ${c.backend} ${c.kind} batch ${c.batch} ...`);
+    o.log(`running ${c.backend} ${c.kind} batch ${c.batch}${c.micro ? ` (micro-batch ${c.micro})` : ''} ...`);
     // The native backend times its conv layouts on each shape's first call: two warm-up steps.
     const warmup = c.backend === 'native' ? 2 : 1;
     const e =
       c.backend === 'pytorch'
         ? runPytorch(c.kind, c.batch, o.reps)
-        : runWorker(c.backend, c.kind, c.batch, warmup, o.reps, o.profile && c.backend === 'native');
+        : runWorker(c.backend, c.kind, c.batch, c.micro, warmup, o.reps, o.profile && c.backend === 'native');
     if (e.error) o.log(`  failed: ${e.error}`);
     else
       o.log(
@@ -212,11 +228,17 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
   }
 
   const header =
-    '| backend | run | batch | ms/image | GFLOP/s | % peak | peak RSS MB | vs PyTorch |\n|---|---|---|---|---|---|---|---|';
-  const rows = entries.map(
-    (e) =>
-      `| ${e.backend}${e.memory_format ? ` (${e.memory_format})` : ''} | ${e.kind} | ${e.batch} | ${e.error ? `failed: ${e.error}` : fmt(e.ms_per_image)} | ${fmt(e.gflops, 1)} | ${fmt(e.pct_peak, 1)} | ${fmt(e.peak_rss_mb)} | ${fmt(e.ratio_vs_pytorch, 2)} |`,
-  );
+    '| backend | run | batch | micro-batch | ms/image | GFLOP/s | % peak | peak RSS MB | vs PyTorch (time) | vs PyTorch (RSS) |\n|---|---|---|---|---|---|---|---|---|---|';
+  const rows = entries.map((e) => {
+    const ref = entries.find((p) => p.backend === 'pytorch' && p.kind === e.kind && p.batch === e.batch);
+    const rss =
+      e.backend !== 'pytorch' && ref?.peak_rss_mb && e.peak_rss_mb
+        ? e.peak_rss_mb / ref.peak_rss_mb
+        : undefined;
+    const name = `${e.backend}${e.memory_format ? ` (${e.memory_format})` : ''}`;
+    const ms = e.error ? `failed: ${e.error}` : fmt(e.ms_per_image);
+    return `| ${name} | ${e.kind} | ${e.batch} | ${e.micro_batch || '-'} | ${ms} | ${fmt(e.gflops, 1)} | ${fmt(e.pct_peak, 1)} | ${fmt(e.peak_rss_mb)} | ${fmt(e.ratio_vs_pytorch, 2)} | ${fmt(rss, 2)} |`;
+  });
   const table = `${header}\n${rows.join('\n')}`;
   o.log(`\n${table}\n`);
   const profiled =

@@ -2,7 +2,7 @@
  * One bench configuration in its own process, so that its peak RSS is its own: times the full
  * pix2pix training step (G and D forward/backward, both Adam updates) or generator inference of the
  * 256x256 reference model on one backend, and prints one JSON line.
- * Usage: node --import tsx bench/worker.ts <native|wasm|cpu> <train|infer> <batch> <warmup> <reps>
+ * Usage: node --import tsx bench/worker.ts <native|wasm|cpu> <train|infer> <batch> <warmup> <reps> [microBatch]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
@@ -14,6 +14,8 @@ export interface WorkerResult {
   backend: string;
   kind: 'train' | 'infer';
   batch: number;
+  /** Micro-batch of the gradient accumulation (0: the whole batch at once). */
+  micro_batch: number;
   ms_per_image: number;
   ms_per_step: number;
   times_ms: number[];
@@ -32,12 +34,13 @@ function median(xs: number[]): number {
 }
 
 async function main() {
-  const [backend, kind, batchArg, warmupArg, repsArg] = process.argv.slice(2);
+  const [backend, kind, batchArg, warmupArg, repsArg, microArg] = process.argv.slice(2);
   const batch = Number(batchArg);
   const warmup = Number(warmupArg ?? 1);
   const reps = Number(repsArg ?? 3);
   const { name } = await setupBackend(backend as BackendChoice);
-  const config = { ...DEFAULT_CONFIG, size: SIZE };
+  const microBatch = Number(microArg ?? 0);
+  const config = { ...DEFAULT_CONFIG, size: SIZE, microBatch };
   const state = createTrainState(config);
   const a = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 1)) as tf.Tensor4D;
   const b = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 2)) as tf.Tensor4D;
@@ -65,6 +68,7 @@ async function main() {
     backend: name,
     kind: kind as 'train' | 'infer',
     batch,
+    micro_batch: microBatch,
     ms_per_image: med / batch,
     ms_per_step: med,
     times_ms: times,

@@ -23,8 +23,19 @@ interface Owned {
 
 const poolKey = (type: string, n: number) => `${type}:${n}`;
 
+/**
+ * Capacity class of an n-element request: n rounded up to 1/8 of its power of two (at most 12.5%
+ * spare), so that the many slightly different shapes of a step (concats, pads, batch sizes) share
+ * arrays; kernels get a view of the first n elements.
+ */
+export function capacityFor(n: number): number {
+  if (n <= 1024) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
+}
+
 /** Bytes of freed kernel outputs kept for reuse; beyond it they are left to the GC. */
-const POOL_CAP_BYTES = 1.5 * 2 ** 30;
+const POOL_CAP_BYTES = Number(process.env['P2P_POOL_MB'] ?? 1536) * 2 ** 20;
 
 export class NativeBackend extends MathBackendCPU {
   /**
@@ -54,15 +65,26 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   private take<T extends Pooled>(ctor: { new (n: number): T; name: string }, n: number): T {
-    const a = this.pool.get(poolKey(ctor.name, n))?.pop();
-    if (a) {
-      this.poolBytes -= a.byteLength;
-      return a as T;
+    const cap = capacityFor(n);
+    let base = this.pool.get(poolKey(ctor.name, cap))?.pop() as T | undefined;
+    if (base) {
+      this.poolBytes -= base.byteLength;
+    } else {
+      base = new ctor(cap);
+      // Small arrays come from V8's heap cheaply; only big ones are worth tracking.
+      if (base.byteLength >= 4096) this.owned.set(base.buffer, { base, holders: 0, escaped: false });
     }
-    const f = new ctor(n);
-    // Small arrays come from V8's heap cheaply; only big ones are worth tracking.
-    if (f.byteLength >= 4096) this.owned.set(f.buffer, { base: f, holders: 0, escaped: false });
-    return f;
+    return (cap === n ? base : base.subarray(0, n)) as T;
+  }
+
+  /**
+   * Whether a kernel may write `values` in place: no other data id holds its buffer (the cpu
+   * backend's Slice and our size classes both make views), and it was never read out to JS.
+   */
+  exclusive(values: Float32Array): boolean {
+    const rec = this.owned.get(values.buffer);
+    if (rec) return rec.holders === 1 && !rec.escaped;
+    return values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
   }
 
   /** Drops every pooled array (they go to the GC). */
@@ -126,12 +148,10 @@ export class NativeBackend extends MathBackendCPU {
 }
 
 /** Whether the data behind `t` belongs to `t` alone, so writing it in place changes no other tensor. */
-function ownsData(backend: MathBackendCPU, t: tf.TensorInfo): Float32Array | null {
+function ownsData(backend: NativeBackend, t: tf.TensorInfo): Float32Array | null {
   if (t.dtype !== 'float32' || backend.refCount(t.dataId) !== 1) return null;
   const v = backend.data.get(t.dataId).values;
-  // The cpu backend's Slice can hand out subarray views of another tensor's buffer.
-  if (!(v instanceof Float32Array) || v.byteOffset !== 0 || v.byteLength !== v.buffer.byteLength) return null;
-  return v;
+  return v instanceof Float32Array && backend.exclusive(v) ? v : null;
 }
 
 function nativeAdam(addon: NativeAddon): AdamKernel {
@@ -165,11 +185,21 @@ function nativeAdam(addon: NativeAddon): AdamKernel {
 const kernelTimes = new Map<string, { ms: number; calls: number }>();
 const profiling = () => !!process.env['P2P_NATIVE_PROFILE'];
 
+let peakTensorBytes = 0;
+
+/** The most bytes tfjs tensors held at any kernel's end since the last reset (with P2P_NATIVE_PROFILE). */
+export function nativePeakTensorBytes(reset = false): number {
+  const p = peakTensorBytes;
+  if (reset) peakTensorBytes = 0;
+  return p;
+}
+
 function timed(name: string, f: tf.KernelFunc): tf.KernelFunc {
   if (!profiling()) return f;
   return (args) => {
     const t = performance.now();
     const r = f(args);
+    peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
     const e = kernelTimes.get(name) ?? { ms: 0, calls: 0 };
     e.ms += performance.now() - t;
     e.calls++;

@@ -24,6 +24,11 @@ export function benchCommand(): Command {
       [1],
     )
     .option('--reps <n>', 'timed steps per configuration (median)', (v) => Number(v), 3)
+    .option(
+      '--micro-batch <list>',
+      'micro-batches native also trains each batch at (gradient accumulation); default 1 at batch 4, 4 at 16',
+      batchList,
+    )
     .option('--no-pytorch', 'skip the PyTorch reference')
     .option('--profile', 'time every native kernel and print where a step goes')
     .option('--json', 'print one JSON result line last')
@@ -33,6 +38,7 @@ export function benchCommand(): Command {
         batch: number[];
         wasmBatch: number[];
         reps: number;
+        microBatch?: number[];
         pytorch: boolean;
         profile?: boolean;
         json?: boolean;
@@ -42,6 +48,7 @@ export function benchCommand(): Command {
           batches: o.batch,
           wasmBatches: o.wasmBatch,
           reps: Math.max(1, o.reps),
+          microBatches: (batch) => o.microBatch ?? (batch >= 16 ? [4] : batch >= 4 ? [1] : []),
           pytorch: o.pytorch,
           profile: !!o.profile,
           json: !!o.json,
