@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../util/log.js';
+import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
 import { infoCommand } from './commands/info.js';
 import { prepareCommand } from './commands/prepare.js';
@@ -11,7 +12,7 @@ const program = new Command('pix2pix')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-for (const cmd of [prepareCommand(), trainCommand(), infoCommand(), demoCommand()]) {
+for (const cmd of [prepareCommand(), trainCommand(), infoCommand(), demoCommand(), benchCommand()]) {
   program.addCommand(cmd.exitOverride());
 }
 
