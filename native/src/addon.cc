@@ -217,6 +217,36 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value InormActForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const int64_t n = info[1].As<Napi::Number>().Int64Value();
+    const int64_t hw = info[2].As<Napi::Number>().Int64Value();
+    const int64_t c = info[3].As<Napi::Number>().Int64Value();
+    const bool has_alpha = !info[5].IsNull() && !info[5].IsUndefined();
+    const float alpha = has_alpha ? info[5].As<Napi::Number>().FloatValue() : 1.0f;
+    if (has_alpha && !(alpha > 0.0f)) throw Fail("inormAct: alpha must be > 0");
+    p2p::inorm_act_forward(data_of<float>(info[0], n * hw * c, "z"), n, hw, c, info[4].As<Napi::Number>().FloatValue(),
+                           has_alpha, alpha, data_of<float>(info[6], n * hw * c, "h"),
+                           data_of<float>(info[7], n * c, "rs"));
+    return env.Undefined();
+  });
+}
+
+Napi::Value InormActBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const int64_t n = info[3].As<Napi::Number>().Int64Value();
+    const int64_t hw = info[4].As<Napi::Number>().Int64Value();
+    const int64_t c = info[5].As<Napi::Number>().Int64Value();
+    const bool has_alpha = !info[6].IsNull() && !info[6].IsUndefined();
+    const float alpha = has_alpha ? info[6].As<Napi::Number>().FloatValue() : 1.0f;
+    if (has_alpha && !(alpha > 0.0f)) throw Fail("inormActGrad: alpha must be > 0");
+    p2p::inorm_act_backward(data_of<float>(info[0], n * hw * c, "g"), data_of<float>(info[1], n * hw * c, "h"),
+                            data_of<float>(info[2], n * c, "rs"), n, hw, c, has_alpha, alpha,
+                            data_of<float>(info[7], n * hw * c, "dz"));
+    return env.Undefined();
+  });
+}
+
 Napi::Value Peak(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     const int threads = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
@@ -254,6 +284,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reduceSum", Napi::Function::New(env, ReduceSum));
   exports.Set("copyBox", Napi::Function::New(env, CopyBox));
   exports.Set("adam", Napi::Function::New(env, Adam));
+  exports.Set("inormActForward", Napi::Function::New(env, InormActForward));
+  exports.Set("inormActBackward", Napi::Function::New(env, InormActBackward));
   exports.Set("peak", Napi::Function::New(env, Peak));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

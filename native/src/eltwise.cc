@@ -393,3 +393,127 @@ void adam(float* w, const float* g, float* m, float* v, int64_t n, double lr, do
 }
 
 }  // namespace p2p
+
+namespace p2p {
+
+namespace {
+
+// Per-(sample, channel) sums over hw of f(i, j) (i: position within the sample's [hw, c] block,
+// j: channel), two at a time, in double. Work is split over samples, and over positions where
+// there are fewer samples than threads.
+template <typename F>
+void channel_sums(int64_t n, int64_t hw, int64_t c, F f, std::vector<double>& s1, std::vector<double>& s2) {
+  const int nt = threads_for(n * hw * c);
+  const int64_t split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
+  std::vector<double> part(static_cast<size_t>(n * split * c * 2), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t t = 0; t < n * split; ++t) {
+    const int64_t s = t / split, k = t % split;
+    const int64_t p0 = hw * k / split, p1 = hw * (k + 1) / split;
+    double* a = part.data() + t * c * 2;
+    double* b = a + c;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t base = (s * hw + p) * c;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        float u, v;
+        f(base + j, s * c + j, u, v);
+        a[j] += u;
+        b[j] += v;
+      }
+    }
+  }
+  s1.assign(static_cast<size_t>(n * c), 0.0);
+  s2.assign(static_cast<size_t>(n * c), 0.0);
+  for (int64_t t = 0; t < n * split; ++t) {
+    const int64_t s = t / split;
+    for (int64_t j = 0; j < c; ++j) {
+      s1[s * c + j] += part[(t * 2) * c + j];
+      s2[s * c + j] += part[(t * 2 + 1) * c + j];
+    }
+  }
+}
+
+template <typename F>
+void each_position(int64_t n, int64_t hw, int64_t c, F f) {
+  const int64_t total = n * hw;
+  const int nt = threads_for(total * c);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t r = 0; r < total; ++r) {
+    const int64_t s = r / hw;
+    const int64_t base = r * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) f(base + j, s * c + j);
+  }
+}
+
+}  // namespace
+
+void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float eps, bool has_alpha, float alpha,
+                       float* h, float* rs) {
+  std::vector<double> sum, unused;
+  channel_sums(
+      n, hw, c,
+      [&](int64_t i, int64_t, float& u, float& v) {
+        u = z[i];
+        v = 0.0f;
+      },
+      sum, unused);
+  std::vector<float> mean(static_cast<size_t>(n * c));
+  for (size_t k = 0; k < mean.size(); ++k) mean[k] = static_cast<float>(sum[k] / static_cast<double>(hw));
+  // Variance as the mean squared deviation (two passes), as tf.moments computes it.
+  std::vector<double> sq;
+  channel_sums(
+      n, hw, c,
+      [&](int64_t i, int64_t sc, float& u, float& v) {
+        const float d = z[i] - mean[sc];
+        u = d * d;
+        v = 0.0f;
+      },
+      sq, unused);
+  for (int64_t k = 0; k < n * c; ++k) {
+    const float var = static_cast<float>(sq[k] / static_cast<double>(hw));
+    rs[k] = 1.0f / std::sqrt(var + eps);
+  }
+  const float a = has_alpha ? alpha : 1.0f;
+  each_position(n, hw, c, [&](int64_t i, int64_t sc) {
+    const float y = (z[i] - mean[sc]) * rs[sc];
+    h[i] = std::max(y, 0.0f) + a * std::min(y, 0.0f);
+  });
+}
+
+void inorm_act_backward(const float* g, const float* h, const float* rs, int64_t n, int64_t hw, int64_t c,
+                        bool has_alpha, float alpha, float* dz) {
+  const float a = has_alpha ? alpha : 1.0f;
+  const float inv_a = 1.0f / a;
+  // y and the activation's slope from the sign of h (alpha > 0 keeps the sign).
+  // Arithmetic rather than `?:`: gcc vectorises it, and the signs are random.
+  auto yg = [&](int64_t i, float& y, float& gp) {
+    const float hv = h[i];
+    const float pos = static_cast<float>(hv > 0.0f);
+    y = hv * (inv_a + (1.0f - inv_a) * pos);
+    gp = g[i] * (a + (1.0f - a) * pos);
+  };
+  std::vector<double> sg, sgy;
+  channel_sums(
+      n, hw, c,
+      [&](int64_t i, int64_t, float& u, float& v) {
+        float y, gp;
+        yg(i, y, gp);
+        u = gp;
+        v = gp * y;
+      },
+      sg, sgy);
+  std::vector<float> mg(static_cast<size_t>(n * c)), mgy(static_cast<size_t>(n * c));
+  for (int64_t k = 0; k < n * c; ++k) {
+    mg[k] = static_cast<float>(sg[k] / static_cast<double>(hw));
+    mgy[k] = static_cast<float>(sgy[k] / static_cast<double>(hw));
+  }
+  each_position(n, hw, c, [&](int64_t i, int64_t sc) {
+    float y, gp;
+    yg(i, y, gp);
+    dz[i] = (gp - mg[sc] - y * mgy[sc]) * rs[sc];
+  });
+}
+
+}  // namespace p2p

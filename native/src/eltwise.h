@@ -31,3 +31,16 @@ void adam(float* w, const float* g, float* m, float* v, int64_t n, double lr, do
           double epsilon, double t);
 
 }  // namespace p2p
+
+namespace p2p {
+
+// Instance norm over the spatial positions of each sample and channel ([n, hw, c], NHWC), then
+// LeakyReLU(alpha) where has_alpha: h = act((z - mean) * rs), rs = 1 / sqrt(var + eps) ([n, c]).
+void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float eps, bool has_alpha, float alpha,
+                       float* h, float* rs);
+// Its gradient from the saved output h: y = act^-1(h), g' = g * act'(y), and
+// dz = (g' - mean(g') - y * mean(g' y)) * rs, means over hw.
+void inorm_act_backward(const float* g, const float* h, const float* rs, int64_t n, int64_t hw, int64_t c,
+                        bool has_alpha, float alpha, float* dz);
+
+}  // namespace p2p

@@ -52,6 +52,27 @@ export interface NativeAddon {
     epsilon: number,
     t: number,
   ): void;
+  /** Instance norm + LeakyReLU over [n, hw, c] (alpha null: no activation); writes h and rs [n, c]. */
+  inormActForward(
+    z: Float32Array,
+    n: number,
+    hw: number,
+    c: number,
+    epsilon: number,
+    alpha: number | null,
+    h: Float32Array,
+    rs: Float32Array,
+  ): void;
+  inormActBackward(
+    g: Float32Array,
+    h: Float32Array,
+    rs: Float32Array,
+    n: number,
+    hw: number,
+    c: number,
+    alpha: number | null,
+    dz: Float32Array,
+  ): void;
   /** FP32 FMA-loop GFLOP/s of `threads` OpenMP threads (default all). */
   peak(
     secondsEach: number,

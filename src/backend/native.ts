@@ -2,6 +2,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdamKernel, registerAdamKernel, tfjsAdamKernel } from '../train/adam.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
+import { fusedKernels } from './native-fused.js';
 import { nativeKernels } from './native-kernels.js';
 
 export const NATIVE_BACKEND = 'native';
@@ -248,6 +249,14 @@ export function registerNativeBackend(): Promise<void> {
         backendName: NATIVE_BACKEND,
         kernelFunc: timed(name, ((args: Parameters<typeof func>[0]) =>
           func(args, fallback)) as unknown as tf.KernelFunc),
+      });
+    }
+    // Kernels of our own (no cpu counterpart): src/train/fused.ts calls them on this backend.
+    for (const k of fusedKernels(addon)) {
+      tf.registerKernel({
+        kernelName: k.name,
+        backendName: NATIVE_BACKEND,
+        kernelFunc: timed(k.name, k.func as unknown as tf.KernelFunc),
       });
     }
     if (!tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend())) {

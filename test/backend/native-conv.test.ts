@@ -104,7 +104,8 @@ function checkBackwardWeights(p: Problem, dw: Float32Array) {
         for (let ow = 0; ow < l.oh; ow++) {
           const iw = ow * l.stride - l.pad + kw!;
           if (iw < 0 || iw >= l.ih) continue;
-          s += x[((b * l.ih + ih) * l.ih + iw) * l.ic + ic!]! * dy[((b * l.oh + oh) * l.oh + ow) * l.oc + oc!]!;
+          s +=
+            x[((b * l.ih + ih) * l.ih + iw) * l.ic + ic!]! * dy[((b * l.oh + oh) * l.oh + ow) * l.oc + oc!]!;
         }
       }
     }

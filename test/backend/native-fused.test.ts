@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  instanceNormAct,
+  instanceNormActGrad,
+  nativeFusedAvailable,
+} from '../../src/backend/native-fused.js';
+import { nativeSkip, randomArray, relErr, setupNative } from './native-helpers.js';
+
+const TOL = 1e-5;
+
+/** The same maths in tfjs ops (as src/train/fused.ts writes it), run on the cpu backend. */
+function reference(zv: Float32Array, gv: Float32Array, shape: number[], eps: number, alpha: number | null) {
+  return tf.tidy(() => {
+    const z = tf.tensor4d(zv, shape as [number, number, number, number]);
+    const gIn = tf.tensor4d(gv, shape as [number, number, number, number]);
+    const { mean, variance } = tf.moments(z, [1, 2], true);
+    const rs = tf.rsqrt(tf.add(variance, eps));
+    const y0 = tf.mul(tf.sub(z, mean), rs);
+    const h = alpha !== null ? tf.leakyRelu(y0, alpha) : y0;
+    let g: tf.Tensor = gIn;
+    let y: tf.Tensor = h;
+    if (alpha !== null) {
+      const positive = tf.greater(h, 0);
+      g = tf.where(positive, g, tf.mul(g, alpha));
+      y = tf.where(positive, h, tf.div(h, alpha));
+    }
+    const meanG = tf.mean(g, [1, 2], true);
+    const meanGY = tf.mean(tf.mul(g, y), [1, 2], true);
+    const dz = tf.mul(tf.sub(tf.sub(g, meanG), tf.mul(y, meanGY)), rs);
+    return [h, rs, dz].map((t) => t.dataSync().slice());
+  });
+}
+
+describe('native fused instance norm + LeakyReLU', { skip: nativeSkip }, () => {
+  before(setupNative);
+
+  test('forward and backward match the tfjs formulation at the models shapes', async () => {
+    const cases: Array<[number[], number | null]> = [
+      [[1, 64, 64, 64], 0.2],
+      [[2, 16, 16, 256], 0.01],
+      [[3, 2, 2, 512], 0.2],
+      [[2, 16, 16, 24], null],
+      [[16, 4, 4, 512], 0.2],
+    ];
+    for (const [i, [shape, alpha]] of cases.entries()) {
+      const n = shape.reduce((a, b) => a * b);
+      // An offset and scale per case, so the mean and variance are not trivially 0 and 1.
+      const zv = randomArray(n, 10 + i, 3).map((v) => v + 0.5 * i);
+      const gv = randomArray(n, 20 + i);
+      await tf.setBackend('cpu');
+      const [hRef, rsRef, dzRef] = reference(zv, gv, shape, 1e-5, alpha);
+      await tf.setBackend('native');
+      assert.ok(nativeFusedAvailable());
+      const before = tf.memory().numTensors;
+      const [h, rs, dz] = tf.tidy(() => {
+        const z = tf.tensor4d(zv, shape as [number, number, number, number]);
+        const g = tf.tensor4d(gv, shape as [number, number, number, number]);
+        const [ho, rso] = instanceNormAct(z, 1e-5, alpha);
+        assert.deepEqual(rso.shape, [shape[0], 1, 1, shape[3]]);
+        const dzo = instanceNormActGrad(g, ho, rso, alpha);
+        return [ho, rso, dzo].map((t) => t.dataSync().slice());
+      });
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+      for (const [what, r, o] of [
+        ['h', hRef, h],
+        ['rs', rsRef, rs],
+        ['dz', dzRef, dz],
+      ] as const) {
+        const e = relErr(r!, o!);
+        assert.ok(e < TOL, `${shape} alpha ${alpha} ${what}: relative error ${e.toExponential(2)}`);
+      }
+    }
+  });
+
+  test('is unavailable on other backends, and rejects mismatched shapes', async () => {
+    await tf.setBackend('cpu');
+    assert.equal(nativeFusedAvailable(), false);
+    await tf.setBackend('native');
+    const h = tf.zeros([1, 4, 4, 8]) as tf.Tensor4D;
+    const rs = tf.ones([1, 1, 1, 4]) as tf.Tensor4D;
+    assert.throws(() => instanceNormActGrad(h, h, rs, 0.2), /do not match/);
+    tf.dispose([h, rs]);
+  });
+});
