@@ -1,4 +1,5 @@
 #include "eltwise.h"
+#include "transcendental.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -219,11 +220,11 @@ void unary(int op, float alpha, const float* x, float* o, int64_t n) {
     case kSqrt: return unary_run(x, o, n, [](float v) { return std::sqrt(v); });
     case kRsqrt: return unary_run(x, o, n, [](float v) { return 1.0f / std::sqrt(v); });
     case kAbs: return unary_run(x, o, n, [](float v) { return std::fabs(v); });
-    case kExp: return unary_run(x, o, n, [](float v) { return std::exp(v); });
-    case kLog: return unary_run(x, o, n, [](float v) { return std::log(v); });
-    case kLog1p: return unary_run(x, o, n, [](float v) { return std::log1p(v); });
-    case kTanh: return unary_run(x, o, n, [](float v) { return std::tanh(v); });
-    case kSigmoid: return unary_run(x, o, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+    case kExp: return parallel_flat(n, [&](int64_t s, int64_t e) { vec_exp(x + s, o + s, e - s); });
+    case kLog: return parallel_flat(n, [&](int64_t s, int64_t e) { vec_log(x + s, o + s, e - s); });
+    case kLog1p: return parallel_flat(n, [&](int64_t s, int64_t e) { vec_log1p(x + s, o + s, e - s); });
+    case kTanh: return parallel_flat(n, [&](int64_t s, int64_t e) { vec_tanh(x + s, o + s, e - s); });
+    case kSigmoid: return parallel_flat(n, [&](int64_t s, int64_t e) { vec_sigmoid(x + s, o + s, e - s); });
     case kRelu: return unary_run(x, o, n, [](float v) { return v < 0.0f ? 0.0f : v; });
     case kRelu6: return unary_run(x, o, n, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); });
     // Branch-free: activations' signs are random, and a branch on them mispredicts half the time.
@@ -484,36 +485,62 @@ void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float e
 
 void inorm_act_backward(const float* g, const float* h, const float* rs, int64_t n, int64_t hw, int64_t c,
                         bool has_alpha, float alpha, float* dz) {
+  // Plain loops over restrict pointers: through lambdas gcc cannot rule out aliasing and leaves
+  // these scalar. y and the slope come from the sign of h (alpha > 0 keeps it), as arithmetic
+  // rather than `?:`, since the signs are random.
   const float a = has_alpha ? alpha : 1.0f;
   const float inv_a = 1.0f / a;
-  // y and the activation's slope from the sign of h (alpha > 0 keeps the sign).
-  // Arithmetic rather than `?:`: gcc vectorises it, and the signs are random.
-  auto yg = [&](int64_t i, float& y, float& gp) {
-    const float hv = h[i];
-    const float pos = static_cast<float>(hv > 0.0f);
-    y = hv * (inv_a + (1.0f - inv_a) * pos);
-    gp = g[i] * (a + (1.0f - a) * pos);
-  };
-  std::vector<double> sg, sgy;
-  channel_sums(
-      n, hw, c,
-      [&](int64_t i, int64_t, float& u, float& v) {
-        float y, gp;
-        yg(i, y, gp);
-        u = gp;
-        v = gp * y;
-      },
-      sg, sgy);
-  std::vector<float> mg(static_cast<size_t>(n * c)), mgy(static_cast<size_t>(n * c));
-  for (int64_t k = 0; k < n * c; ++k) {
-    mg[k] = static_cast<float>(sg[k] / static_cast<double>(hw));
-    mgy[k] = static_cast<float>(sgy[k] / static_cast<double>(hw));
+  const int nt = threads_for(n * hw * c);
+  const int64_t split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
+  std::vector<double> part(static_cast<size_t>(n * split * c * 2), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t t = 0; t < n * split; ++t) {
+    const int64_t smp = t / split, k = t % split;
+    const int64_t p0 = hw * k / split, p1 = hw * (k + 1) / split;
+    double* __restrict sg = part.data() + t * c * 2;
+    double* __restrict sgy = sg + c;
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* __restrict gr = g + (smp * hw + p) * c;
+      const float* __restrict hr = h + (smp * hw + p) * c;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        const float pos = static_cast<float>(hr[j] > 0.0f);
+        const float y = hr[j] * (inv_a + (1.0f - inv_a) * pos);
+        const float gp = gr[j] * (a + (1.0f - a) * pos);
+        sg[j] += gp;
+        sgy[j] += gp * y;
+      }
+    }
   }
-  each_position(n, hw, c, [&](int64_t i, int64_t sc) {
-    float y, gp;
-    yg(i, y, gp);
-    dz[i] = (gp - mg[sc] - y * mgy[sc]) * rs[sc];
-  });
+  std::vector<float> mg(static_cast<size_t>(n * c), 0.0f), mgy(static_cast<size_t>(n * c), 0.0f);
+  for (int64_t smp = 0; smp < n; ++smp) {
+    for (int64_t j = 0; j < c; ++j) {
+      double s1 = 0.0, s2 = 0.0;
+      for (int64_t k = 0; k < split; ++k) {
+        s1 += part[((smp * split + k) * 2) * c + j];
+        s2 += part[((smp * split + k) * 2 + 1) * c + j];
+      }
+      mg[smp * c + j] = static_cast<float>(s1 / static_cast<double>(hw));
+      mgy[smp * c + j] = static_cast<float>(s2 / static_cast<double>(hw));
+    }
+  }
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t r = 0; r < n * hw; ++r) {
+    const int64_t smp = r / hw;
+    const float* __restrict gr = g + r * c;
+    const float* __restrict hr = h + r * c;
+    float* __restrict out = dz + r * c;
+    const float* __restrict m1 = mg.data() + smp * c;
+    const float* __restrict m2 = mgy.data() + smp * c;
+    const float* __restrict rr = rs + smp * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) {
+      const float pos = static_cast<float>(hr[j] > 0.0f);
+      const float y = hr[j] * (inv_a + (1.0f - inv_a) * pos);
+      const float gp = gr[j] * (a + (1.0f - a) * pos);
+      out[j] = (gp - m1[j] - y * m2[j]) * rr[j];
+    }
+  }
 }
 
 }  // namespace p2p
