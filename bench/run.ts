@@ -206,10 +206,12 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     o.log(`running ${c.backend} ${c.kind} batch ${c.batch}${c.micro ? ` (micro-batch ${c.micro})` : ''} ...`);
     // The native backend times its conv layouts on each shape's first call: two warm-up steps.
     const warmup = c.backend === 'native' ? 2 : 1;
+    // Inference steps take ~0.1 s: more of them make its median steadier for the same time.
+    const reps = c.kind === 'infer' ? Math.max(9, 3 * o.reps) : o.reps;
     const e =
       c.backend === 'pytorch'
-        ? runPytorch(c.kind, c.batch, o.reps)
-        : runWorker(c.backend, c.kind, c.batch, c.micro, warmup, o.reps, o.profile && c.backend === 'native');
+        ? runPytorch(c.kind, c.batch, reps)
+        : runWorker(c.backend, c.kind, c.batch, c.micro, warmup, reps, o.profile && c.backend === 'native');
     if (e.error) o.log(`  failed: ${e.error}`);
     else
       o.log(
@@ -267,7 +269,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     `- Machine: ${machine()}; load average at start ${load.toFixed(2)}`,
     `- Command: \`${o.command}\``,
     `- ${peakLine}`,
-    `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median of ${o.reps} steps after warm-up.`,
+    `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median of ${o.reps} training steps (${Math.max(9, 3 * o.reps)} inference runs) after warm-up.`,
     '',
     table,
     '',
