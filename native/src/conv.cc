@@ -275,6 +275,57 @@ void run_backward_weights(Entry& e, const float* x, const float* dy, float* dw) 
   strm().wait();
 }
 
+int plain_if_gemm(int m) { return m == kLayoutGemmCol2im ? static_cast<int>(kLayoutPlain) : m; }
+
+// dx = col2im(W x dy^T): C^T [kh*kw*ic, n*oh*ow] in one GEMM (weights as stored, HWIO rows), then
+// each dx element gathers the taps that reach it, so no two threads write the same element.
+// Its columns live in scratch: only for undilated problems up to 64 MB of them (the small deep maps
+// it is for); elsewhere mode 4 runs as plain.
+bool gemm_applicable(const ConvShape& s) {
+  return s.dh == 1 && s.dw == 1 && s.n * s.oh * s.ow * s.kh * s.kw * s.ic <= (int64_t(1) << 24);
+}
+
+void gemm_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx) {
+  const int64_t m = s.n * s.oh * s.ow, k = s.oc, taps = s.kh * s.kw, nrow = taps * s.ic;
+  float* ct = static_cast<float*>(g_scratch[kDst].get(static_cast<size_t>(m * nrow) * sizeof(float)));
+  if (dnnl_sgemm('N', 'T', nrow, m, k, 1.0f, w, k, dy, k, 0.0f, ct, m) != dnnl_success) {
+    throw dnnl::error(dnnl_runtime_error, "dnnl_sgemm failed");
+  }
+  // C = (C^T)^T, [n*oh*ow, kh*kw*ic], so the gather below reads whole ic rows.
+  float* c = static_cast<float*>(g_scratch[kSrc].get(static_cast<size_t>(m * nrow) * sizeof(float)));
+  constexpr int64_t B = 32;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t r0 = 0; r0 < nrow; r0 += B) {
+    for (int64_t c0 = 0; c0 < m; c0 += B) {
+      for (int64_t r = r0; r < std::min(nrow, r0 + B); ++r)
+        for (int64_t q = c0; q < std::min(m, c0 + B); ++q) c[q * nrow + r] = ct[r * m + q];
+    }
+  }
+  const int64_t ic = s.ic;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < s.n; ++b) {
+    for (int64_t ih = 0; ih < s.ih; ++ih) {
+      for (int64_t iw = 0; iw < s.iw; ++iw) {
+        float* __restrict out = dx + ((b * s.ih + ih) * s.iw + iw) * ic;
+        std::fill(out, out + ic, 0.0f);
+        for (int64_t kh = 0; kh < s.kh; ++kh) {
+          const int64_t th = ih + s.pt - kh;
+          if (th < 0 || th % s.sh != 0 || th / s.sh >= s.oh) continue;
+          const int64_t oh = th / s.sh;
+          for (int64_t kw = 0; kw < s.kw; ++kw) {
+            const int64_t tw = iw + s.pl - kw;
+            if (tw < 0 || tw % s.sw != 0 || tw / s.sw >= s.ow) continue;
+            const int64_t ow = tw / s.sw;
+            const float* __restrict src = c + ((b * s.oh + oh) * s.ow + ow) * nrow + (kh * s.kw + kw) * ic;
+#pragma omp simd
+            for (int64_t j = 0; j < ic; ++j) out[j] += src[j];
+          }
+        }
+      }
+    }
+  }
+}
+
 // Which layout mode won for each pass and shape. Which of oneDNN's kernels is fastest depends on the
 // layer (plain-layout GEMM for tiny maps with big filters, blocked direct kernels for wide layers,
 // brgemm on NHWC in between) and on the reorder traffic, so the first call of each times them all.
@@ -295,11 +346,12 @@ int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
   }
   // Two timed rounds over the candidates, interleaved, keeping each one's best: one round alone is
   // easily skewed by another process taking a core for a moment.
-  const int cands[] = {kLayoutPlain, kLayoutPlainActAnyWei, kLayoutBlocked};
-  double t_best[3] = {1e300, 1e300, 1e300};
-  bool ok[3] = {true, true, true};
+  const int cands[] = {kLayoutPlain, kLayoutPlainActAnyWei, kLayoutBlocked, kLayoutGemmCol2im};
+  const int ncand = pass == 'd' && gemm_applicable(s) ? 4 : 3;
+  double t_best[4] = {1e300, 1e300, 1e300, 1e300};
+  bool ok[4] = {true, true, true, true};
   for (int round = 0; round < 3; ++round) {
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < ncand; ++i) {
       if (!ok[i]) continue;
       try {
         auto t0 = std::chrono::steady_clock::now();
@@ -314,7 +366,7 @@ int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
   }
   int best = kLayoutBlocked;
   double best_t = 1e300;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < ncand; ++i) {
     if (ok[i] && t_best[i] < best_t) {
       best_t = t_best[i];
       best = cands[i];
@@ -333,15 +385,22 @@ int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
 
 void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode) {
   const bool b = bias != nullptr;
-  tuned('f', s, b, mode, [&](int m) { run_forward(fwd_entry(s, m, b), s, x, w, bias, y); });
+  tuned('f', s, b, mode, [&](int m) { run_forward(fwd_entry(s, plain_if_gemm(m), b), s, x, w, bias, y); });
 }
 
 void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode) {
-  tuned('d', s, false, mode, [&](int m) { run_backward_data(bwd_data_entry(s, m), dy, w, dx); });
+  tuned('d', s, false, mode, [&](int m) {
+    if (m == kLayoutGemmCol2im && gemm_applicable(s)) {
+      gemm_backward_data(s, dy, w, dx);
+    } else {
+      run_backward_data(bwd_data_entry(s, plain_if_gemm(m)), dy, w, dx);
+    }
+  });
 }
 
 void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, float* dw, int mode) {
-  tuned('w', s, false, mode, [&](int m) { run_backward_weights(bwd_weights_entry(s, m), x, dy, dw); });
+  tuned('w', s, false, mode,
+        [&](int m) { run_backward_weights(bwd_weights_entry(s, plain_if_gemm(m)), x, dy, dw); });
 }
 
 std::string conv_impl_names(const ConvShape& s, int mode) {
@@ -351,9 +410,11 @@ std::string conv_impl_names(const ConvShape& s, int mode) {
     return it == g_choice.end() ? static_cast<int>(kLayoutBlocked) : it->second;
   };
   auto tagged = [](int m, const std::string& impl) { return std::to_string(m) + ":" + impl; };
-  std::string out = tagged(pick('f'), fwd_entry(s, pick('f'), false).impl);
-  out += " / " + tagged(pick('d'), bwd_data_entry(s, pick('d')).impl);
-  out += " / " + tagged(pick('w'), bwd_weights_entry(s, pick('w')).impl);
+  std::string out = tagged(pick('f'), fwd_entry(s, plain_if_gemm(pick('f')), false).impl);
+  const bool gemm = pick('d') == kLayoutGemmCol2im && gemm_applicable(s);
+  out += " / " + (gemm ? tagged(kLayoutGemmCol2im, "sgemm+col2im")
+                       : tagged(pick('d'), bwd_data_entry(s, plain_if_gemm(pick('d'))).impl));
+  out += " / " + tagged(pick('w'), bwd_weights_entry(s, plain_if_gemm(pick('w'))).impl);
   return out;
 }
 

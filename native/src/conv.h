@@ -15,7 +15,16 @@ struct ConvShape {
 // layouts oneDNN prefers cost a reorder at the kernel boundary but its blocked kernels are often
 // faster. Auto times the candidates on a shape's first call (see `tuned` in conv.cc); the
 // environment variable P2P_CONV_LAYOUT=1|2|3 forces one mode everywhere.
-enum LayoutMode : int { kLayoutAuto = 0, kLayoutPlain = 1, kLayoutBlocked = 2, kLayoutPlainActAnyWei = 3 };
+enum LayoutMode : int {
+  kLayoutAuto = 0,
+  kLayoutPlain = 1,
+  kLayoutBlocked = 2,
+  kLayoutPlainActAnyWei = 3,
+  // Backward-data only (other passes run it as plain): one GEMM W x dy^T then a col2im gather.
+  // oneDNN's own GEMM-based backward-data is 5x slower on the UNet's small deep maps (a 16-row
+  // dy against 8 M weights), where this orientation streams the weights once.
+  kLayoutGemmCol2im = 4,
+};
 
 void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode);
 void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode);

@@ -60,8 +60,11 @@ const CONVS: ConvCase[] = [
   conv('numeric pad', [1, 6, 6, 4], [3, 3, 4, 8], 1, 1),
 ];
 
-/** 0 = per-layer tuned (what the models run), 1 plain NHWC, 2 blocked, 3 plain activations + blocked weights. */
-const MODES = [0, 1, 2, 3];
+/**
+ * 0 = per-layer tuned (what the models run), 1 plain NHWC, 2 blocked, 3 plain activations +
+ * blocked weights, 4 GEMM + col2im backward-data (plain for the other passes).
+ */
+const MODES = [0, 1, 2, 3, 4];
 
 function convOutShape(c: ConvCase): number[] {
   const info = tf.backend_util.computeConv2DInfo(
