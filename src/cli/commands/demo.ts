@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { writeSyntheticDataset } from '../../data/synthetic.js';
 import { consoleLogger } from '../../util/log.js';
+import { intArg } from '../args.js';
 import { addTrainOptions, configFromFlags, runTraining, type TrainFlags } from './train.js';
 
 /**
@@ -12,19 +15,24 @@ export function demoCommand(): Command {
   const cmd = new Command('demo')
     .description('Make a small synthetic denoising dataset and train on it for a few minutes')
     .option('--out <dir>', 'folder for the dataset and the run', 'runs/demo')
-    .option('--pairs <n>', 'synthetic pairs to generate (80 % train)', (v) => Number.parseInt(v, 10), 40);
+    .option('--pairs <n>', 'synthetic pairs to generate (80 % train)', intArg, 80);
   addTrainOptions(cmd);
   // Demo-sized defaults: small images, few epochs (the user can still override each).
   for (const [flag, value] of [
     ['size', 64],
     ['batchSize', 4],
-    ['epochs', 6],
+    ['epochs', 8],
   ] as const) {
     cmd.setOptionValueWithSource(flag, value, 'default');
   }
   return cmd.action(async (f: TrainFlags & { out: string; pairs: number }) => {
     const data = join(f.out, 'data');
     const run = join(f.out, 'run');
+    // The demo is repeatable: its previous run (and only a run: it must hold a config.json) is replaced.
+    if (existsSync(join(run, 'config.json'))) {
+      consoleLogger.info(`replacing the previous demo run in ${run}`);
+      await rm(run, { recursive: true });
+    }
     consoleLogger.info(`writing ${f.pairs} synthetic ${f.size} px pairs to ${data}`);
     await writeSyntheticDataset(data, { count: f.pairs, size: f.size, seed: f.seed });
     const config = configFromFlags(f, data, run);
