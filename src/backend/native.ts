@@ -57,6 +57,8 @@ export class NativeBackend extends MathBackendCPU {
   private readonly pool = new Map<string, Pooled[]>();
   private poolBytes = 0;
   private readonly owned = new WeakMap<ArrayBufferLike, Owned>();
+  /** Buffers not made here that readSync handed out (a checkpoint may still be writing them). */
+  private readonly readOut = new WeakSet<ArrayBufferLike>();
 
   constructor() {
     super();
@@ -94,7 +96,11 @@ export class NativeBackend extends MathBackendCPU {
   exclusive(values: Float32Array): boolean {
     const rec = this.owned.get(values.buffer);
     if (rec) return rec.holders === 1 && !rec.escaped;
-    return values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
+    return (
+      !this.readOut.has(values.buffer) &&
+      values.byteOffset === 0 &&
+      values.byteLength === values.buffer.byteLength
+    );
   }
 
   /** Drops every pooled array (they go to the GC). */
@@ -131,6 +137,7 @@ export class NativeBackend extends MathBackendCPU {
     if (v instanceof Float32Array || v instanceof Uint8Array) {
       const rec = this.owned.get(v.buffer);
       if (rec) rec.escaped = true;
+      else this.readOut.add(v.buffer);
     }
     return v;
   }

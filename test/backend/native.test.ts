@@ -367,7 +367,17 @@ describe('native backend kernels vs cpu', { skip: nativeSkip }, () => {
     adamKernelFor('native')(w, g, m, v, hp, 1);
     assert.deepEqual(alias.dataSync(), aliasBefore);
     assert.notDeepEqual(w.dataSync(), aliasBefore);
-    tf.dispose([w, alias, m, v, g]);
+    // An array read out to JS (a checkpoint being written, say) must not change under its reader:
+    // both an output array of this backend (w now) and one that came in from JS (w2).
+    const w2 = tf.tidy(() => tf.variable(tf.tensor1d(init[0]!.slice())));
+    for (const x of [w, w2]) {
+      const held = x.dataSync();
+      const heldBefore = held.slice();
+      adamKernelFor('native')(x, g, m, v, hp, 2);
+      assert.deepEqual(held, heldBefore);
+      assert.notDeepEqual(x.dataSync(), heldBefore);
+    }
+    tf.dispose([w, w2, alias, m, v, g]);
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
   });
 
