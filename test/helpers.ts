@@ -6,18 +6,30 @@ export async function useWasm(): Promise<void> {
   await setupBackend('wasm');
 }
 
-/** Max |x - y| / max |y|: one number for "same tensor up to float rounding". */
-export function relError(x: tf.Tensor, y: tf.Tensor): number {
-  const a = x.dataSync();
-  const b = y.dataSync();
-  if (a.length !== b.length) throw new Error(`sizes differ: ${a.length} vs ${b.length}`);
+/**
+ * Max abs difference over max abs reference value (the abs difference where the reference is all 0);
+ * infinite where only one side is NaN.
+ */
+export function relErr(ref: ArrayLike<number>, got: ArrayLike<number>): number {
+  if (got.length !== ref.length) throw new Error(`sizes differ: ${got.length} vs ${ref.length}`);
   let err = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
+  let max = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const r = ref[i]!;
+    const g = got[i]!;
+    if (Number.isNaN(r) || Number.isNaN(g)) {
+      if (Number.isNaN(r) !== Number.isNaN(g)) return Number.POSITIVE_INFINITY;
+      continue;
+    }
+    err = Math.max(err, Math.abs(r - g));
+    max = Math.max(max, Math.abs(r));
   }
-  return err / (scale || 1);
+  return max > 0 ? err / max : err;
+}
+
+/** relErr of tensor `x` against the reference tensor `y`. */
+export function relError(x: tf.Tensor, y: tf.Tensor): number {
+  return relErr(y.dataSync(), x.dataSync());
 }
 
 /** Copies of every weight's values, to compare before and after an update. */

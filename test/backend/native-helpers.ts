@@ -6,6 +6,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers';
 import { registerNativeBackend } from '../../src/backend/native.js';
 import { addonPath } from '../../src/backend/native-addon.js';
+import { relErr } from '../helpers.js';
+
+export { relErr };
 
 /**
  * Whether the native tests can run. Without the addon they are skipped with the reason, except
@@ -47,24 +50,6 @@ export function randomArray(n: number, seed: number, scale = 1): Float32Array {
 }
 
 export const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** Max abs difference over max abs reference value (or the abs difference where the reference is all 0). */
-export function relErr(ref: ArrayLike<number>, got: ArrayLike<number>): number {
-  assert.equal(got.length, ref.length, 'lengths differ');
-  let err = 0;
-  let max = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const r = ref[i]!;
-    const g = got[i]!;
-    if (Number.isNaN(r) || Number.isNaN(g)) {
-      if (Number.isNaN(r) !== Number.isNaN(g)) return Number.POSITIVE_INFINITY;
-      continue;
-    }
-    err = Math.max(err, Math.abs(r - g));
-    max = Math.max(max, Math.abs(r));
-  }
-  return max > 0 ? err / max : err;
-}
 
 /**
  * Runs `build` on the cpu backend and on native, with the same inputs, and returns both results'

@@ -5,34 +5,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { NativeBackend } from '../../src/backend/native.js';
 import { setConvLayoutMode } from '../../src/backend/native-kernels.js';
 import { adamKernelFor, tfjsAdamKernel } from '../../src/train/adam.js';
+import { type ConvCase, conv } from './conv-cases.js';
 import { assertSame, nativeSkip, randomArray, relErr, setupNative, sizeOf } from './native-helpers.js';
 
 /** Max abs error over max abs reference: float32 sums in another order stay near 1e-6. */
 const CONV_TOL = 1e-4;
 /** Element-wise maths: the cpu backend computes in double and rounds, the addon in float. */
 const ELT_TOL = 1e-6;
-
-type Pad = 'same' | 'valid' | number | [[0, 0], [number, number], [number, number], [0, 0]];
-interface ConvCase {
-  name: string;
-  x: number[];
-  filter: number[];
-  strides: number | [number, number];
-  pad: Pad;
-}
-const conv = (
-  name: string,
-  x: number[],
-  filter: number[],
-  strides: ConvCase['strides'],
-  pad: Pad,
-): ConvCase => ({
-  name,
-  x,
-  filter,
-  strides,
-  pad,
-});
 
 /**
  * Each kernel/stride/pad class of the models, at small maps and reduced channels (the full-size
