@@ -150,7 +150,7 @@ function dropoutMask(shape: number[], rate: number): tf.Tensor4D {
  * the mask: y is recovered from h through the leaky slope, so z, y and every gradient in between
  * live only inside this function.
  */
-export function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, mask?: tf.Tensor4D): tf.Tensor4D {
+function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean): tf.Tensor4D {
   const { conv } = b;
   const useMask = training && b.dropRate > 0;
   const inputs: tf.Tensor[] = conv.bias ? [x, conv.kernel, conv.bias] : [x, conv.kernel];
@@ -168,7 +168,7 @@ export function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, mask?
       }
       const act = b.alpha !== null ? tf.leakyRelu(z, b.alpha) : z;
       if (!useMask) return [act, rs];
-      return [act, rs, mask ? tf.clone(mask) : dropoutMask(z.shape, b.dropRate)];
+      return [act, rs, dropoutMask(z.shape, b.dropRate)];
     }) as [tf.Tensor4D, tf.Tensor, tf.Tensor4D?];
     const out = m ? tf.mul(h, m) : h;
     save(m ? [input, h, r, m] : [input, h, r]);
