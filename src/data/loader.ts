@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { listPairs } from './check.js';
 import { Rng } from './rng.js';
-import type { LoaderOptions, PairBatch, PairSource, Split } from './types.js';
+import { DIRECTIONS, type LoaderOptions, type PairBatch, type PairSource, type Split } from './types.js';
 
 export { checkDataset } from './check.js';
 
@@ -191,8 +191,8 @@ function validate(opts: LoaderOptions): void {
   if (!posInt(opts.size)) throw new UserError(`image size must be a positive integer, got ${opts.size}`);
   if (opts.jitter !== undefined && !(opts.jitter >= 1))
     throw new UserError(`jitter must be >= 1, got ${opts.jitter}`);
-  if (opts.direction !== 'AtoB' && opts.direction !== 'BtoA') {
-    throw new UserError(`direction must be AtoB or BtoA, got ${opts.direction}`);
+  if (!DIRECTIONS.includes(opts.direction)) {
+    throw new UserError(`direction must be one of ${DIRECTIONS.join(', ')}, got ${opts.direction}`);
   }
 }
 

@@ -410,15 +410,19 @@ export async function prepareDataset(
         `no usable images in ${opts.from}: all ${total} file${total === 1 ? ' was' : 's were'} skipped (reasons above)`,
       );
     }
-    const splits = splitSources(
-      used.map((s) => s.name),
-      r.split,
-      r.seed,
-    );
+    const splits = splitSources(used, r.split, r.seed);
     if (used.length === 1 && r.split > 0 && r.split < 1) {
       log.warn(
         `only one usable source, and a source is never split: all ${pairs} pairs go to ${splits.values().next().value}`,
       );
+    } else if (r.split > 0 && r.split < 1) {
+      const train = used.reduce((n, s) => n + (splits.get(s.name) === 'train' ? s.pairs : 0), 0);
+      if (Math.abs(train / pairs - r.split) > 0.05) {
+        log.warn(
+          `--split ${r.split} asked, but whole sources give ${train} train + ${pairs - train} test pairs` +
+            ` (${(train / pairs).toFixed(3)}): too few sources, or too unequal, for a closer split`,
+        );
+      }
     }
     const options: DatasetInfo['options'] = {
       from: opts.from,

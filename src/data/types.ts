@@ -12,6 +12,10 @@ export interface PairBatch {
 
 export type Split = 'train' | 'test';
 
+/** AtoB: A is the condition (input) and B the target; BtoA swaps the sides. */
+export const DIRECTIONS = ['AtoB', 'BtoA'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
 export interface LoaderOptions {
   batchSize: number;
   /** Side of the square crop fed to the networks. */
@@ -23,7 +27,7 @@ export interface LoaderOptions {
   /** Drop the last partial batch (otherwise it is kept, smaller). */
   dropLast: boolean;
   /** AtoB: A is the condition; BtoA swaps the sides. */
-  direction: 'AtoB' | 'BtoA';
+  direction: Direction;
   /** Batches decoded ahead of the consumer (default 2); memory is about (prefetch + 1) batches. */
   prefetch?: number;
   /** With `augment`: the resize-to-`jitter`x-then-random-crop part (default true). */
@@ -82,8 +86,17 @@ export interface DatasetInfo {
   /** Width and height, in pixels, of every image. */
   size: number;
   seed: number;
-  /** Fraction of the sources (not of the pairs) sent to train. */
+  /**
+   * Requested fraction of the pairs sent to train. Whole sources are assigned to one side, chosen so the
+   * pairs come as close to it as the sources' pair counts allow; `achievedSplit` is what came out.
+   */
   split: number;
+  /**
+   * Achieved fraction of the pairs in train, `counts.train / (counts.train + counts.test)` rounded to 4
+   * decimals (so the test fraction is 1 minus it). Absent when there are no pairs, and in datasets
+   * written before it was recorded.
+   */
+  achievedSplit?: number;
   /** The options that shaped the data (from, task, degrade, stride, ...). */
   options: Record<string, string | number | boolean | null>;
   counts: { train: number; test: number; sources: number; skipped: number; flatTiles: number };

@@ -73,11 +73,12 @@ export class Adam {
   private readonly m: tf.Variable[];
   private readonly v: tf.Variable[];
 
+  /** `hp` comes from the run's config (TRAIN_OPTIONS holds the defaults); epsilon is PyTorch's 1e-8. */
   constructor(
     readonly variables: tf.Variable[],
-    hp: Partial<AdamHyper> = {},
+    hp: Omit<AdamHyper, 'epsilon'> & { epsilon?: number },
   ) {
-    this.hp = { lr: 2e-4, beta1: 0.5, beta2: 0.999, epsilon: 1e-8, ...hp };
+    this.hp = { epsilon: 1e-8, ...hp };
     // In tidy, so the zeros tensor dies and each moment variable owns its data: otherwise the zeros
     // stay allocated beside the moments after their first update (2 x the model's size), and
     // in-place updates must not write into data another tensor shares.

@@ -1,8 +1,10 @@
 import { BACKENDS, type BackendChoice } from '../backend/index.js';
+import { DIRECTIONS, type Direction } from '../data/types.js';
 import { NORMS, type NormKind } from '../models/layers.js';
 import { DISCRIMINATORS, type DiscriminatorKind } from '../models/patchgan.js';
 import { unetDepth } from '../models/unet.js';
 import { UserError } from '../util/log.js';
+import { GAN_MODES, type GanMode } from './losses.js';
 
 /** Everything a training run depends on; saved as the run's config.json. Defaults are the reference's. */
 export interface TrainConfig {
@@ -18,12 +20,12 @@ export interface TrainConfig {
   epochsDecay: number;
   netD: DiscriminatorKind;
   norm: NormKind;
-  ganMode: 'vanilla' | 'lsgan';
+  ganMode: GanMode;
   lambdaL1: number;
   lr: number;
   beta1: number;
   beta2: number;
-  direction: 'AtoB' | 'BtoA';
+  direction: Direction;
   /** Resize to 1.12x + random crop, and horizontal flip, on the training split. */
   augment: boolean;
   dropLast: boolean;
@@ -31,83 +33,220 @@ export interface TrainConfig {
   backend: BackendChoice;
   /**
    * Largest number of pairs whose activations are held at once: bigger batches are split and their
-   * gradients summed, which is exact with per-sample norms (0 = never split).
+   * gradients summed, which is exact with per-sample norms. 0 = chosen by `train` from the memory it
+   * can use; a run's config.json records the value actually used.
    */
   microBatch: number;
   /** Stop each epoch after this many steps (0 = the whole split); for demos and smoke runs. */
   maxStepsPerEpoch: number;
+  /** Evaluate the test split every N epochs during training (0 = never). */
+  evalEvery: number;
 }
 
-export const DEFAULT_CONFIG: TrainConfig = {
-  data: '',
-  out: 'runs/default',
-  size: 256,
-  batchSize: 1,
-  epochs: 200,
-  epochsDecay: 0,
-  netD: 'patch16',
-  norm: 'instance',
-  ganMode: 'vanilla',
-  lambdaL1: 100,
-  lr: 2e-4,
-  beta1: 0.5,
-  beta2: 0.999,
-  direction: 'AtoB',
-  augment: true,
-  dropLast: false,
-  seed: 1,
-  backend: 'auto',
-  maxStepsPerEpoch: 0,
-  microBatch: 0,
-};
+/** What a train option is: its value kind decides parsing, validation and the CLI flag's shape. */
+type OptionKind =
+  | { kind: 'int'; min: number }
+  | { kind: 'number'; min: number; below?: number }
+  | { kind: 'choice'; choices: readonly string[] }
+  | { kind: 'flag' };
 
-function oneOf<T extends string>(key: string, value: T, allowed: readonly T[]): string[] {
-  return allowed.includes(value) ? [] : [`${key} '${value}' is not one of ${allowed.join(', ')}`];
+/** One training option: its config key, its CLI flag, its default, its help, its validation. */
+export type TrainOption = {
+  [K in keyof TrainConfig]: {
+    key: K;
+    /** The CLI name without dashes (`batch-size`); a `flag` defaulting to true is given as `--no-<flag>`. */
+    flag: string;
+    default: TrainConfig[K];
+    help: string;
+  } & OptionKind;
+}[keyof TrainConfig];
+
+/**
+ * Every training option, once. The CLI (`train`, `demo`, `compare`), DEFAULT_CONFIG, validateConfig and
+ * `compare --vary` are all built from this table, so a default or a choice is written here only.
+ */
+export const TRAIN_OPTIONS: readonly TrainOption[] = [
+  {
+    key: 'size',
+    flag: 'size',
+    kind: 'int',
+    min: 32,
+    default: 256,
+    help: 'image side fed to the networks (power of two >= 32)',
+  },
+  { key: 'batchSize', flag: 'batch-size', kind: 'int', min: 1, default: 1, help: 'pairs per step' },
+  {
+    key: 'epochs',
+    flag: 'epochs',
+    kind: 'int',
+    min: 1,
+    default: 200,
+    help: 'epochs at the initial learning rate',
+  },
+  {
+    key: 'epochsDecay',
+    flag: 'epochs-decay',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'further epochs with the learning rate decaying linearly to 0',
+  },
+  {
+    key: 'netD',
+    flag: 'netD',
+    kind: 'choice',
+    choices: DISCRIMINATORS,
+    default: 'patch16',
+    help: 'discriminator',
+  },
+  {
+    key: 'norm',
+    flag: 'norm',
+    kind: 'choice',
+    choices: NORMS,
+    default: 'instance',
+    help: 'normalisation layers',
+  },
+  {
+    key: 'ganMode',
+    flag: 'gan-mode',
+    kind: 'choice',
+    choices: GAN_MODES,
+    default: 'vanilla',
+    help: 'GAN loss',
+  },
+  { key: 'lambdaL1', flag: 'lambda', kind: 'number', min: 0, default: 100, help: 'weight of the L1 term' },
+  { key: 'lr', flag: 'lr', kind: 'number', min: 0, default: 2e-4, help: 'Adam learning rate' },
+  { key: 'beta1', flag: 'beta1', kind: 'number', min: 0, below: 1, default: 0.5, help: 'Adam beta1' },
+  { key: 'beta2', flag: 'beta2', kind: 'number', min: 0, below: 1, default: 0.999, help: 'Adam beta2' },
+  {
+    key: 'direction',
+    flag: 'direction',
+    kind: 'choice',
+    choices: DIRECTIONS,
+    default: 'AtoB',
+    help: 'AtoB: A is the input',
+  },
+  {
+    key: 'augment',
+    flag: 'augment',
+    kind: 'flag',
+    default: true,
+    help: 'no resize-and-crop jitter or flips on the training split',
+  },
+  {
+    key: 'dropLast',
+    flag: 'drop-last',
+    kind: 'flag',
+    default: false,
+    help: 'drop the last partial batch of each epoch',
+  },
+  {
+    key: 'maxStepsPerEpoch',
+    flag: 'max-steps',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'stop each epoch after n steps (0: the whole split)',
+  },
+  {
+    key: 'seed',
+    flag: 'seed',
+    kind: 'int',
+    min: 0,
+    default: 1,
+    help: 'seed of the weights, data order and augmentation',
+  },
+  {
+    key: 'microBatch',
+    flag: 'micro-batch',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'hold activations of at most n pairs at once, summing gradients (exact with instance norm; 0: chosen from the memory available)',
+  },
+  {
+    key: 'evalEvery',
+    flag: 'eval-every',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'evaluate the test split (PSNR, SSIM, MAE) every n epochs, into eval.csv (0: never)',
+  },
+  {
+    key: 'backend',
+    flag: 'backend',
+    kind: 'choice',
+    choices: BACKENDS,
+    default: 'auto',
+    help: 'tfjs backend: auto = native, else wasm',
+  },
+];
+
+export const DEFAULT_CONFIG: TrainConfig = Object.fromEntries([
+  ['data', ''],
+  ['out', 'runs/default'],
+  ...TRAIN_OPTIONS.map((o) => [o.key, o.default]),
+]) as TrainConfig;
+
+/** The option named `--flag` (also accepts the config key, e.g. `batchSize`). */
+export function trainOption(name: string): TrainOption | undefined {
+  const bare = name.replace(/^--/, '').replace(/^no-/, '');
+  return TRAIN_OPTIONS.find((o) => o.flag === bare || o.key === bare);
 }
 
-function positiveInt(key: string, value: number, min = 1): string[] {
-  return Number.isInteger(value) && value >= min
-    ? []
-    : [`${key} must be an integer >= ${min} (got ${value})`];
+/** Parses a textual value of an option (as `compare --vary` gives it); undefined when it is not one. */
+export function parseOptionValue(o: TrainOption, text: string): TrainConfig[keyof TrainConfig] | undefined {
+  const t = text.trim();
+  switch (o.kind) {
+    case 'int':
+    case 'number': {
+      const n = Number(t);
+      return t === '' || !Number.isFinite(n) || (o.kind === 'int' && !Number.isInteger(n)) ? undefined : n;
+    }
+    case 'flag':
+      return t === 'true' ? true : t === 'false' ? false : undefined;
+    case 'choice':
+      return t;
+  }
+}
+
+/** Problems with one option's value, as `--flag ...` phrases; empty when valid. */
+function checkOption(o: TrainOption, v: unknown): string[] {
+  const name = `--${o.flag}`;
+  switch (o.kind) {
+    case 'int':
+      return Number.isInteger(v) && (v as number) >= o.min
+        ? []
+        : [`${name} must be an integer >= ${o.min} (got ${v})`];
+    case 'number': {
+      const ok =
+        typeof v === 'number' && Number.isFinite(v) && v >= o.min && (o.below === undefined || v < o.below);
+      const range = o.below === undefined ? `>= ${o.min}` : `in [${o.min}, ${o.below})`;
+      return ok ? [] : [`${name} must be a finite number ${range} (got ${v})`];
+    }
+    case 'choice':
+      return o.choices.includes(v as string) ? [] : [`${name} '${v}' is not one of ${o.choices.join(', ')}`];
+    case 'flag':
+      return typeof v === 'boolean' ? [] : [`${name} must be true or false (got ${v})`];
+  }
 }
 
 /** Fills defaults and rejects every invalid field at once, in one UserError. */
 export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
   const c: TrainConfig = { ...DEFAULT_CONFIG, ...partial };
-  const errors = [
-    ...positiveInt('batch size', c.batchSize),
-    ...positiveInt('epochs', c.epochs),
-    ...positiveInt('epochs-decay', c.epochsDecay, 0),
-    ...positiveInt('max-steps', c.maxStepsPerEpoch, 0),
-    ...positiveInt('seed', c.seed, 0),
-    ...positiveInt('micro-batch', c.microBatch, 0),
-    ...oneOf('netD', c.netD, DISCRIMINATORS),
-    ...oneOf('norm', c.norm, NORMS),
-    ...oneOf('gan mode', c.ganMode, ['vanilla', 'lsgan'] as const),
-    ...oneOf('direction', c.direction, ['AtoB', 'BtoA'] as const),
-    ...oneOf('backend', c.backend, BACKENDS),
-  ];
-  for (const [key, v] of [
-    ['lr', c.lr],
-    ['lambda', c.lambdaL1],
-  ] as const) {
-    if (!(Number.isFinite(v) && v >= 0)) errors.push(`${key} must be a finite number >= 0 (got ${v})`);
-  }
-  for (const [key, v] of [
-    ['beta1', c.beta1],
-    ['beta2', c.beta2],
-  ] as const) {
-    if (!(v >= 0 && v < 1)) errors.push(`${key} must be in [0, 1) (got ${v})`);
-  }
-  if (c.microBatch > 0 && c.norm === 'batch') {
+  const errors = TRAIN_OPTIONS.flatMap((o) => checkOption(o, c[o.key]));
+  if (c.microBatch > 0 && c.microBatch < c.batchSize && c.norm === 'batch') {
     errors.push(
-      'micro-batches need per-sample normalisation: use --norm instance or none, or --micro-batch 0',
+      `--norm batch needs the whole batch at once, so --micro-batch ${c.microBatch} < --batch-size ${c.batchSize} cannot be used: use --norm instance or none`,
     );
   }
-  try {
-    unetDepth(c.size);
-  } catch (e) {
-    errors.push((e as Error).message);
+  if (Number.isInteger(c.size)) {
+    try {
+      unetDepth(c.size);
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
   }
   if (errors.length) throw new UserError(`invalid training options: ${errors.join('; ')}`);
   return c;

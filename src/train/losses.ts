@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-export type GanMode = 'vanilla' | 'lsgan';
+export const GAN_MODES = ['vanilla', 'lsgan'] as const;
+export type GanMode = (typeof GAN_MODES)[number];
 
 /**
  * The GAN loss against an all-real or all-fake label map of the logits' shape. 'vanilla' is the

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -51,6 +51,14 @@ test('prepare --json prints one JSON result line last, with the counts', async (
   assert.equal(result.counts.train + result.counts.test, 6);
   assert.equal(result.counts.sources, 3);
   assert.match(stderr, /wrote .*ds: \d+ train \+ \d+ test pairs of 32x32 from 3 sources/);
+  // Three photos of two pairs each cannot split 8:2; the closest is 4 + 2, and prepare says so.
+  assert.deepEqual([result.counts.train, result.counts.test], [4, 2]);
+  assert.match(
+    stderr,
+    /warning: --split 0\.8 asked, but whole sources give 4 train \+ 2 test pairs \(0\.667\)/,
+  );
+  const info = JSON.parse(await readFile(join(out, 'dataset.json'), 'utf8'));
+  assert.deepEqual([info.split, info.achievedSplit], [0.8, 0.6667]);
 });
 
 test('prepare rejects bad numbers and choices, and passes UserErrors through', async () => {

@@ -190,7 +190,7 @@ test('same inputs and seed give byte-identical output; another seed other noise'
   assert.notDeepEqual(as(z.info), as(x.info));
 });
 
-test('the split is by source: all tiles of a photo land on one side, 8:2 of the photos', async () => {
+test('the split is by source: all tiles of a photo land on one side; equal photos split 8:2', async () => {
   const from = await tempDir();
   for (let i = 0; i < 10; i++) await writeImage(join(from, `photo${i}.png`), 96, 64, i);
   const { out, info } = await prep(from);
@@ -201,6 +201,42 @@ test('the split is by source: all tiles of a photo land on one side, 8:2 of the 
     assert.equal(names.length, 6 * (s === 'train' ? 8 : 2));
     for (const n of names) assert.equal(sideOf.get(n.replace(/-\d+\.png$/, '')), s, n);
   }
+});
+
+test('photos of very different sizes: whole photos per side, and 8:2 of the pairs within 0.03', async () => {
+  const from = await tempDir();
+  const tiles = new Map<string, number>();
+  for (let i = 0; i < 24; i++) {
+    // From 32 x 32 (one tile) up to 300 x 200 (9 x 6 tiles), in a scrambled order.
+    const w = 32 + Math.round(268 * (((i * 5) % 24) / 23) ** 2);
+    const h = 32 + Math.round(168 * (((i * 11) % 24) / 23) ** 1.5);
+    await writeImage(join(from, `photo${String(i).padStart(2, '0')}.png`), w, h, i);
+    tiles.set(`photo${String(i).padStart(2, '0')}`, Math.floor(w / 32) * Math.floor(h / 32));
+  }
+  const log = recorder();
+  const { out, info } = await prep(from, {}, log);
+  const total = [...tiles.values()].reduce((a, b) => a + b, 0);
+  assert.equal(info.counts.train + info.counts.test, total);
+  assert.deepEqual(
+    info.sources.map((s) => s.pairs),
+    [...tiles.values()],
+  );
+  assert.equal(info.split, 0.8);
+  assert.ok(Math.abs(1 - info.achievedSplit! - 0.2) <= 0.03, `achieved ${info.achievedSplit}`);
+  assert.equal(info.achievedSplit, Math.round((info.counts.train / total) * 1e4) / 1e4);
+  const sideOf = new Map(info.sources.map((s) => [s.name, s.split]));
+  const onDisk: Record<string, number> = {};
+  for (const s of ['train', 'test'] as const) {
+    const names = await readdir(join(out, s, 'A'));
+    assert.deepEqual((await readdir(join(out, s, 'B'))).sort(), names.sort());
+    for (const n of names) assert.equal(sideOf.get(n.replace(/-\d+\.png$/, '')), s, n);
+    onDisk[s] = names.length;
+    assert.ok([...sideOf.values()].includes(s), `some photo goes to ${s}`);
+  }
+  assert.deepEqual([onDisk.train, onDisk.test], [info.counts.train, info.counts.test]);
+  const testFrac = onDisk.test! / total;
+  assert.ok(Math.abs(testFrac - 0.2) <= 0.03, `test fraction on disk ${testFrac}`);
+  assert.deepEqual(log.warnings, []);
 });
 
 test('aligned A|B images are split down the middle; BtoA swaps; an odd width is skipped', async () => {
@@ -354,6 +390,8 @@ test('dataset.json records sources, options, seed, counts, hashes, split and siz
     { seed: info.seed, split: info.split, size: info.size },
     { seed: 1, split: 0.8, size: 32 },
   );
+  // Two sources of 3 pairs each: 3 + 3 is the closest whole-source split to 8:2.
+  assert.equal(info.achievedSplit, 0.5);
   assert.deepEqual(info.options, {
     from,
     pairs: null,

@@ -6,6 +6,8 @@ import { useWasm } from '../helpers.js';
 
 before(useWasm);
 
+const HP = { lr: 2e-4, beta1: 0.5, beta2: 0.999 };
+
 describe('Adam', () => {
   it('follows PyTorch Adam maths (bias-corrected moments) over three steps', () => {
     const w0 = [0.5, -1.25, 2];
@@ -38,7 +40,7 @@ describe('Adam', () => {
 
   it('disposes the gradients it applies', () => {
     const w = tf.variable(tf.zeros([4]), true, 'w2');
-    const opt = new Adam([w]);
+    const opt = new Adam([w], HP);
     const g = tf.ones([4]);
     opt.apply({ w2: g });
     assert.ok(g.isDisposed);
@@ -48,7 +50,7 @@ describe('Adam', () => {
     const n = 16;
     const shape = [256, 256]; // 256 KiB each, 4 MiB in all
     const vars = Array.from({ length: n }, (_, i) => tf.variable(tf.randomNormal(shape), true, `big${i}`));
-    const opt = new Adam(vars);
+    const opt = new Adam(vars, HP);
     const grads: tf.NamedTensorMap = {};
     for (const x of vars) grads[x.name] = tf.randomNormal(shape);
     const oneVar = 256 * 256 * 4;

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { writeSyntheticDataset } from '../../data/synthetic.js';
 import { consoleLogger } from '../../util/log.js';
 import { intArg } from '../args.js';
-import { addTrainOptions, configFromFlags, runTraining, type TrainFlags } from './train.js';
+import { addTrainOptions, configFromFlags, runTraining } from './train.js';
 
 /**
  * The whole loop on a built-in default: a synthetic denoising dataset (coloured shapes under
@@ -25,23 +25,25 @@ export function demoCommand(): Command {
   ] as const) {
     cmd.setOptionValueWithSource(flag, value, 'default');
   }
-  return cmd.action(async (f: TrainFlags & { out: string; pairs: number }) => {
-    const data = join(f.out, 'data');
-    const run = join(f.out, 'run');
-    // The demo is repeatable: its previous run (and only a run: it must hold a config.json) is replaced.
-    if (existsSync(join(run, 'config.json'))) {
-      consoleLogger.info(`replacing the previous demo run in ${run}`);
-      await rm(run, { recursive: true });
-    }
-    consoleLogger.info(`writing ${f.pairs} synthetic ${f.size} px pairs to ${data}`);
-    await writeSyntheticDataset(data, { count: f.pairs, size: f.size, seed: f.seed });
-    const config = configFromFlags(f, data, run);
-    const epochs = await runTraining(config, false);
-    const first = epochs[0];
-    const last = epochs[epochs.length - 1];
-    consoleLogger.info(
-      `L1 (mean per epoch) fell from ${first.losses.gL1.toFixed(4)} in epoch ${first.epoch} to ${last.losses.gL1.toFixed(4)} in epoch ${last.epoch}` +
-        `; input | target | output samples: ${last.sample}`,
-    );
-  });
+  return cmd.action(
+    async (f: Record<string, unknown> & { out: string; pairs: number; size: number; seed: number }) => {
+      const data = join(f.out, 'data');
+      const run = join(f.out, 'run');
+      // The demo is repeatable: its previous run (and only a run: it must hold a config.json) is replaced.
+      if (existsSync(join(run, 'config.json'))) {
+        consoleLogger.info(`replacing the previous demo run in ${run}`);
+        await rm(run, { recursive: true });
+      }
+      consoleLogger.info(`writing ${f.pairs} synthetic ${f.size} px pairs to ${data}`);
+      await writeSyntheticDataset(data, { count: f.pairs, size: f.size, seed: f.seed });
+      const config = configFromFlags(f, data, run);
+      const epochs = await runTraining(config, false);
+      const first = epochs[0];
+      const last = epochs[epochs.length - 1];
+      consoleLogger.info(
+        `L1 (mean per epoch) fell from ${first.losses.gL1.toFixed(4)} in epoch ${first.epoch} to ${last.losses.gL1.toFixed(4)} in epoch ${last.epoch}` +
+          `; input | target | output samples: ${last.sample}`,
+      );
+    },
+  );
 }

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { TASK_DEGRADATIONS } from '../../data/degrade.js';
 import { type PrepareOptions, prepareDataset } from '../../data/prepare.js';
+import { DIRECTIONS, type Direction } from '../../data/types.js';
 import { consoleLogger, type Logger } from '../../util/log.js';
 import { floatArg, intArg } from '../args.js';
 
@@ -8,7 +9,7 @@ interface Flags {
   from: string;
   out: string;
   pairs?: 'aligned' | 'folders';
-  direction: 'AtoB' | 'BtoA';
+  direction: Direction;
   task?: string;
   degrade?: string;
   size: number;
@@ -49,7 +50,7 @@ export function prepareCommand(io: PrepareIo = defaultIo): Command {
     )
     .addOption(
       new Option('--direction <dir>', 'with --pairs: which side is the input')
-        .choices(['AtoB', 'BtoA'])
+        .choices(DIRECTIONS)
         .default('AtoB'),
     )
     .addOption(
@@ -65,7 +66,12 @@ export function prepareCommand(io: PrepareIo = defaultIo): Command {
       'how the input is made from the clean photo, steps joined by +: gaussian:SIGMA, poisson:PEAK, saltpepper:P, jpeg:Q, blur:SIGMA, gray, edges[:SIGMA,LOW,HIGH] (Canny, black on white); with --pairs, applied to A',
     )
     .option('--size <px>', 'side of the square pairs', intArg, 256)
-    .option('--split <ratio>', 'fraction of the sources (photos, not tiles) that go to train', floatArg, 0.8)
+    .option(
+      '--split <ratio>',
+      'fraction of the pairs that go to train (whole photos stay on one side; as close as they allow)',
+      floatArg,
+      0.8,
+    )
     .option('--seed <n>', 'seed of the split, the noise and the tile choice', intArg, 1)
     .addOption(
       new Option(
@@ -119,6 +125,9 @@ export function prepareCommand(io: PrepareIo = defaultIo): Command {
       const { counts } = info;
       log.info(
         `wrote ${flags.out}: ${counts.train} train + ${counts.test} test pairs of ${info.size}x${info.size} from ${counts.sources} sources` +
+          (info.achievedSplit === undefined
+            ? ''
+            : `, ${(100 * (1 - info.achievedSplit)).toFixed(1)} % test`) +
           ` (${counts.skipped} files skipped, ${counts.flatTiles} flat tiles left out)`,
       );
       if (flags.json) {
@@ -130,6 +139,7 @@ export function prepareCommand(io: PrepareIo = defaultIo): Command {
             size: info.size,
             seed: info.seed,
             split: info.split,
+            achievedSplit: info.achievedSplit,
             counts,
             skipped: info.skipped,
           }),

@@ -1,89 +1,41 @@
-import { Command, Option } from 'commander';
-import { BACKENDS, type BackendChoice } from '../../backend/index.js';
-import { NORMS } from '../../models/layers.js';
-import { DISCRIMINATORS } from '../../models/patchgan.js';
-import { type TrainConfig, validateConfig } from '../../train/config.js';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { TRAIN_OPTIONS, type TrainConfig, type TrainOption, validateConfig } from '../../train/config.js';
 import { type EpochEvent, train } from '../../train/loop.js';
 import { consoleLogger } from '../../util/log.js';
 import { floatArg, intArg } from '../args.js';
 import { startBackend } from '../backend.js';
 import { ProgressReporter } from '../progress.js';
 
-/** The training options shared by `train`, `demo` and `compare`. */
-export function addTrainOptions(cmd: Command): Command {
-  return cmd
-    .option('--size <px>', 'image side fed to the networks (power of two >= 32)', intArg, 256)
-    .option('--batch-size <n>', 'pairs per step', intArg, 1)
-    .option('--epochs <n>', 'epochs at the initial learning rate', intArg, 200)
-    .option('--epochs-decay <n>', 'further epochs with the learning rate decaying linearly to 0', intArg, 0)
-    .addOption(new Option('--netD <kind>', 'discriminator').choices(DISCRIMINATORS).default('patch16'))
-    .addOption(new Option('--norm <kind>', 'normalisation layers').choices(NORMS).default('instance'))
-    .addOption(new Option('--gan-mode <mode>', 'GAN loss').choices(['vanilla', 'lsgan']).default('vanilla'))
-    .option('--lambda <w>', 'weight of the L1 term', floatArg, 100)
-    .option('--lr <rate>', 'Adam learning rate', floatArg, 2e-4)
-    .option('--beta1 <b>', 'Adam beta1', floatArg, 0.5)
-    .addOption(
-      new Option('--direction <dir>', 'AtoB: A is the input').choices(['AtoB', 'BtoA']).default('AtoB'),
-    )
-    .option('--no-augment', 'no resize-and-crop jitter or flips on the training split')
-    .option('--drop-last', 'drop the last partial batch of each epoch')
-    .option('--max-steps <n>', 'stop each epoch after n steps (0: the whole split)', intArg, 0)
-    .option('--seed <n>', 'seed of the weights, data order and augmentation', intArg, 1)
-    .option(
-      '--micro-batch <n>',
-      'hold activations of at most n pairs at once, summing gradients (exact with instance norm; 0: whole batch; wasm default 4)',
-      intArg,
-      0,
-    )
-    .addOption(
-      new Option('--backend <name>', 'tfjs backend: auto = native, else wasm')
-        .choices(BACKENDS)
-        .default('auto'),
-    );
-}
-
-export interface TrainFlags {
-  size: number;
-  batchSize: number;
-  epochs: number;
-  epochsDecay: number;
-  netD: TrainConfig['netD'];
-  norm: TrainConfig['norm'];
-  ganMode: TrainConfig['ganMode'];
-  lambda: number;
-  lr: number;
-  beta1: number;
-  direction: TrainConfig['direction'];
-  augment: boolean;
-  dropLast?: boolean;
-  maxSteps: number;
-  seed: number;
-  microBatch: number;
-  backend: BackendChoice;
-}
-
-export function configFromFlags(f: TrainFlags, data: string, out: string): TrainConfig {
-  return validateConfig({
-    data,
-    out,
-    size: f.size,
-    batchSize: f.batchSize,
-    epochs: f.epochs,
-    epochsDecay: f.epochsDecay,
-    netD: f.netD,
-    norm: f.norm,
-    ganMode: f.ganMode,
-    lambdaL1: f.lambda,
-    lr: f.lr,
-    beta1: f.beta1,
-    direction: f.direction,
-    augment: f.augment,
-    dropLast: f.dropLast ?? false,
-    maxStepsPerEpoch: f.maxSteps,
-    microBatch: f.microBatch,
-    seed: f.seed,
-    backend: f.backend,
+/** The commander option of a train option, with its parser, choices and default from the table. */
+function cliOption(o: TrainOption): Option {
+  if (o.kind === 'flag') {
+    // A flag that is on by default is switched off with --no-<flag> (commander's negatable form).
+    return o.default ? new Option(`--no-${o.flag}`, o.help) : new Option(`--${o.flag}`, o.help);
+  }
+  const opt = new Option(`--${o.flag} <${o.kind === 'choice' ? 'kind' : 'n'}>`, o.help).default(o.default);
+  if (o.kind === 'choice') return opt.choices(o.choices);
+  const parse = o.kind === 'int' ? intArg : floatArg;
+  return opt.argParser((v: string) => {
+    const n = parse(v);
+    if (n < o.min) throw new InvalidArgumentError(`must be >= ${o.min}`);
+    return n;
   });
+}
+
+/** The training options shared by `train`, `demo` and `compare`, all from TRAIN_OPTIONS. */
+export function addTrainOptions(cmd: Command): Command {
+  for (const o of TRAIN_OPTIONS) cmd.addOption(cliOption(o));
+  return cmd;
+}
+
+/** commander's parsed values -> a validated config (each option's attribute name comes from its flag). */
+export function configFromFlags(flags: Record<string, unknown>, data: string, out: string): TrainConfig {
+  const partial: Record<string, unknown> = { data, out };
+  for (const o of TRAIN_OPTIONS) {
+    const v = flags[cliOption(o).attributeName()];
+    if (v !== undefined) partial[o.key] = v;
+  }
+  return validateConfig(partial as Partial<TrainConfig>);
 }
 
 /** Chooses the backend, trains with a progress bar, and returns the per-epoch summaries. */
@@ -105,9 +57,11 @@ export function trainCommand(): Command {
       .requiredOption('--out <dir>', 'run folder: config.json, metrics.jsonl, checkpoints/, samples/')
       .option('--resume', 'continue the run in --out from its latest checkpoint')
       .option('--json', 'print one JSON result line last'),
-  ).action(async (f: TrainFlags & { data: string; out: string; resume?: boolean; json?: boolean }) => {
-    const config = configFromFlags(f, f.data, f.out);
-    const epochs = await runTraining(config, f.resume ?? false);
-    if (f.json) process.stdout.write(`${JSON.stringify({ out: config.out, epochs })}\n`);
-  });
+  ).action(
+    async (f: Record<string, unknown> & { data: string; out: string; resume?: boolean; json?: boolean }) => {
+      const config = configFromFlags(f, f.data, f.out);
+      const epochs = await runTraining(config, f.resume ?? false);
+      if (f.json) process.stdout.write(`${JSON.stringify({ out: config.out, epochs })}\n`);
+    },
+  );
 }
