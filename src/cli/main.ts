@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../util/log.js';
 import { benchCommand } from './commands/bench.js';
+import { compareCommand } from './commands/compare.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
 import { infoCommand } from './commands/info.js';
 import { prepareCommand } from './commands/prepare.js';
 import { trainCommand } from './commands/train.js';
@@ -12,7 +14,15 @@ const program = new Command('pix2pix')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-for (const cmd of [prepareCommand(), trainCommand(), infoCommand(), demoCommand(), benchCommand()]) {
+for (const cmd of [
+  prepareCommand(),
+  trainCommand(),
+  evalCommand(),
+  compareCommand(),
+  infoCommand(),
+  demoCommand(),
+  benchCommand(),
+]) {
   program.addCommand(cmd.exitOverride());
 }
 

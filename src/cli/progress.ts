@@ -41,5 +41,11 @@ export class ProgressReporter {
         `; per batch: step ${e.msPerBatch.step.toFixed(0)} ms, decoding ${e.msPerBatch.decode.toFixed(0)} ms (overlapped), waiting for data ${e.msPerBatch.wait.toFixed(0)} ms` +
         `; checkpoint ${e.checkpoint}, sample ${e.sample}\n`,
     );
+    if (e.scores) {
+      const s = e.scores;
+      this.stream.write(
+        `epoch ${e.epoch} test split: PSNR ${Number.isFinite(s.psnr) ? s.psnr.toFixed(2) : 'inf'} dB, SSIM ${s.ssim.toFixed(4)}, MAE ${s.mae.toFixed(2)} (evaluated in ${duration(s.seconds)}, not counted above)\n`,
+      );
+    }
   }
 }

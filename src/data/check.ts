@@ -79,6 +79,12 @@ export interface CheckResult {
   /** Image side when all images share one square size. */
   size?: number;
   hashed: boolean;
+  /**
+   * SHA-256 of what the dataset holds: dataset.json's file list (names, hashes and lengths of every
+   * image) when there is one, else the pair names of each split. A run records it, so evaluating or
+   * resuming on a dataset that has changed since can be refused.
+   */
+  fingerprint: string;
 }
 
 /**
@@ -107,8 +113,10 @@ export async function checkDataset(dir: string, opts: CheckOptions = {}): Promis
       `${dir}: ${(total / 2 ** 20).toFixed(0)} MiB of images, checking byte lengths only (no hashing)`,
     );
   const sizes = new Set<string>();
+  const listed: Record<string, string[]> = {};
   for (const split of SPLITS) {
     const names = await listPairs(dir, split, info ?? null);
+    listed[split] = names;
     counts[split] = names.length;
     const entries = info ? new Map(info.files[split].map((f) => [f.name, f])) : undefined;
     if (info) {
@@ -190,5 +198,6 @@ export async function checkDataset(dir: string, opts: CheckOptions = {}): Promis
     const [w, h] = [...sizes][0]!.split('x').map(Number);
     if (w === h) size = w;
   }
-  return { info, counts, size, hashed };
+  const fingerprint = sha256(Buffer.from(JSON.stringify(info ? info.files : listed)));
+  return { info, counts, size, hashed, fingerprint };
 }

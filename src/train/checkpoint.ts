@@ -1,4 +1,4 @@
-import { mkdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, saveModel } from '../models/io.js';
@@ -10,6 +10,10 @@ export interface CheckpointMeta {
   /** Global step count when the checkpoint was written. */
   step: number;
   time: string;
+  /** Wall time spent training (not evaluating) since the run began, over all its resumes. */
+  trainSeconds?: number;
+  /** Training images seen since the run began. */
+  images?: number;
 }
 
 export const checkpointName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}`;
@@ -89,6 +93,40 @@ export async function latestCheckpoint(runDir: string): Promise<string | undefin
   }
 }
 
+const CHECKPOINT_DIR = /^epoch-(\d{4,})$/;
+
+/**
+ * The run's epoch checkpoints (`checkpoints/epoch-NNNN`), by epoch. Half-written ones (`.epoch-NNNN.tmp`)
+ * are not listed; a listed one may still be damaged, which loading it tells.
+ */
+export async function listCheckpoints(runDir: string): Promise<{ epoch: number; dir: string }[]> {
+  let names: string[];
+  try {
+    names = await readdir(join(runDir, 'checkpoints'));
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => ({ m: CHECKPOINT_DIR.exec(n), n }))
+    .filter((x) => x.m)
+    .map((x) => ({ epoch: Number(x.m![1]), dir: join(runDir, 'checkpoints', x.n) }))
+    .sort((a, b) => a.epoch - b.epoch);
+}
+
+/** A checkpoint's meta.json, checked to be one. */
+export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
+  let meta: Partial<CheckpointMeta>;
+  try {
+    meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${join(dir, 'meta.json')}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (!Number.isInteger(meta.epoch) || !Number.isInteger(meta.step)) {
+    throw new Error(`${join(dir, 'meta.json')} has no epoch/step`);
+  }
+  return meta as CheckpointMeta;
+}
+
 /** Restores weights and optimizer moments into `s` from a checkpoint directory; returns its meta. */
 export async function loadCheckpoint(dir: string, s: TrainState): Promise<CheckpointMeta> {
   for (const [model, sub] of [
@@ -101,5 +139,5 @@ export async function loadCheckpoint(dir: string, s: TrainState): Promise<Checkp
   }
   await loadOptimizer(s.optG, join(dir, 'optimizer-g'));
   await loadOptimizer(s.optD, join(dir, 'optimizer-d'));
-  return JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as CheckpointMeta;
+  return readCheckpointMeta(dir);
 }

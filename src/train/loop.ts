@@ -1,13 +1,15 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { version_layers } from '@tensorflow/tfjs-layers';
 import { checkDataset, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
 import { writeGrid } from '../eval/images.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { chooseMicroBatch } from './memory.js';
 import { learningRateAt, type TrainConfig } from './config.js';
 import { createTrainState, disposeTrainState, type StepLosses, trainStep } from './step.js';
 
@@ -23,13 +25,26 @@ export interface StepEvent {
   lr: number;
 }
 
+/** A test-split evaluation of the generator at the end of an epoch (`--eval-every`). */
+export interface EpochScores {
+  psnr: number;
+  ssim: number;
+  mae: number;
+  /** Wall time of the evaluation, not counted in the epoch's training time. */
+  seconds: number;
+}
+
 export interface EpochEvent {
   epoch: number;
+  /** Global step at the end of the epoch. */
+  step: number;
   checkpoint: string;
   sample: string;
   /** Mean of each loss over the epoch's steps. */
   losses: StepLosses;
   seconds: number;
+  /** The test-split scores when this epoch was evaluated. */
+  scores?: EpochScores;
   /** Mean wall time per batch spent in training steps, in decoding (overlapped), and waiting for data. */
   msPerBatch: { step: number; decode: number; wait: number };
 }
@@ -38,6 +53,13 @@ export interface TrainHooks {
   log?: Logger;
   onStep?: (e: StepEvent) => void;
   onEpoch?: (e: EpochEvent) => void;
+  /**
+   * Scores the generator on the test split, every `config.evalEvery` epochs and after the last one.
+   * Evaluation lives above training (src/eval), so the caller passes it in (see `epochEvaluator`).
+   */
+  evaluate?: (G: tfl.LayersModel, at: { epoch: number; step: number }) => Promise<EpochScores>;
+  /** Told the micro-batch actually used (after `chooseMicroBatch` when config.microBatch is 0). */
+  onMicroBatch?: (microBatch: number) => void;
 }
 
 const SAMPLE_PAIRS = 4;
@@ -61,6 +83,26 @@ async function hasCheckpoints(out: string): Promise<boolean> {
     return (await readdir(join(out, 'checkpoints'))).some((n) => n.startsWith('epoch-'));
   } catch {
     return false;
+  }
+}
+
+/** Refuses to resume a run on a dataset whose content differs from the one it started on. */
+async function checkSameDataset(config: TrainConfig, fingerprint: string): Promise<void> {
+  const recorded = await recordedFingerprint(config.out);
+  if (recorded && recorded !== fingerprint) {
+    throw new UserError(
+      `dataset ${config.data} has changed since the run in ${config.out} started (its files differ from those recorded in config.json): resume with the dataset it was trained on, or start a new run`,
+    );
+  }
+}
+
+/** The dataset fingerprint a run's config.json recorded (undefined for runs from before it was kept). */
+export async function recordedFingerprint(runDir: string): Promise<string | undefined> {
+  try {
+    const saved = JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8'));
+    return saved?.dataset?.fingerprint;
+  } catch {
+    return undefined;
   }
 }
 
@@ -90,21 +132,27 @@ export async function train(
     );
   }
   await mkdir(join(config.out, 'samples'), { recursive: true });
-  // The WASM heap is 4 GB: past 4 images of 256 px the activations no longer fit (2.1 GB at 4).
-  const microBatch = config.microBatch || (tf.getBackend() === 'wasm' && config.batchSize > 4 ? 4 : 0);
-  if (microBatch !== config.microBatch) {
-    log.info(
-      `wasm: gradients of each batch of ${config.batchSize} computed 4 pairs at a time (--micro-batch 4)`,
-    );
+  let microBatch = config.microBatch;
+  if (microBatch === 0) {
+    const choice = chooseMicroBatch({ ...config, backend: tf.getBackend() });
+    microBatch = choice.microBatch;
+    log.info(`micro-batch ${microBatch}: ${choice.reason}`);
   }
-  const state = createTrainState({ ...config, microBatch });
+  const used: TrainConfig = { ...config, microBatch };
+  hooks.onMicroBatch?.(microBatch);
+  if (resume && existing) await checkSameDataset(config, check.fingerprint);
+  const state = createTrainState(used);
   let firstEpoch = 1;
   let globalStep = 0;
+  let trainSeconds = 0;
+  let images = 0;
   const latest = resume ? await latestCheckpoint(config.out) : undefined;
   if (resume && latest) {
     const meta = await loadCheckpoint(latest, state);
     firstEpoch = meta.epoch + 1;
     globalStep = meta.step;
+    trainSeconds = meta.trainSeconds ?? 0;
+    images = meta.images ?? 0;
     log.info(`resuming from ${latest} (epoch ${meta.epoch}, step ${meta.step})`);
   } else if (resume) {
     log.warn(`${config.out} has no checkpoint to resume from: starting at epoch 1`);
@@ -113,10 +161,10 @@ export async function train(
     join(config.out, 'config.json'),
     JSON.stringify(
       {
-        config,
+        config: used,
         backend: tf.getBackend(),
         versions: { node: process.version, tfjs: tf.version_core, tfjsLayers: version_layers },
-        dataset: { counts: check.counts, size: check.size },
+        dataset: { counts: check.counts, size: check.size, fingerprint: check.fingerprint },
         started: new Date().toISOString(),
       },
       null,
@@ -166,6 +214,7 @@ export async function train(
         const ms = performance.now() - ts;
         stepMs += ms;
         const imagesPerSec = (a.shape[0] * 1000) / ms;
+        images += a.shape[0];
         tf.dispose([a, b]);
         step++;
         globalStep++;
@@ -178,21 +227,32 @@ export async function train(
         hooks.onStep?.({ epoch, totalEpochs, step, stepsPerEpoch, globalStep, losses, imagesPerSec, lr });
         if (step >= stepsPerEpoch) break;
       }
+      trainSeconds += (performance.now() - t0) / 1000;
       const checkpoint = await saveCheckpoint(config.out, state, {
         epoch,
         step: globalStep,
         time: new Date().toISOString(),
+        trainSeconds,
+        images,
       });
       const samplePath = join(config.out, 'samples', `${checkpointName(epoch)}.png`);
       const fake = tf.tidy(() => state.G.predict(sample.a) as tf.Tensor4D);
       await writeGrid(samplePath, [sample.a, sample.b, fake]);
       fake.dispose();
+      const seconds = (performance.now() - t0) / 1000;
+      let scores: EpochScores | undefined;
+      if (config.evalEvery > 0 && (epoch % config.evalEvery === 0 || epoch === totalEpochs)) {
+        if (hooks.evaluate) scores = await hooks.evaluate(state.G, { epoch, step: globalStep });
+        else if (epoch === config.evalEvery) log.warn('evalEvery is set but no evaluate hook was given');
+      }
       const event: EpochEvent = {
         epoch,
+        step: globalStep,
+        scores,
         checkpoint,
         sample: samplePath,
         losses: { gGan: sums.gGan / step, gL1: sums.gL1 / step, d: sums.d / step },
-        seconds: (performance.now() - t0) / 1000,
+        seconds,
         msPerBatch: {
           step: stepMs / step,
           decode:

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { epochEvaluator } from '../../eval/evaluate.js';
 import { TRAIN_OPTIONS, type TrainConfig, type TrainOption, validateConfig } from '../../train/config.js';
 import { type EpochEvent, train } from '../../train/loop.js';
 import { consoleLogger } from '../../util/log.js';
@@ -41,11 +42,22 @@ export function configFromFlags(flags: Record<string, unknown>, data: string, ou
 /** Chooses the backend, trains with a progress bar, and returns the per-epoch summaries. */
 export async function runTraining(config: TrainConfig, resume: boolean): Promise<EpochEvent[]> {
   await startBackend(config.backend);
+  return trainWithProgress(config, resume);
+}
+
+/** Trains on the backend already chosen, with a progress bar and `--eval-every` evaluations. */
+export function trainWithProgress(
+  config: TrainConfig,
+  resume: boolean,
+  extra: { onMicroBatch?: (n: number) => void } = {},
+): Promise<EpochEvent[]> {
   const progress = new ProgressReporter();
   return train(config, resume, {
     log: consoleLogger,
+    evaluate: config.evalEvery > 0 ? epochEvaluator(config, { log: consoleLogger }) : undefined,
     onStep: (e) => progress.step(e),
     onEpoch: (e) => progress.epoch(e),
+    ...extra,
   });
 }
 

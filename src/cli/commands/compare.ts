@@ -1,0 +1,75 @@
+import { Command } from 'commander';
+import { compareRuns, parseGridEpochs, parseVary } from '../../eval/compare.js';
+import { consoleLogger } from '../../util/log.js';
+import { startBackend } from '../backend.js';
+import { addTrainOptions, configFromFlags, trainWithProgress } from './train.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function compareCommand(): Command {
+  const cmd = new Command('compare')
+    .description(
+      'Train one run per value of the varied options (resuming runs already there), evaluate every epoch, and write report.html + report.md',
+    )
+    .requiredOption('--data <dir>', 'dataset folder (train/{A,B}, test/{A,B}, dataset.json)')
+    .requiredOption(
+      '--out <dir>',
+      'comparison folder: one run folder per combination, report.html, report.md',
+    )
+    .option(
+      '--vary <option=v1,v2>',
+      'a training option and its values, e.g. batch-size=32,64; several --vary make a grid',
+      collect,
+      [] as string[],
+    )
+    .option(
+      '--grid-epochs <list>',
+      'epochs of the image grids: first, best, last or numbers',
+      'first,best,last',
+    )
+    .option(
+      '--dropout',
+      'evaluate with dropout on, as the pix2pix paper at test time (default: off, deterministic)',
+    )
+    .option('--json', 'print one JSON result line last');
+  addTrainOptions(cmd);
+  return cmd.action(
+    async (
+      f: Record<string, unknown> & {
+        data: string;
+        out: string;
+        vary: string[];
+        gridEpochs: string;
+        dropout?: boolean;
+        json?: boolean;
+      },
+    ) => {
+      // Every argument is checked before the backend starts or anything is trained.
+      const vary = parseVary(f.vary);
+      parseGridEpochs(f.gridEpochs);
+      const base = configFromFlags(f, f.data, f.out);
+      await startBackend(base.backend);
+      const result = await compareRuns({
+        base,
+        vary,
+        gridEpochs: f.gridEpochs,
+        dropout: f.dropout,
+        command: ['pix2pix', ...process.argv.slice(2)].join(' '),
+        trainRun: (config, resume) => trainWithProgress(config, resume),
+        log: consoleLogger,
+      });
+      for (const r of result.runs) {
+        const b = r.best;
+        consoleLogger.info(
+          `${r.name}: ${b ? `best epoch ${b.epoch}, PSNR ${Number.isFinite(b.psnr) ? b.psnr.toFixed(2) : 'inf'} dB, SSIM ${b.ssim.toFixed(4)}, MAE ${b.mae.toFixed(2)}` : 'not evaluated'}; ${r.trainSeconds.toFixed(0)} s training, ${r.imagesPerSec.toFixed(1)} images/s`,
+        );
+      }
+      consoleLogger.info(`report: ${result.html} and ${result.md}`);
+      if (f.json) {
+        process.stdout.write(
+          `${JSON.stringify({ html: result.html, md: result.md, runs: result.runs.map((r) => ({ name: r.name, dir: r.dir, best: r.best ?? null, trainSeconds: r.trainSeconds, imagesPerSec: r.imagesPerSec })) })}\n`,
+        );
+      }
+    },
+  );
+}

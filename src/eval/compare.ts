@@ -1,0 +1,332 @@
+// `compare`: one run per combination of the varied options, each evaluated every epoch, then one report.
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { checkDataset } from '../data/loader.js';
+import { loadModel } from '../models/io.js';
+import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../train/checkpoint.js';
+import {
+  parseOptionValue,
+  TRAIN_OPTIONS,
+  type TrainConfig,
+  type TrainOption,
+  trainOption,
+  validateConfig,
+} from '../train/config.js';
+import { type Logger, silentLogger, UserError } from '../util/log.js';
+import { bestByPsnr, evalModeName, evaluateRun, openTestSplit, readEvalCsv, readRun } from './evaluate.js';
+import { writeGrid } from './images.js';
+import type { GridReport, RunReport, StepRow } from './report.js';
+
+type Value = TrainConfig[keyof TrainConfig];
+
+/** One `--vary option=v1,v2,...`. */
+export interface Variation {
+  option: TrainOption;
+  values: Value[];
+}
+
+/** Options `--vary` cannot take: they name the run itself, not a setting of it. */
+const NOT_VARIED = new Set<keyof TrainConfig>(['data', 'out', 'backend', 'evalEvery']);
+
+/** Parses `--vary` arguments; an unknown option or a bad value is one UserError. */
+export function parseVary(specs: string[]): Variation[] {
+  if (specs.length === 0)
+    throw new UserError('compare needs at least one --vary option=v1,v2 (e.g. batch-size=32,64)');
+  const seen = new Set<string>();
+  return specs.map((spec) => {
+    const eq = spec.indexOf('=');
+    if (eq <= 0 || eq === spec.length - 1) {
+      throw new UserError(`--vary '${spec}' is not option=value1,value2 (e.g. batch-size=32,64)`);
+    }
+    const name = spec.slice(0, eq).trim();
+    const option = trainOption(name);
+    if (!option || NOT_VARIED.has(option.key)) {
+      const known = TRAIN_OPTIONS.filter((o) => !NOT_VARIED.has(o.key)).map((o) => o.flag);
+      throw new UserError(
+        `--vary: unknown training option '${name}'; it can vary one of ${known.join(', ')}`,
+      );
+    }
+    if (seen.has(option.flag)) throw new UserError(`--vary names ${option.flag} twice`);
+    seen.add(option.flag);
+    const texts = spec.slice(eq + 1).split(',');
+    const values = texts.map((t) => {
+      const v = parseOptionValue(option, t);
+      if (v === undefined) throw new UserError(`--vary ${option.flag}: '${t}' is not a valid value`);
+      return v;
+    });
+    if (new Set(values).size !== values.length) throw new UserError(`--vary ${option.flag} repeats a value`);
+    return { option, values };
+  });
+}
+
+/** One cell of the grid of variations. */
+export interface PlannedRun {
+  /** `batch-size=32` (several joined by `, `). */
+  name: string;
+  /** Folder name under the compare folder: `batch-size=32` (several joined by `_`). */
+  folder: string;
+  values: Record<string, string | number | boolean>;
+  overrides: Partial<TrainConfig>;
+}
+
+/** The cartesian product of the variations, first option outermost. */
+export function planRuns(vary: Variation[]): PlannedRun[] {
+  let cells: { flag: string; key: keyof TrainConfig; value: Value }[][] = [[]];
+  for (const v of vary) {
+    cells = cells.flatMap((c) =>
+      v.values.map((value) => [...c, { flag: v.option.flag, key: v.option.key, value }]),
+    );
+  }
+  return cells.map((c) => ({
+    name: c.map((x) => `${x.flag}=${x.value}`).join(', '),
+    folder: c.map((x) => `${x.flag}=${String(x.value).replace(/[^A-Za-z0-9.+-]/g, '_')}`).join('_'),
+    values: Object.fromEntries(c.map((x) => [x.flag, x.value])),
+    overrides: Object.fromEntries(c.map((x) => [x.key, x.value])) as Partial<TrainConfig>,
+  }));
+}
+
+/** Options that may differ between a run on disk and the same run asked for again: they do not change what it learns. */
+const RESUMABLE = new Set<keyof TrainConfig>([
+  'data',
+  'out',
+  'backend',
+  'evalEvery',
+  'microBatch',
+  'epochs',
+  'epochsDecay',
+]);
+
+/** Parses `--grid-epochs`: first, best, last or epoch numbers. */
+export function parseGridEpochs(text: string): (number | 'first' | 'best' | 'last')[] {
+  const tokens = text.split(',').map((t) => t.trim());
+  return tokens.map((t) => {
+    if (t === 'first' || t === 'best' || t === 'last') return t;
+    const n = Number(t);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new UserError(`--grid-epochs: '${t}' is not first, best, last or an epoch number`);
+    }
+    return n;
+  });
+}
+
+export interface CompareOptions {
+  /** Options common to all runs (data, and `out` = the compare folder). */
+  base: TrainConfig;
+  vary: Variation[];
+  gridEpochs?: string;
+  dropout?: boolean;
+  /** The command line, shown in the report. */
+  command: string;
+  /** Trains (or resumes) one run on the active backend; the CLI passes its progress-bar trainer. */
+  trainRun: (config: TrainConfig, resume: boolean) => Promise<unknown>;
+  log?: Logger;
+}
+
+/** A run's metrics.jsonl as rows (a torn last line, e.g. after a kill, is left out). */
+async function readSteps(runDir: string): Promise<StepRow[]> {
+  let text: string;
+  try {
+    text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  const rows: StepRow[] = [];
+  for (const line of text.split('\n')) {
+    try {
+      if (line.trim()) rows.push(JSON.parse(line) as StepRow);
+    } catch {
+      // a partial line written when the process died
+    }
+  }
+  return rows;
+}
+
+/** Refuses to reuse a run folder whose options differ from those asked for (beyond schedule length). */
+async function checkReusable(dir: string, config: TrainConfig): Promise<void> {
+  const { config: old } = await readRun(dir);
+  const diff = TRAIN_OPTIONS.filter((o) => !RESUMABLE.has(o.key) && old[o.key] !== config[o.key]);
+  if (diff.length) {
+    const what = diff.map((o) => `--${o.flag} ${old[o.key]} (asked: ${config[o.key]})`).join(', ');
+    throw new UserError(`${dir} holds a run with other options: ${what}; remove it or choose another --out`);
+  }
+}
+
+export interface CompareResult {
+  html: string;
+  md: string;
+  runs: RunReport[];
+}
+
+/**
+ * Trains (or resumes) one run per combination of `vary` under `base.out`, evaluates every epoch on the
+ * test split, renders image grids at the chosen epochs, and writes report.html + report.md.
+ */
+export async function compareRuns(opts: CompareOptions): Promise<CompareResult> {
+  const log = opts.log ?? silentLogger;
+  const out = opts.base.out;
+  const plans = planRuns(opts.vary);
+  const gridTokens = parseGridEpochs(opts.gridEpochs ?? 'first,best,last');
+  const configs = plans.map((p) =>
+    validateConfig({
+      ...opts.base,
+      ...p.overrides,
+      out: join(out, p.folder),
+      evalEvery: opts.base.evalEvery || 1,
+    }),
+  );
+  const check = await checkDataset(opts.base.data, { log });
+  if (check.counts.test === 0)
+    throw new UserError(`dataset ${opts.base.data} has no test pairs: compare needs them to score the runs`);
+  for (const [i, config] of configs.entries()) {
+    const plan = plans[i]!;
+    const existing = await listCheckpoints(config.out);
+    if (existing.length) await checkReusable(config.out, config);
+    const total = config.epochs + config.epochsDecay;
+    const last = existing.at(-1)?.epoch ?? 0;
+    log.info(
+      `run ${i + 1}/${plans.length}: ${plan.name} in ${config.out}${existing.length ? ` (resuming after epoch ${last})` : ''}`,
+    );
+    if (last < total) await opts.trainRun(config, existing.length > 0);
+    // Epochs trained before without evaluation (or whose evaluation was interrupted) are scored now.
+    await evaluateRun(config.out, { onlyMissing: true, dropout: opts.dropout, log });
+  }
+
+  const runs: RunReport[] = [];
+  for (const [i, config] of configs.entries()) {
+    const evals = (await readEvalCsv(config.out, opts.dropout)).filter(
+      (r) => r.epoch <= config.epochs + config.epochsDecay,
+    );
+    const latest = await latestCheckpoint(config.out);
+    const meta = latest ? await readCheckpointMeta(latest) : undefined;
+    const trainSeconds = meta?.trainSeconds ?? 0;
+    runs.push({
+      name: plans[i]!.name,
+      values: plans[i]!.values,
+      dir: relative(out, config.out),
+      steps: await readSteps(config.out),
+      evals,
+      best: bestByPsnr(evals),
+      trainSeconds,
+      imagesPerSec: trainSeconds > 0 ? (meta?.images ?? 0) / trainSeconds : 0,
+    });
+  }
+  const grids = await writeGrids(out, configs, runs, gridTokens, opts.dropout, log);
+
+  const varied = new Set(opts.vary.map((v) => v.option.key));
+  const settings = Object.fromEntries(
+    TRAIN_OPTIONS.filter((o) => !varied.has(o.key) && o.key !== 'microBatch').map((o) => [
+      o.flag,
+      configs[0]![o.key],
+    ]),
+  ) as Record<string, string | number | boolean>;
+  const { writeReport } = await import('./report.js');
+  const written = await writeReport(out, {
+    title: `pix2pix comparison: ${opts.vary.map((v) => v.option.flag).join(' x ')}`,
+    dataset: `${opts.base.data}: ${check.counts.train} train / ${check.counts.test} test pairs${check.size ? ` of ${check.size} px` : ''}`,
+    command: opts.command,
+    evalMode: evalModeName(opts.dropout),
+    settings,
+    runs,
+    grids,
+  });
+  return { html: written.html, md: written.md, runs };
+}
+
+const SAMPLES = 4;
+
+/** "Best epoch", "Best and last epoch", "Epoch 5". */
+function gridTitle(tokens: (number | string)[]): string {
+  const words = tokens.map((t) => (typeof t === 'number' ? `epoch ${t}` : t));
+  const text = words.length > 1 ? `${words.slice(0, -1).join(', ')} and ${words.at(-1)}` : words[0]!;
+  const titled = typeof tokens.at(-1) === 'number' ? text : `${text} epoch`;
+  return `${titled[0]!.toUpperCase()}${titled.slice(1)}`;
+}
+
+/** Grid PNGs (input | ground truth | each run's output) of the first test pairs at the chosen epochs. */
+async function writeGrids(
+  out: string,
+  configs: TrainConfig[],
+  runs: RunReport[],
+  tokens: ReturnType<typeof parseGridEpochs>,
+  dropout: boolean | undefined,
+  log: Logger,
+): Promise<GridReport[]> {
+  const source = await openTestSplit(configs[0]!, log);
+  let sample: { a: tf.Tensor4D; b: tf.Tensor4D } | undefined;
+  for await (const batch of source.batches(0)) {
+    sample = {
+      a: tf.slice(batch.a, 0, Math.min(SAMPLES, batch.a.shape[0])),
+      b: tf.slice(batch.b, 0, Math.min(SAMPLES, batch.b.shape[0])),
+    };
+    tf.dispose([batch.a, batch.b]);
+    break;
+  }
+  if (!sample) return [];
+  const grids: GridReport[] = [];
+  const done = new Map<string, { tokens: (number | string)[]; grid: GridReport }>();
+  try {
+    for (const token of tokens) {
+      const epochs = await Promise.all(
+        configs.map(async (c, i) => {
+          const have = (await listCheckpoints(c.out)).map((x) => x.epoch);
+          if (token === 'first') return have[0];
+          if (token === 'last') return have.at(-1);
+          if (token === 'best') return runs[i]!.best?.epoch;
+          return have.includes(token) ? token : undefined;
+        }),
+      );
+      const key = epochs.join(',');
+      if (epochs.every((e) => e === undefined)) {
+        log.warn(`--grid-epochs ${token}: no run has that checkpoint, no grid`);
+        continue;
+      }
+      const same = done.get(key);
+      if (same) {
+        // e.g. best = last: one grid, titled with both.
+        same.tokens.push(token);
+        same.grid.title = gridTitle(same.tokens);
+        continue;
+      }
+      const columns: tf.Tensor4D[] = [sample.a, sample.b];
+      const labels: string[] = [];
+      const fakes: tf.Tensor4D[] = [];
+      for (const [i, c] of configs.entries()) {
+        const epoch = epochs[i];
+        if (epoch === undefined) continue;
+        const dir = join(c.out, 'checkpoints', `epoch-${String(epoch).padStart(4, '0')}`, 'generator');
+        let G: Awaited<ReturnType<typeof loadModel>>;
+        try {
+          G = await loadModel(dir);
+        } catch (e) {
+          log.warn(
+            `grid ${token}: ${dir} cannot be loaded, left out (${(e as Error).message.split('\n')[0]})`,
+          );
+          continue;
+        }
+        const s = sample;
+        fakes.push(
+          tf.tidy(() =>
+            dropout ? (G.apply(s.a, { training: true }) as tf.Tensor4D) : (G.predict(s.a) as tf.Tensor4D),
+          ),
+        );
+        G.dispose();
+        labels.push(`${runs[i]!.name} (epoch ${epoch})`);
+      }
+      const png = join('grids', `${typeof token === 'number' ? `epoch-${token}` : token}.png`);
+      await mkdir(join(out, 'grids'), { recursive: true });
+      await writeGrid(join(out, png), [...columns, ...fakes]);
+      tf.dispose(fakes);
+      const grid = {
+        title: gridTitle([token]),
+        caption: `${sample.a.shape[0]} test pairs, one per row. Columns: input | ground truth | ${labels.join(' | ')}.`,
+        png,
+      };
+      grids.push(grid);
+      done.set(key, { tokens: [token], grid });
+    }
+  } finally {
+    tf.dispose([sample.a, sample.b]);
+  }
+  return grids;
+}

@@ -1,0 +1,314 @@
+// Scores generators on a dataset's test split (PSNR, SSIM, MAE), checkpoint by checkpoint, into eval.csv.
+import { stat, writeFile, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { checkDataset, openPairs } from '../data/loader.js';
+import type { PairSource } from '../data/types.js';
+import { loadModel } from '../models/io.js';
+import { listCheckpoints, readCheckpointMeta } from '../train/checkpoint.js';
+import type { TrainConfig } from '../train/config.js';
+import type { EpochScores } from '../train/loop.js';
+import { type Logger, silentLogger, UserError } from '../util/log.js';
+import { imageMetrics } from './metrics.js';
+
+/** One line of eval.csv: a checkpoint's mean scores over the test split. */
+export interface EvalRow {
+  epoch: number;
+  step: number;
+  psnr: number;
+  ssim: number;
+  mae: number;
+  /** Wall time of the evaluation. */
+  seconds: number;
+}
+
+export interface EvalOptions {
+  /**
+   * Run the generator with dropout on, as the pix2pix paper does at test time (then the scores vary
+   * from one evaluation to the next). Default off: deterministic.
+   */
+  dropout?: boolean;
+}
+
+export const evalModeName = (dropout: boolean | undefined) =>
+  dropout ? 'dropout on (as the pix2pix paper at test time)' : 'deterministic (dropout off)';
+
+/** The csv a run's evaluations go to: eval.csv, or eval-dropout.csv for `--dropout`, never mixed. */
+export const evalCsvName = (dropout: boolean | undefined) => (dropout ? 'eval-dropout.csv' : 'eval.csv');
+
+/** Test pairs per forward pass: inference holds no gradients, so 8 pairs of 256 px are ~1 GB. */
+const EVAL_BATCH = 8;
+
+/**
+ * Mean PSNR, SSIM and MAE of `G`'s outputs against the targets over every pair of `source` (each
+ * image scored on uint8 RGB, then averaged; see metrics.ts).
+ */
+export async function evaluateGenerator(
+  G: tfl.LayersModel,
+  source: PairSource,
+  opts: EvalOptions = {},
+): Promise<{ psnr: number; ssim: number; mae: number; count: number }> {
+  const sum = { psnr: 0, ssim: 0, mae: 0 };
+  let count = 0;
+  for await (const { a, b } of source.batches(0)) {
+    const fake = tf.tidy(() =>
+      opts.dropout ? (G.apply(a, { training: true }) as tf.Tensor4D) : (G.predict(a) as tf.Tensor4D),
+    );
+    const m = imageMetrics(fake, b);
+    tf.dispose([a, b, fake]);
+    for (let i = 0; i < m.psnr.length; i++) {
+      sum.psnr += m.psnr[i]!;
+      sum.ssim += m.ssim[i]!;
+      sum.mae += m.mae[i]!;
+    }
+    count += m.psnr.length;
+  }
+  if (count === 0) throw new UserError('the test split has no pairs to evaluate');
+  return { psnr: sum.psnr / count, ssim: sum.ssim / count, mae: sum.mae / count, count };
+}
+
+/** The test split of a run's dataset, as training saw its images (size, direction). */
+export async function openTestSplit(
+  config: Pick<TrainConfig, 'data' | 'size' | 'seed' | 'direction'>,
+  log: Logger = silentLogger,
+): Promise<PairSource> {
+  return openPairs(
+    config.data,
+    'test',
+    {
+      batchSize: EVAL_BATCH,
+      size: config.size,
+      augment: false,
+      seed: config.seed,
+      dropLast: false,
+      direction: config.direction,
+    },
+    log,
+  );
+}
+
+const fmt = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : x > 0 ? 'inf' : 'nan');
+
+export const EVAL_CSV_HEADER = 'epoch,step,psnr,ssim,mae,seconds';
+
+export function formatEvalCsv(rows: EvalRow[]): string {
+  const lines = [...rows]
+    .sort((x, y) => x.epoch - y.epoch)
+    .map((r) =>
+      [r.epoch, r.step, fmt(r.psnr, 4), fmt(r.ssim, 6), fmt(r.mae, 4), r.seconds.toFixed(2)].join(','),
+    );
+  return `${[EVAL_CSV_HEADER, ...lines].join('\n')}\n`;
+}
+
+export function parseEvalCsv(text: string, path = 'eval.csv'): EvalRow[] {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length === 0) return [];
+  if (lines[0]!.trim() !== EVAL_CSV_HEADER)
+    throw new UserError(`${path} does not start with "${EVAL_CSV_HEADER}"`);
+  return lines.slice(1).map((line, i) => {
+    const v = line.split(',').map((x) => (x === 'inf' ? Number.POSITIVE_INFINITY : Number(x)));
+    if (v.length !== 6 || v.some((x) => Number.isNaN(x))) {
+      throw new UserError(`${path} line ${i + 2} is not "${EVAL_CSV_HEADER}": ${line}`);
+    }
+    const [epoch, step, psnr, ssim, mae, seconds] = v as [number, number, number, number, number, number];
+    return { epoch, step, psnr, ssim, mae, seconds };
+  });
+}
+
+/** A run's evaluations so far (empty when it has none). */
+export async function readEvalCsv(runDir: string, dropout?: boolean): Promise<EvalRow[]> {
+  const path = join(runDir, evalCsvName(dropout));
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return parseEvalCsv(text, path);
+}
+
+/** Merges `rows` into the run's csv (a new row for an epoch replaces the old one), atomically. */
+export async function mergeEvalCsv(runDir: string, rows: EvalRow[], dropout?: boolean): Promise<EvalRow[]> {
+  const byEpoch = new Map((await readEvalCsv(runDir, dropout)).map((r) => [r.epoch, r]));
+  for (const r of rows) byEpoch.set(r.epoch, r);
+  const all = [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch);
+  const path = join(runDir, evalCsvName(dropout));
+  await writeFile(`${path}.tmp`, formatEvalCsv(all));
+  await rename(`${path}.tmp`, path);
+  return all;
+}
+
+/** The row with the highest PSNR (SSIM breaks ties, then the earlier epoch). */
+export function bestByPsnr(rows: EvalRow[]): EvalRow | undefined {
+  let best: EvalRow | undefined;
+  for (const r of rows) {
+    if (Number.isNaN(r.psnr)) continue;
+    if (!best || r.psnr > best.psnr || (r.psnr === best.psnr && r.ssim > best.ssim)) best = r;
+  }
+  return best;
+}
+
+/** What a run folder's config.json says, checked enough to evaluate or compare it. */
+export interface RunInfo {
+  config: TrainConfig;
+  /** The dataset fingerprint recorded when the run started (absent in older runs). */
+  fingerprint?: string;
+}
+
+export async function readRun(runDir: string): Promise<RunInfo> {
+  try {
+    if (!(await stat(runDir)).isDirectory()) throw new UserError(`run ${runDir} is not a folder`);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`run folder ${runDir} does not exist`);
+  }
+  const path = join(runDir, 'config.json');
+  let saved: { config?: TrainConfig; dataset?: { fingerprint?: string } };
+  try {
+    saved = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new UserError(
+      missing
+        ? `${runDir} is not a training run (no config.json): point --run at a folder made by pix2pix train`
+        : `${path} is not valid JSON (${(e as Error).message})`,
+    );
+  }
+  const c = saved.config;
+  if (!c || typeof c.data !== 'string' || !Number.isInteger(c.size)) {
+    throw new UserError(`${path} holds no training config (data, size): was it written by pix2pix train?`);
+  }
+  return { config: c, fingerprint: saved.dataset?.fingerprint };
+}
+
+/** Parses `--epochs all|N,...`. */
+export function parseEpochList(text: string): 'all' | number[] {
+  if (text.trim() === 'all') return 'all';
+  const parts = text.split(',').map((s) => s.trim());
+  const epochs = parts.map(Number);
+  if (parts.some((p) => p === '') || epochs.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new UserError(`--epochs must be 'all' or epoch numbers like 1,5,10 (got '${text}')`);
+  }
+  return [...new Set(epochs)].sort((a, b) => a - b);
+}
+
+export interface RunEvalOptions extends EvalOptions {
+  epochs?: 'all' | number[];
+  /** Evaluate on this dataset instead of the run's own (no fingerprint check). */
+  data?: string;
+  /** Skip epochs eval.csv already holds. */
+  onlyMissing?: boolean;
+  log?: Logger;
+  onRow?: (row: EvalRow, done: number, total: number) => void;
+}
+
+export interface RunEvalResult {
+  /** Rows evaluated now. */
+  rows: EvalRow[];
+  /** Every row of the csv after merging. */
+  all: EvalRow[];
+  best?: EvalRow;
+  /** Checkpoints that could not be loaded, with why. */
+  skipped: { epoch: number; dir: string; reason: string }[];
+  csv: string;
+}
+
+/**
+ * Evaluates a run's checkpoints (all, or the listed epochs) on its test split and merges the rows into
+ * eval.csv. A checkpoint that cannot be loaded is named and skipped; a dataset that changed since the
+ * run started, a run without checkpoints, or an epoch without one is a UserError.
+ */
+export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Promise<RunEvalResult> {
+  const log = opts.log ?? silentLogger;
+  const run = await readRun(runDir);
+  const config = { ...run.config, data: opts.data ?? run.config.data };
+  const check = await checkDataset(config.data, { log });
+  if (!opts.data && run.fingerprint && run.fingerprint !== check.fingerprint) {
+    throw new UserError(
+      `dataset ${config.data} has changed since the run in ${runDir} started (its files differ from those recorded in config.json): evaluate on the dataset it was trained on, or pass --data to score it on this one anyway`,
+    );
+  }
+  if (check.counts.test === 0) throw new UserError(`dataset ${config.data} has no test pairs to evaluate on`);
+  const checkpoints = await listCheckpoints(runDir);
+  if (checkpoints.length === 0) {
+    throw new UserError(`${runDir} holds no checkpoints (checkpoints/epoch-NNNN): train it first`);
+  }
+  let chosen = checkpoints;
+  const wanted = opts.epochs ?? 'all';
+  if (wanted !== 'all') {
+    const have = new Set(checkpoints.map((c) => c.epoch));
+    const missing = wanted.filter((e) => !have.has(e));
+    if (missing.length) {
+      throw new UserError(
+        `${runDir} has no checkpoint for epoch ${missing.join(', ')} (it has ${checkpoints.map((c) => c.epoch).join(', ')})`,
+      );
+    }
+    chosen = checkpoints.filter((c) => wanted.includes(c.epoch));
+  }
+  if (opts.onlyMissing) {
+    const done = new Set((await readEvalCsv(runDir, opts.dropout)).map((r) => r.epoch));
+    chosen = chosen.filter((c) => !done.has(c.epoch));
+  }
+  const source = await openTestSplit(config, log);
+  const rows: EvalRow[] = [];
+  const skipped: RunEvalResult['skipped'] = [];
+  for (const c of chosen) {
+    let G: tfl.LayersModel;
+    let step: number;
+    try {
+      step = (await readCheckpointMeta(c.dir)).step;
+      G = await loadModel(join(c.dir, 'generator'));
+    } catch (e) {
+      const reason = (e as Error).message.split('\n')[0]!;
+      log.warn(`checkpoint ${c.dir} is damaged, skipped: ${reason}`);
+      skipped.push({ epoch: c.epoch, dir: c.dir, reason });
+      continue;
+    }
+    const t0 = performance.now();
+    try {
+      const s = await evaluateGenerator(G, source, opts);
+      const row = {
+        epoch: c.epoch,
+        step,
+        psnr: s.psnr,
+        ssim: s.ssim,
+        mae: s.mae,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      rows.push(row);
+      opts.onRow?.(row, rows.length + skipped.length, chosen.length);
+    } finally {
+      G.dispose();
+    }
+  }
+  const all = rows.length
+    ? await mergeEvalCsv(runDir, rows, opts.dropout)
+    : await readEvalCsv(runDir, opts.dropout);
+  return { rows, all, best: bestByPsnr(all), skipped, csv: join(runDir, evalCsvName(opts.dropout)) };
+}
+
+/**
+ * The `evaluate` hook of train() for `--eval-every`: scores the in-memory generator on the run's test
+ * split and merges the row into eval.csv.
+ */
+export function epochEvaluator(
+  config: TrainConfig,
+  opts: EvalOptions & { log?: Logger } = {},
+): (G: tfl.LayersModel, at: { epoch: number; step: number }) => Promise<EpochScores> {
+  let source: PairSource | undefined;
+  return async (G, at) => {
+    const t0 = performance.now();
+    source ??= await openTestSplit(config, opts.log);
+    const s = await evaluateGenerator(G, source, opts);
+    const row: EvalRow = {
+      ...at,
+      psnr: s.psnr,
+      ssim: s.ssim,
+      mae: s.mae,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    await mergeEvalCsv(config.out, [row], opts.dropout);
+    return row;
+  };
+}

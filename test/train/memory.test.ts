@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chooseMicroBatch } from '../../src/train/memory.js';
+
+const GB = 1e9;
+const machine = { total: 24 * GB, free: 22 * GB };
+
+describe('chooseMicroBatch', () => {
+  it('keeps a batch that fits whole', () => {
+    const c = chooseMicroBatch({
+      backend: 'native',
+      size: 64,
+      batchSize: 64,
+      norm: 'instance',
+      memory: machine,
+    });
+    assert.equal(c.microBatch, 64);
+    assert.match(c.reason, /whole batch/);
+  });
+
+  it('splits batch 64 at 256 px on native into equal chunks under a quarter of memory', () => {
+    const c = chooseMicroBatch({
+      backend: 'native',
+      size: 256,
+      batchSize: 64,
+      norm: 'instance',
+      memory: machine,
+    });
+    assert.ok(c.microBatch < 64 && c.microBatch >= 8, String(c.microBatch));
+    assert.equal(64 % c.microBatch, 0, 'equal chunks');
+    assert.ok(c.microBatch * 300e6 <= machine.total / 4, 'activations within a quarter of the machine');
+    assert.match(c.reason, /--micro-batch \d+/);
+  });
+
+  it('uses less when less memory is free', () => {
+    const busy = chooseMicroBatch({
+      backend: 'native',
+      size: 256,
+      batchSize: 64,
+      norm: 'instance',
+      memory: { total: 24 * GB, free: 4 * GB },
+    });
+    const idle = chooseMicroBatch({
+      backend: 'native',
+      size: 256,
+      batchSize: 64,
+      norm: 'instance',
+      memory: machine,
+    });
+    assert.ok(busy.microBatch < idle.microBatch);
+    assert.ok(busy.microBatch >= 1);
+  });
+
+  it('on wasm sizes the micro-batch to the 4 GB heap and the image size', () => {
+    const at256 = chooseMicroBatch({
+      backend: 'wasm',
+      size: 256,
+      batchSize: 16,
+      norm: 'none',
+      memory: machine,
+    });
+    assert.equal(at256.microBatch, 4);
+    const at128 = chooseMicroBatch({
+      backend: 'wasm',
+      size: 128,
+      batchSize: 64,
+      norm: 'none',
+      memory: machine,
+    });
+    assert.ok(at128.microBatch > at256.microBatch);
+  });
+
+  it('refuses batch norm when the batch would have to be split', () => {
+    assert.throws(
+      () => chooseMicroBatch({ backend: 'native', size: 256, batchSize: 64, norm: 'batch', memory: machine }),
+      /--norm batch cannot split it/,
+    );
+    const fits = chooseMicroBatch({
+      backend: 'native',
+      size: 256,
+      batchSize: 2,
+      norm: 'batch',
+      memory: machine,
+    });
+    assert.equal(fits.microBatch, 2);
+  });
+});
