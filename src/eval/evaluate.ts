@@ -1,5 +1,5 @@
 // Scores generators on a dataset's test split (PSNR, SSIM, MAE), checkpoint by checkpoint, into eval.csv.
-import { stat, writeFile, readFile, rename } from 'node:fs/promises';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';

@@ -9,8 +9,8 @@ import type { PairBatch } from '../data/types.js';
 import { writeGrid } from '../eval/images.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { chooseMicroBatch } from './memory.js';
 import { learningRateAt, type TrainConfig } from './config.js';
+import { chooseMicroBatch } from './memory.js';
 import { createTrainState, disposeTrainState, type StepLosses, trainStep } from './step.js';
 
 export interface StepEvent {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { downsampleLosses } from '../../src/eval/plots.js';
 import { bestByPsnr } from '../../src/eval/evaluate.js';
+import { downsampleLosses } from '../../src/eval/plots.js';
 import {
   type CompareReport,
   type EvalRow,

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
-import { type EvalRow, evalModeName, evaluateRun, parseEpochList, readRun } from '../../eval/evaluate.js';
 import { BACKENDS, type BackendChoice } from '../../backend/index.js';
+import { type EvalRow, evalModeName, evaluateRun, parseEpochList, readRun } from '../../eval/evaluate.js';
 import { consoleLogger } from '../../util/log.js';
 import { startBackend } from '../backend.js';
 
