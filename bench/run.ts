@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chooseMicroBatch } from '../src/train/memory.js';
 import { generatorFlops, stepFlops } from './conv-layers.js';
 import type { WorkerResult } from './worker.js';
 
@@ -185,10 +186,13 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
   for (const backend of o.backends) {
     const batches = backend === 'wasm' ? o.batches.filter((b) => o.wasmBatches.includes(b)) : o.batches;
     for (const batch of batches) {
-      configs.push({ backend, kind: 'train', batch, micro: 0 });
+      // The micro-batch `train` would choose here (the whole batch where it fits).
+      const chosen = chooseMicroBatch({ backend, size: SIZE, batchSize: batch, norm: 'instance' }).microBatch;
+      configs.push({ backend, kind: 'train', batch, micro: chosen < batch ? chosen : 0 });
       if (backend === 'native') {
         for (const micro of o.microBatches(batch)) {
-          if (micro > 0 && micro < batch) configs.push({ backend, kind: 'train', batch, micro });
+          if (micro > 0 && micro < batch && !configs.some((c) => c.batch === batch && c.micro === micro))
+            configs.push({ backend, kind: 'train', batch, micro });
         }
       }
     }

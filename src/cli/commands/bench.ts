@@ -16,7 +16,12 @@ export function benchCommand(): Command {
     .addOption(
       new Option('--backend <name>', 'backends to time').choices(['native', 'wasm', 'all']).default('all'),
     )
-    .option('--batch <list>', 'training batch sizes', batchList, [1, 4, 16])
+    .option(
+      '--batch <list>',
+      'training batch sizes (native trains each with the micro-batch `train` would choose)',
+      batchList,
+      [1, 4, 16, 32, 64],
+    )
     .option(
       '--wasm-batch <list>',
       'batch sizes WASM also runs (its steps take minutes beyond 1)',
@@ -26,7 +31,7 @@ export function benchCommand(): Command {
     .option('--reps <n>', 'timed steps per configuration (median)', (v) => Number(v), 3)
     .option(
       '--micro-batch <list>',
-      'micro-batches native also trains each batch at (gradient accumulation); default 1 at batch 4, 4 at 16',
+      'micro-batches native also trains each batch at (gradient accumulation); default 1 at batch 4, 4 at 16 and above',
       batchList,
     )
     .option('--no-pytorch', 'skip the PyTorch reference')
