@@ -52,4 +52,21 @@ describe('pix2pix CLI', () => {
       /not an integer/,
     );
   });
+
+  it('eval: a run folder that does not exist, or is not a run, is one clear line', () => {
+    assertOneLineError(cli('eval', '--run', '/no/such/run'), /run folder \/no\/such\/run does not exist/);
+    assertOneLineError(cli('eval', '--run', 'test'), /test is not a training run \(no config.json\)/);
+    assertOneLineError(
+      cli('eval', '--run', 'test', '--epochs', '1,two'),
+      /--epochs must be 'all' or epoch numbers/,
+    );
+  });
+
+  it('compare: an unknown or malformed --vary is one clear line, before anything is trained', () => {
+    const base = ['compare', '--data', '/no/such/data', '--out', '/tmp/p2p-cmp-x'];
+    assertOneLineError(cli(...base, '--vary', 'batchsize=32,64'), /unknown training option 'batchsize'/);
+    assertOneLineError(cli(...base, '--vary', 'batch-size=32,big'), /'big' is not a valid value/);
+    assertOneLineError(cli(...base), /at least one --vary/);
+    assertOneLineError(cli(...base, '--vary', 'batch-size=2,4'), /does not exist/);
+  });
 });
