@@ -31,6 +31,10 @@ describe('train loop', () => {
 
     const saved = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
     assert.equal(saved.config.batchSize, 4);
+    // --micro-batch not given: the value train chose (the whole batch fits at 32 px) is recorded.
+    assert.equal(config.microBatch, 0);
+    assert.equal(saved.config.microBatch, 4);
+    assert.match(saved.dataset.fingerprint, /^[0-9a-f]{64}$/);
     assert.equal(saved.backend, 'wasm');
     const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
       .trim()
@@ -64,6 +68,25 @@ describe('train loop', () => {
     );
     const last = JSON.parse(await readFile(join(ckpt, 'epoch-0003', 'meta.json'), 'utf8'));
     assert.equal(last.step, 6);
+    assert.equal(last.images, 6 * 4);
+    assert.ok(last.trainSeconds > 0);
+  });
+
+  it('refuses to resume a run on a dataset whose files changed since it started', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'p2p-run-'));
+    const own = join(root, 'data');
+    await writeSyntheticDataset(own, { count: 10, size: 32, seed: 3 });
+    const config = validateConfig({
+      data: own,
+      out: join(root, 'run'),
+      size: 32,
+      batchSize: 4,
+      epochs: 1,
+      maxStepsPerEpoch: 1,
+    });
+    await train(config, false);
+    await writeSyntheticDataset(own, { count: 10, size: 32, seed: 4 });
+    await assert.rejects(train({ ...config, epochs: 2 }, true), /has changed since the run in .* started/);
   });
 
   it('refuses a dataset of smaller images than --size, and a missing folder, with one-line reasons', async () => {
