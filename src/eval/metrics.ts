@@ -104,7 +104,7 @@ export function imageMetrics(fake: tf.Tensor4D, target: tf.Tensor4D): ImageMetri
   }
 }
 
-/** The plain average (Infinity when any value is). */
+/** The plain average (Infinity when any value is; NaN for an empty list). */
 export function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
