@@ -6,9 +6,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers';
 import { registerNativeBackend } from '../../src/backend/native.js';
 import { addonPath } from '../../src/backend/native-addon.js';
-import { relErr } from '../helpers.js';
+import { relErr, rng } from '../helpers.js';
 
-export { relErr };
+export { relErr, rng };
 
 /**
  * Whether the native tests can run. Without the addon they are skipped with the reason, except
@@ -28,18 +28,6 @@ export const nativeSkip: string | false = (() => {
 export async function setupNative(): Promise<void> {
   tf.env().set('PROD', true);
   await registerNativeBackend();
-}
-
-/** mulberry32: deterministic test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {

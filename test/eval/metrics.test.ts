@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { setupBackend } from '../../src/backend/index.js';
 import { addonPath } from '../../src/backend/native-addon.js';
 import { type ImageMetrics, imageMetrics, mean, uint8Metrics } from '../../src/eval/metrics.js';
+import { rng } from '../helpers.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'metrics');
 
@@ -40,18 +41,6 @@ async function loadPng(name: string): Promise<{ data: Uint8Array; h: number; w: 
     .toBuffer({ resolveWithObject: true });
   assert.equal(info.channels, 3);
   return { data: new Uint8Array(data), h: info.height, w: info.width };
-}
-
-/** mulberry32: deterministic test data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomImage(h: number, w: number, seed: number, lo = 0, hi = 255): Int32Array {
