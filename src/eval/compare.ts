@@ -220,6 +220,7 @@ export async function compareRuns(opts: CompareOptions): Promise<CompareResult> 
       configs[0]![o.key],
     ]),
   ) as Record<string, string | number | boolean>;
+  settings.backend = tf.getBackend(); // the one `auto` chose
   const { writeReport } = await import('./report.js');
   const written = await writeReport(out, {
     title: `pix2pix comparison: ${opts.vary.map((v) => v.option.flag).join(' x ')}`,
@@ -234,6 +235,8 @@ export async function compareRuns(opts: CompareOptions): Promise<CompareResult> 
 }
 
 const SAMPLES = 4;
+/** Smallest side a grid tile is shown at. */
+const GRID_TILE = 160;
 
 /** "Best epoch", "Best and last epoch", "Epoch 5". */
 function gridTitle(tokens: (number | string)[]): string {
@@ -253,15 +256,25 @@ async function writeGrids(
   log: Logger,
 ): Promise<GridReport[]> {
   const source = await openTestSplit(configs[0]!, log);
-  let sample: { a: tf.Tensor4D; b: tf.Tensor4D } | undefined;
+  // Pairs spread over the split (its names are sorted, so the first few usually share one photo).
+  const n = source.length;
+  const wanted = new Set(
+    Array.from({ length: Math.min(SAMPLES, n) }, (_, i) => Math.floor((i * n) / SAMPLES)),
+  );
+  const picked: { a: tf.Tensor4D[]; b: tf.Tensor4D[] } = { a: [], b: [] };
+  let index = 0;
   for await (const batch of source.batches(0)) {
-    sample = {
-      a: tf.slice(batch.a, 0, Math.min(SAMPLES, batch.a.shape[0])),
-      b: tf.slice(batch.b, 0, Math.min(SAMPLES, batch.b.shape[0])),
-    };
+    for (let i = 0; i < batch.a.shape[0]; i++, index++) {
+      if (!wanted.has(index)) continue;
+      picked.a.push(tf.slice(batch.a, i, 1));
+      picked.b.push(tf.slice(batch.b, i, 1));
+    }
     tf.dispose([batch.a, batch.b]);
-    break;
   }
+  const sample = picked.a.length
+    ? { a: tf.concat(picked.a) as tf.Tensor4D, b: tf.concat(picked.b) as tf.Tensor4D }
+    : undefined;
+  tf.dispose([...picked.a, ...picked.b]);
   if (!sample) return [];
   const grids: GridReport[] = [];
   const done = new Map<string, { tokens: (number | string)[]; grid: GridReport }>();
@@ -315,11 +328,14 @@ async function writeGrids(
       }
       const png = join('grids', `${typeof token === 'number' ? `epoch-${token}` : token}.png`);
       await mkdir(join(out, 'grids'), { recursive: true });
-      await writeGrid(join(out, png), [...columns, ...fakes]);
+      // Small images are enlarged (nearest neighbour, pixels kept) so the grid can be read.
+      await writeGrid(join(out, png), [...columns, ...fakes], {
+        scale: Math.max(1, Math.ceil(GRID_TILE / sample.a.shape[1])),
+      });
       tf.dispose(fakes);
       const grid = {
         title: gridTitle([token]),
-        caption: `${sample.a.shape[0]} test pairs, one per row. Columns: input | ground truth | ${labels.join(' | ')}.`,
+        caption: `${sample.a.shape[0]} test pairs spread over the split, one per row. Columns: input | ground truth | ${labels.join(' | ')}.`,
         png,
       };
       grids.push(grid);

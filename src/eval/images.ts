@@ -14,9 +14,13 @@ export function toUint8(x: tf.Tensor4D): tf.Tensor4D {
 
 /**
  * Writes a PNG grid with one row per pair: the columns are the given images (e.g. input | target |
- * output), each a [-1, 1] NHWC batch of the same shape.
+ * output), each a [-1, 1] NHWC batch of the same shape. `scale` enlarges it by nearest neighbour.
  */
-export async function writeGrid(path: string, columns: tf.Tensor4D[]): Promise<void> {
+export async function writeGrid(
+  path: string,
+  columns: tf.Tensor4D[],
+  opts: { scale?: number } = {},
+): Promise<void> {
   const [n, h, w, c] = columns[0].shape;
   const grid = tf.tidy(() => {
     const rows = tf.concat(columns.map(toUint8), 2); // [n, h, w * cols, c]
@@ -24,7 +28,12 @@ export async function writeGrid(path: string, columns: tf.Tensor4D[]): Promise<v
   });
   const data = Uint8Array.from(await grid.data());
   grid.dispose();
-  await sharp(data, { raw: { width: w * columns.length, height: n * h, channels: c as 3 } })
-    .png()
-    .toFile(path);
+  const scale = opts.scale ?? 1;
+  let image = sharp(data, { raw: { width: w * columns.length, height: n * h, channels: c as 3 } });
+  if (scale > 1) {
+    image = sharp(await image.png().toBuffer()).resize(w * columns.length * scale, n * h * scale, {
+      kernel: 'nearest',
+    });
+  }
+  await image.png().toFile(path);
 }

@@ -103,8 +103,9 @@ describe('compare --vary', () => {
       for (const word of ['First', 'best', 'last']) assert.match(md, new RegExp(`### .*${word}`, 'i'), word);
       // 4 test pairs as rows; input | ground truth | one column per run.
       const meta = await sharp(join(out, grids.at(-1)!)).metadata();
-      assert.equal(meta.width, 32 * 4);
-      assert.equal(meta.height, 32 * 4);
+      // 32 px tiles are shown 5x (nearest neighbour) so that a tile is at least 160 px.
+      assert.equal(meta.width, 32 * 4 * 5);
+      assert.equal(meta.height, 32 * 4 * 5);
     });
 
     it('a second compare resumes: finished runs are not trained again, a longer schedule continues them', async () => {
