@@ -58,8 +58,6 @@ export interface TrainHooks {
    * Evaluation lives above training (src/eval), so the caller passes it in (see `epochEvaluator`).
    */
   evaluate?: (G: tfl.LayersModel, at: { epoch: number; step: number }) => Promise<EpochScores>;
-  /** Told the micro-batch actually used (after `chooseMicroBatch` when config.microBatch is 0). */
-  onMicroBatch?: (microBatch: number) => void;
 }
 
 const SAMPLE_PAIRS = 4;
@@ -97,7 +95,7 @@ async function checkSameDataset(config: TrainConfig, fingerprint: string): Promi
 }
 
 /** The dataset fingerprint a run's config.json recorded (undefined for runs from before it was kept). */
-export async function recordedFingerprint(runDir: string): Promise<string | undefined> {
+async function recordedFingerprint(runDir: string): Promise<string | undefined> {
   try {
     const saved = JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8'));
     return saved?.dataset?.fingerprint;
@@ -139,7 +137,6 @@ export async function train(
     log.info(`micro-batch ${microBatch}: ${choice.reason}`);
   }
   const used: TrainConfig = { ...config, microBatch };
-  hooks.onMicroBatch?.(microBatch);
   if (resume && existing) await checkSameDataset(config, check.fingerprint);
   const state = createTrainState(used);
   let firstEpoch = 1;

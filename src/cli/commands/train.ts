@@ -46,18 +46,13 @@ export async function runTraining(config: TrainConfig, resume: boolean): Promise
 }
 
 /** Trains on the backend already chosen, with a progress bar and `--eval-every` evaluations. */
-export function trainWithProgress(
-  config: TrainConfig,
-  resume: boolean,
-  extra: { onMicroBatch?: (n: number) => void } = {},
-): Promise<EpochEvent[]> {
+export function trainWithProgress(config: TrainConfig, resume: boolean): Promise<EpochEvent[]> {
   const progress = new ProgressReporter();
   return train(config, resume, {
     log: consoleLogger,
     evaluate: config.evalEvery > 0 ? epochEvaluator(config, { log: consoleLogger }) : undefined,
     onStep: (e) => progress.step(e),
     onEpoch: (e) => progress.epoch(e),
-    ...extra,
   });
 }
 
