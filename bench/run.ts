@@ -158,6 +158,13 @@ function machine(): string {
   return `${cpu}, ${cpus().length} cores (${isa}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
 }
 
+/** A markdown table with padded columns, as the formatter (biome) writes them. */
+function markdownTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
 const fmt = (v: number | undefined, d = 0) => (v == null || !Number.isFinite(v) ? '-' : v.toFixed(d));
 
 export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
@@ -233,8 +240,18 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     if (ref?.ms_per_image && e.backend !== 'pytorch') e.ratio_vs_pytorch = e.ms_per_image / ref.ms_per_image;
   }
 
-  const header =
-    '| backend | run | batch | micro-batch | ms/image | GFLOP/s | % peak | peak RSS MB | vs PyTorch (time) | vs PyTorch (RSS) |\n|---|---|---|---|---|---|---|---|---|---|';
+  const header = [
+    'backend',
+    'run',
+    'batch',
+    'micro-batch',
+    'ms/image',
+    'GFLOP/s',
+    '% peak',
+    'peak RSS MB',
+    'vs PyTorch (time)',
+    'vs PyTorch (RSS)',
+  ];
   const rows = entries.map((e) => {
     const ref = entries.find((p) => p.backend === 'pytorch' && p.kind === e.kind && p.batch === e.batch);
     const rss =
@@ -243,9 +260,20 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
         : undefined;
     const name = `${e.backend}${e.memory_format ? ` (${e.memory_format})` : ''}`;
     const ms = e.error ? `failed: ${e.error}` : fmt(e.ms_per_image);
-    return `| ${name} | ${e.kind} | ${e.batch} | ${e.micro_batch || '-'} | ${ms} | ${fmt(e.gflops, 1)} | ${fmt(e.pct_peak, 1)} | ${fmt(e.peak_rss_mb)} | ${fmt(e.ratio_vs_pytorch, 2)} | ${fmt(rss, 2)} |`;
+    return [
+      name,
+      e.kind,
+      String(e.batch),
+      String(e.micro_batch || '-'),
+      ms,
+      fmt(e.gflops, 1),
+      fmt(e.pct_peak, 1),
+      fmt(e.peak_rss_mb),
+      fmt(e.ratio_vs_pytorch, 2),
+      fmt(rss, 2),
+    ];
   });
-  const table = `${header}\n${rows.join('\n')}`;
+  const table = markdownTable(header, rows);
   o.log(`\n${table}\n`);
   const profiled =
     entries.find((e) => e.kernels?.length && e.kind === 'train' && e.batch === 4) ??
