@@ -58,22 +58,23 @@ describe('compare --vary', () => {
     before(async () => {
       const root = await mkdtemp(join(tmpdir(), 'p2p-compare-'));
       data = join(root, 'data');
-      await writeSyntheticDataset(data, { count: 20, size: 32, seed: 2 });
+      // 64 train pairs, so batch 64 is one whole batch (the reference document's batch sizes).
+      await writeSyntheticDataset(data, { count: 80, size: 32, seed: 2 });
       out = join(root, 'cmp');
-      base = validateConfig({ data, out, size: 32, epochs: 2, maxStepsPerEpoch: 2, backend: 'wasm' });
+      base = validateConfig({ data, out, size: 32, epochs: 2, maxStepsPerEpoch: 1, backend: 'wasm' });
     });
 
     it('trains one run per value, scores every epoch, and writes the report with grids', async () => {
       const result = await compareRuns({
         base,
-        vary: parseVary(['batch-size=2,4']),
-        command: 'pix2pix compare --vary batch-size=2,4',
+        vary: parseVary(['batch-size=32,64']),
+        command: 'pix2pix compare --vary batch-size=32,64',
         trainRun,
       });
       assert.equal(trained.length, 2);
       assert.deepEqual(
         result.runs.map((r) => r.name),
-        ['batch-size=2', 'batch-size=4'],
+        ['batch-size=32', 'batch-size=64'],
       );
       for (const r of result.runs) {
         const dir = join(out, r.dir);
@@ -89,12 +90,12 @@ describe('compare --vary', () => {
           rows.map((x) => x.psnr),
         );
         assert.ok(r.best && rows.every((x) => x.psnr <= r.best!.psnr));
-        assert.equal(r.steps.length, 4);
+        assert.equal(r.steps.length, 2);
         assert.ok(r.trainSeconds > 0 && r.imagesPerSec > 0);
       }
       const html = await readFile(result.html, 'utf8');
       assert.ok(!html.includes('<script'));
-      assert.ok(html.includes('batch-size=2') && html.includes('batch-size=4'));
+      assert.ok(html.includes('batch-size=32') && html.includes('batch-size=64'));
       assert.match(html, /22\.2/);
       const md = await readFile(result.md, 'utf8');
       const grids = [...md.matchAll(/\]\((grids\/[^)]+\.png)\)/g)].map((m) => m[1]!);
@@ -110,32 +111,32 @@ describe('compare --vary', () => {
 
     it('a second compare resumes: finished runs are not trained again, a longer schedule continues them', async () => {
       trained.length = 0;
-      await compareRuns({ base, vary: parseVary(['batch-size=2,4']), command: 'again', trainRun });
+      await compareRuns({ base, vary: parseVary(['batch-size=32,64']), command: 'again', trainRun });
       assert.deepEqual(trained, []);
       const longer = { ...base, epochs: 3 };
       const result = await compareRuns({
         base: longer,
-        vary: parseVary(['batch-size=2']),
+        vary: parseVary(['batch-size=32']),
         command: 'x',
         trainRun,
       });
-      assert.deepEqual(trained, [`${join(out, 'batch-size=2')}:true`]);
+      assert.deepEqual(trained, [`${join(out, 'batch-size=32')}:true`]);
       assert.deepEqual(
         result.runs[0]!.evals.map((r) => r.epoch),
         [1, 2, 3],
       );
-      assert.ok(existsSync(join(out, 'batch-size=2', 'checkpoints', 'epoch-0003')));
+      assert.ok(existsSync(join(out, 'batch-size=32', 'checkpoints', 'epoch-0003')));
     });
 
     it('refuses to reuse a run folder trained with other options', async () => {
       await assert.rejects(
         compareRuns({
           base: { ...base, lr: 1e-3 },
-          vary: parseVary(['batch-size=2']),
+          vary: parseVary(['batch-size=32']),
           command: 'x',
           trainRun,
         }),
-        /batch-size=2 holds a run with other options: --lr 0.0002 \(asked: 0.001\)/,
+        /batch-size=32 holds a run with other options: --lr 0.0002 \(asked: 0.001\)/,
       );
     });
   });
