@@ -58,6 +58,8 @@ export type TrainOption = {
     flag: string;
     default: TrainConfig[K];
     help: string;
+    /** Defines the model or the data: `--resume` refuses to change it. */
+    fixed?: true;
   } & OptionKind;
 }[keyof TrainConfig];
 
@@ -68,13 +70,22 @@ export type TrainOption = {
 export const TRAIN_OPTIONS: readonly TrainOption[] = [
   {
     key: 'size',
+    fixed: true,
     flag: 'size',
     kind: 'int',
     min: 32,
     default: 256,
     help: 'image side fed to the networks (power of two >= 32)',
   },
-  { key: 'batchSize', flag: 'batch-size', kind: 'int', min: 1, default: 1, help: 'pairs per step' },
+  {
+    key: 'batchSize',
+    fixed: true,
+    flag: 'batch-size',
+    kind: 'int',
+    min: 1,
+    default: 1,
+    help: 'pairs per step',
+  },
   {
     key: 'epochs',
     flag: 'epochs',
@@ -93,6 +104,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
   },
   {
     key: 'netD',
+    fixed: true,
     flag: 'netD',
     kind: 'choice',
     choices: DISCRIMINATORS,
@@ -101,6 +113,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
   },
   {
     key: 'norm',
+    fixed: true,
     flag: 'norm',
     kind: 'choice',
     choices: NORMS,
@@ -109,6 +122,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
   },
   {
     key: 'ganMode',
+    fixed: true,
     flag: 'gan-mode',
     kind: 'choice',
     choices: GAN_MODES,
@@ -121,6 +135,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
   { key: 'beta2', flag: 'beta2', kind: 'number', min: 0, below: 1, default: 0.999, help: 'Adam beta2' },
   {
     key: 'direction',
+    fixed: true,
     flag: 'direction',
     kind: 'choice',
     choices: DIRECTIONS,
@@ -151,6 +166,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
   },
   {
     key: 'seed',
+    fixed: true,
     flag: 'seed',
     kind: 'int',
     min: 0,
@@ -250,6 +266,38 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
   }
   if (errors.length) throw new UserError(`invalid training options: ${errors.join('; ')}`);
   return c;
+}
+
+/**
+ * The config a resumed run continues with: the run's own config.json, with only the options given
+ * this time (`given`) applied. Options that define the model or the data (`fixed`) cannot change: a
+ * differing one is a one-line UserError naming it. Returns the validated config and what changed.
+ */
+export function resumedConfig(
+  saved: TrainConfig,
+  given: Partial<TrainConfig>,
+): { config: TrainConfig; changed: Record<string, { from: unknown; to: unknown }> } {
+  const changed: Record<string, { from: unknown; to: unknown }> = {};
+  const refused: string[] = [];
+  const next: Record<string, unknown> = {
+    ...saved,
+    out: given.out ?? saved.out,
+    data: given.data ?? saved.data,
+  };
+  for (const o of TRAIN_OPTIONS) {
+    if (!(o.key in given) || given[o.key] === saved[o.key]) continue;
+    if (o.fixed) refused.push(`--${o.flag} ${given[o.key]} (the run has ${saved[o.key]})`);
+    else {
+      changed[o.flag] = { from: saved[o.key], to: given[o.key] };
+      next[o.key] = given[o.key];
+    }
+  }
+  if (refused.length) {
+    throw new UserError(
+      `--resume cannot change what defines the model or the data: ${refused.join(', ')}; drop the flag or start a new run with another --out`,
+    );
+  }
+  return { config: validateConfig(next as Partial<TrainConfig>), changed };
 }
 
 /** pix2pix's linear policy: constant for `epochs`, then linearly to 0 over `epochsDecay` (epoch is 1-based). */

@@ -1,6 +1,6 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { version_layers } from '@tensorflow/tfjs-layers';
@@ -8,10 +8,16 @@ import { checkDataset, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
 import { writeGrid } from '../eval/images.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
-import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { learningRateAt, type TrainConfig } from './config.js';
+import {
+  checkpointName,
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  saveCheckpoint,
+} from './checkpoint.js';
+import { learningRateAt, TRAIN_OPTIONS, type TrainConfig } from './config.js';
 import { chooseMicroBatch } from './memory.js';
-import { createTrainState, disposeTrainState, type StepLosses, trainStep } from './step.js';
+import { createTrainState, disposeTrainState, NonFiniteError, type StepLosses, trainStep } from './step.js';
 
 export interface StepEvent {
   epoch: number;
@@ -84,9 +90,44 @@ async function hasCheckpoints(out: string): Promise<boolean> {
   }
 }
 
+/** Keeps the metrics.jsonl lines up to `step` (a torn last line goes too), atomically. */
+async function truncateMetrics(path: string, step: number): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return;
+  }
+  const kept = text.split('\n').filter((line) => {
+    try {
+      return line.trim() !== '' && (JSON.parse(line) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFile(`${path}.tmp`, kept.map((l) => `${l}\n`).join(''));
+  await rename(`${path}.tmp`, path);
+}
+
+/** What a run's config.json holds (the parts read back). */
+interface SavedRun {
+  config: TrainConfig;
+  dataset?: { fingerprint?: string };
+  started?: string;
+  resumes?: { time: string; epoch: number; changed: Record<string, { from: unknown; to: unknown }> }[];
+}
+
+async function readSavedRun(runDir: string): Promise<SavedRun | undefined> {
+  try {
+    return JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as SavedRun;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Refuses to resume a run on a dataset whose content differs from the one it started on. */
-async function checkSameDataset(config: TrainConfig, fingerprint: string): Promise<void> {
-  const recorded = await recordedFingerprint(config.out);
+function checkSameDataset(config: TrainConfig, saved: SavedRun | undefined, fingerprint: string): void {
+  const recorded = saved?.dataset?.fingerprint;
   if (recorded && recorded !== fingerprint) {
     throw new UserError(
       `dataset ${config.data} has changed since the run in ${config.out} started (its files differ from those recorded in config.json): resume with the dataset it was trained on, or start a new run`,
@@ -94,14 +135,18 @@ async function checkSameDataset(config: TrainConfig, fingerprint: string): Promi
   }
 }
 
-/** The dataset fingerprint a run's config.json recorded (undefined for runs from before it was kept). */
-async function recordedFingerprint(runDir: string): Promise<string | undefined> {
-  try {
-    const saved = JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8'));
-    return saved?.dataset?.fingerprint;
-  } catch {
-    return undefined;
-  }
+/** The options that differ between two configs, by flag. */
+function configChanges(
+  from: TrainConfig | undefined,
+  to: TrainConfig,
+): Record<string, { from: unknown; to: unknown }> {
+  if (!from) return {};
+  return Object.fromEntries(
+    TRAIN_OPTIONS.filter((o) => from[o.key] !== to[o.key]).map((o) => [
+      o.flag,
+      { from: from[o.key], to: to[o.key] },
+    ]),
+  );
 }
 
 /**
@@ -137,19 +182,34 @@ export async function train(
     log.info(`micro-batch ${microBatch}: ${choice.reason}`);
   }
   const used: TrainConfig = { ...config, microBatch };
-  if (resume && existing) await checkSameDataset(config, check.fingerprint);
+  const saved = resume && existing ? await readSavedRun(config.out) : undefined;
+  if (saved) checkSameDataset(config, saved, check.fingerprint);
   const state = createTrainState(used);
   let firstEpoch = 1;
   let globalStep = 0;
   let trainSeconds = 0;
   let images = 0;
   const latest = resume ? await latestCheckpoint(config.out) : undefined;
+  if (resume && existing && !latest) {
+    const names = (await listCheckpoints(config.out)).map((c) => basename(c.dir));
+    throw new UserError(
+      `${config.out}/checkpoints/latest is missing or not a link (copied with scp -r?), so the run cannot be resumed safely; checkpoints there: ${names.join(', ')}. Point it at one: ln -sfn ${names.at(-1)} ${join(config.out, 'checkpoints', 'latest')}`,
+    );
+  }
   if (resume && latest) {
-    const meta = await loadCheckpoint(latest, state);
+    let meta: Awaited<ReturnType<typeof loadCheckpoint>>;
+    try {
+      meta = await loadCheckpoint(latest, state);
+    } catch (e) {
+      disposeTrainState(state);
+      throw new UserError(`cannot resume from ${latest}: ${(e as Error).message.split('\n')[0]}`);
+    }
     firstEpoch = meta.epoch + 1;
     globalStep = meta.step;
     trainSeconds = meta.trainSeconds ?? 0;
     images = meta.images ?? 0;
+    // Steps logged after the checkpoint (an interrupted epoch) are trained again: log them once.
+    await truncateMetrics(join(config.out, 'metrics.jsonl'), meta.step);
     log.info(`resuming from ${latest} (epoch ${meta.epoch}, step ${meta.step})`);
   } else if (resume) {
     log.warn(`${config.out} has no checkpoint to resume from: starting at epoch 1`);
@@ -162,7 +222,20 @@ export async function train(
         backend: tf.getBackend(),
         versions: { node: process.version, tfjs: tf.version_core, tfjsLayers: version_layers },
         dataset: { counts: check.counts, size: check.size, fingerprint: check.fingerprint },
-        started: new Date().toISOString(),
+        started: saved?.started ?? new Date().toISOString(),
+        // Every resume, with the options it changed: the history is never lost.
+        resumes: [
+          ...(saved?.resumes ?? []),
+          ...(saved
+            ? [
+                {
+                  time: new Date().toISOString(),
+                  epoch: firstEpoch,
+                  changed: configChanges(saved.config, used),
+                },
+              ]
+            : []),
+        ],
       },
       null,
       2,
@@ -207,7 +280,17 @@ export async function train(
       let step = 0;
       for await (const { a, b } of loader.batches(epoch)) {
         const ts = performance.now();
-        const losses = trainStep(state, a, b);
+        let losses: StepLosses;
+        try {
+          losses = trainStep(state, a, b);
+        } catch (e) {
+          tf.dispose([a, b]);
+          if (!(e instanceof NonFiniteError)) throw e;
+          const kept = await latestCheckpoint(config.out);
+          throw new NonFiniteError(
+            `epoch ${epoch}, step ${globalStep + 1}: ${e.message}; no checkpoint was written from it${kept ? ` and checkpoints/latest still names ${basename(kept)}` : ''} (a lower --lr may help)`,
+          );
+        }
         const ms = performance.now() - ts;
         stepMs += ms;
         const imagesPerSec = (a.shape[0] * 1000) / ms;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { patchDiscriminator } from '../models/patchgan.js';
 import { unetGenerator } from '../models/unet.js';
+import { UserError } from '../util/log.js';
 import { Adam } from './adam.js';
 import type { TrainConfig } from './config.js';
 import { fusedApply } from './fused.js';
@@ -54,6 +55,34 @@ export function disposeTrainState(s: TrainState): void {
   s.optD.dispose();
   s.G.dispose();
   s.D.dispose();
+}
+
+/**
+ * Thrown before an update whose loss or gradients are not finite: Adam would spread a NaN/Inf into
+ * every weight, and the next checkpoint would save them. The weights of the network being updated
+ * are untouched when it is thrown.
+ */
+export class NonFiniteError extends UserError {
+  override name = 'NonFiniteError';
+}
+
+/**
+ * Throws NonFiniteError when the loss or any gradient holds a NaN or Inf. One reduction per gradient
+ * (a sum is non-finite when any term is): a pass over the weights, small beside the step's convolutions.
+ */
+function checkFinite(what: string, value: tf.Scalar, grads: tf.NamedTensorMap): void {
+  const sums = tf.tidy(() => tf.stack([value, ...Object.values(grads).map((g) => tf.sum(g))]));
+  const v = sums.dataSync();
+  sums.dispose();
+  if (!Number.isFinite(v[0]!)) {
+    throw new NonFiniteError(`the ${what} loss is ${v[0]}: stopped before updating the weights`);
+  }
+  const bad = Object.keys(grads).filter((_, i) => !Number.isFinite(v[i + 1]!));
+  if (bad.length) {
+    throw new NonFiniteError(
+      `the ${what} gradients of ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ` and ${bad.length - 3} more` : ''} are not finite: stopped before updating the weights`,
+    );
+  }
 }
 
 /** [start, count] of each micro-batch: the whole batch unless config.microBatch is smaller. */
@@ -120,7 +149,14 @@ export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D) {
     terms.push(tf.keep(tf.mul(tf.stack([gan, l1]), weight)));
     return tf.add(gan, tf.mul(l1, s.config.lambdaL1));
   });
-  value.dispose();
+  try {
+    checkFinite('generator', value, grads);
+  } catch (e) {
+    tf.dispose([...Object.values(grads), ...fakes, ...terms]);
+    throw e;
+  } finally {
+    value.dispose();
+  }
   s.optG.apply(grads);
   const fake = fakes.length === 1 ? fakes[0] : (tf.concat(fakes) as tf.Tensor4D);
   const parts = tf.addN(terms);
@@ -156,6 +192,12 @@ export function discriminatorUpdate(
   const { value, grads } = accumulatedGrads(s, s.optD.variables, [a, b, fake], ([ai, bi, fi]) =>
     discriminatorLoss(s, ai, bi, fi),
   );
+  try {
+    checkFinite('discriminator', value, grads);
+  } catch (e) {
+    tf.dispose([value, ...Object.values(grads)]);
+    throw e;
+  }
   s.optD.apply(grads);
   return value;
 }
@@ -163,7 +205,13 @@ export function discriminatorUpdate(
 /** One pix2pix step on a batch: G update, then D update on the same fake. Leaves no tensor behind. */
 export function trainStep(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D): StepLosses {
   const { fake, parts } = generatorUpdate(s, a, b);
-  const d = discriminatorUpdate(s, a, b, fake);
+  let d: tf.Scalar;
+  try {
+    d = discriminatorUpdate(s, a, b, fake);
+  } catch (e) {
+    tf.dispose([fake, parts]);
+    throw e;
+  }
   fake.dispose();
   const all = tf.tidy(() => tf.concat([parts, tf.reshape(d, [1])]));
   const [gGan, gL1, dLoss] = all.dataSync();

@@ -1,8 +1,16 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { epochEvaluator } from '../../eval/evaluate.js';
-import { TRAIN_OPTIONS, type TrainConfig, type TrainOption, validateConfig } from '../../train/config.js';
+import {
+  resumedConfig,
+  TRAIN_OPTIONS,
+  type TrainConfig,
+  type TrainOption,
+  validateConfig,
+} from '../../train/config.js';
 import { type EpochEvent, train } from '../../train/loop.js';
-import { consoleLogger } from '../../util/log.js';
+import { consoleLogger, UserError } from '../../util/log.js';
 import { floatArg, intArg } from '../args.js';
 import { startBackend } from '../backend.js';
 import { ProgressReporter } from '../progress.js';
@@ -39,6 +47,35 @@ export function configFromFlags(flags: Record<string, unknown>, data: string, ou
   return validateConfig(partial as Partial<TrainConfig>);
 }
 
+/**
+ * `train --resume`: the run's own config.json, with only the options typed this time applied (a
+ * model- or data-defining one that differs is refused); a run without config.json starts from the flags.
+ */
+async function configForResume(f: Record<string, unknown> & { data: string; out: string }, cmd: Command) {
+  let saved: TrainConfig | undefined;
+  try {
+    saved = JSON.parse(await readFile(join(f.out, 'config.json'), 'utf8')).config;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new UserError(
+        `cannot resume: ${join(f.out, 'config.json')} is unreadable (${(e as Error).message})`,
+      );
+    }
+  }
+  if (!saved) return configFromFlags(f, f.data, f.out);
+  const given: Record<string, unknown> = { data: f.data, out: f.out };
+  for (const o of TRAIN_OPTIONS) {
+    const attr = cliOption(o).attributeName();
+    if (cmd.getOptionValueSource(attr) === 'cli') given[o.key] = f[attr];
+  }
+  const { config, changed } = resumedConfig(saved, given as Partial<TrainConfig>);
+  const list = Object.entries(changed).map(([k, v]) => `--${k} ${v.from} -> ${v.to}`);
+  consoleLogger.info(
+    `resuming with ${join(f.out, 'config.json')}${list.length ? `, changed: ${list.join(', ')}` : ' as it is'}`,
+  );
+  return config;
+}
+
 /** Chooses the backend, trains with a progress bar, and returns the per-epoch summaries. */
 export async function runTraining(config: TrainConfig, resume: boolean): Promise<EpochEvent[]> {
   await startBackend(config.backend);
@@ -65,8 +102,11 @@ export function trainCommand(): Command {
       .option('--resume', 'continue the run in --out from its latest checkpoint')
       .option('--json', 'print one JSON result line last'),
   ).action(
-    async (f: Record<string, unknown> & { data: string; out: string; resume?: boolean; json?: boolean }) => {
-      const config = configFromFlags(f, f.data, f.out);
+    async (
+      f: Record<string, unknown> & { data: string; out: string; resume?: boolean; json?: boolean },
+      cmd: Command,
+    ) => {
+      const config = f.resume ? await configForResume(f, cmd) : configFromFlags(f, f.data, f.out);
       const epochs = await runTraining(config, f.resume ?? false);
       if (f.json) process.stdout.write(`${JSON.stringify({ out: config.out, epochs })}\n`);
     },

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { appendFile, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { writeSyntheticDataset } from '../../src/data/synthetic.js';
+import { loadModel } from '../../src/models/io.js';
+import { resumedConfig, validateConfig } from '../../src/train/config.js';
+import { train } from '../../src/train/loop.js';
+import { useWasm } from '../helpers.js';
+
+before(useWasm);
+
+const steps = async (out: string) =>
+  (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).step as number);
+
+describe('resume and faults', () => {
+  let data: string;
+  let root: string;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'p2p-resume-'));
+    data = join(root, 'data');
+    await writeSyntheticDataset(data, { count: 10, size: 32, seed: 3 });
+  });
+  const base = (out: string) =>
+    validateConfig({ data, out, size: 32, batchSize: 4, epochs: 1, maxStepsPerEpoch: 2 });
+
+  it('a non-finite loss stops the run before the update, and latest stays on finite weights', async () => {
+    const out = join(root, 'nan');
+    await train(base(out), false);
+    const poisoned = { ...base(out), epochs: 2, lr: 1e30 };
+    await assert.rejects(
+      train({ ...poisoned, maxStepsPerEpoch: 2 }, true),
+      /epoch 2, step \d+: the (generator|discriminator) (loss is (NaN|Infinity|-Infinity)|gradients of .* are not finite): stopped before updating the weights; no checkpoint was written from it and checkpoints\/latest still names epoch-0001/,
+    );
+    assert.equal(await readlink(join(out, 'checkpoints', 'latest')), 'epoch-0001');
+    const G = await loadModel(join(out, 'checkpoints', 'epoch-0001', 'generator'));
+    for (const [i, w] of G.getWeights().entries())
+      assert.ok((w.dataSync() as Float32Array).every(Number.isFinite), `weight ${i}`);
+    G.dispose();
+  });
+
+  it('a missing or copied-over latest is an error naming the checkpoints, and nothing is overwritten', async () => {
+    const out = join(root, 'nolatest');
+    await train(base(out), false);
+    const meta = await readFile(join(out, 'checkpoints', 'epoch-0001', 'meta.json'), 'utf8');
+    await rm(join(out, 'checkpoints', 'latest'));
+    await mkdir(join(out, 'checkpoints', 'latest')); // what scp -r makes of the link
+    await assert.rejects(
+      train({ ...base(out), epochs: 2 }, true),
+      /latest is missing or not a link .*checkpoints there: epoch-0001/,
+    );
+    assert.equal(await readFile(join(out, 'checkpoints', 'epoch-0001', 'meta.json'), 'utf8'), meta);
+  });
+
+  it('resume cuts metrics.jsonl back to the checkpoint, so an interrupted epoch is logged once', async () => {
+    const out = join(root, 'metrics');
+    await train(base(out), false);
+    // What a kill in the middle of epoch 2 leaves: a step past the checkpoint and a torn line.
+    await appendFile(join(out, 'metrics.jsonl'), '{"epoch":2,"step":3,"g_gan":1}\n{"epoch":2,"st');
+    await train({ ...base(out), epochs: 2 }, true);
+    assert.deepEqual(await steps(out), [1, 2, 3, 4]);
+  });
+
+  it('resume keeps the run config: model options cannot change, schedule options are recorded', async () => {
+    const saved = base('/tmp/x');
+    assert.throws(
+      () => resumedConfig(saved, { size: 64, netD: 'patch70' }),
+      /--resume cannot change what defines the model or the data: --size 64 \(the run has 32\), --netD patch70 \(the run has patch16\)/,
+    );
+    const { config, changed } = resumedConfig(saved, { epochs: 5, lr: 1e-4 });
+    assert.equal(config.epochs, 5);
+    assert.equal(config.batchSize, 4, 'not given: the run keeps its own');
+    assert.deepEqual(changed, { epochs: { from: 1, to: 5 }, lr: { from: 2e-4, to: 1e-4 } });
+
+    const out = join(root, 'history');
+    await train(base(out), false);
+    await train({ ...base(out), epochs: 2, lr: 1e-4 }, true);
+    const run = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+    assert.equal(run.resumes.length, 1);
+    assert.equal(run.resumes[0].epoch, 2);
+    assert.deepEqual(run.resumes[0].changed.lr, { from: 2e-4, to: 1e-4 });
+  });
+
+  it('train --resume with a different --size is one clear line', async () => {
+    const out = join(root, 'cli');
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'config.json'), JSON.stringify({ config: base(out) }));
+    const r = spawnSync(
+      process.execPath,
+      ['bin/pix2pix.js', 'train', '--data', data, '--out', out, '--resume', '--size', '64'],
+      { encoding: 'utf8' },
+    );
+    assert.notEqual(r.status, 0);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('error'));
+    assert.equal(errors.length, 1, r.stderr);
+    assert.match(errors[0]!, /--resume cannot change .*--size 64 \(the run has 32\)/);
+  });
+});
