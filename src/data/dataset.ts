@@ -124,7 +124,41 @@ export async function readDatasetInfo(dir: string): Promise<DatasetInfo | undefi
   if (info.format !== DATASET_FORMAT || info.version !== 1 || !info.files?.train || !info.files?.test) {
     throw new UserError(`${path} is not a pix2pix-ts dataset description (format/version/files missing)`);
   }
+  const problems: string[] = [];
+  if (!(Number.isInteger(info.size) && (info.size as number) > 0))
+    problems.push(`size ${info.size} is not a positive integer`);
+  for (const split of SPLITS) {
+    const files = info.files[split];
+    if (!Array.isArray(files)) {
+      problems.push(`files.${split} is not a list`);
+      continue;
+    }
+    for (const [i, f] of files.entries()) {
+      const where = `files.${split}[${i}]`;
+      if (typeof f?.name !== 'string' || !isPlainFileName(f.name)) {
+        // Names become paths: one that is not a plain file name could read outside the dataset.
+        problems.push(`${where}.name ${JSON.stringify(f?.name)} is not a plain file name`);
+      }
+      if (typeof f?.a !== 'string' || typeof f?.b !== 'string') problems.push(`${where} has no a/b hashes`);
+      if (
+        !Array.isArray(f?.bytes) ||
+        f.bytes.length !== 2 ||
+        !f.bytes.every((n) => Number.isInteger(n) && n >= 0)
+      ) {
+        problems.push(`${where}.bytes is not two byte counts`);
+      }
+    }
+  }
+  if (problems.length) {
+    const shown = problems.length > 3 ? [...problems.slice(0, 3), `${problems.length - 3} more`] : problems;
+    throw new UserError(`${path} is damaged: ${shown.join('; ')}; re-run pix2pix prepare`);
+  }
   return info as DatasetInfo;
+}
+
+/** A name that is one file inside its folder: no separators, not '.' or '..', no NUL. */
+function isPlainFileName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !/[/\\\0]/.test(name);
 }
 
 async function isEmptyDir(dir: string): Promise<boolean> {

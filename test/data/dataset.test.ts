@@ -221,3 +221,34 @@ test('readDatasetInfo: none, broken and foreign dataset.json', async () => {
   await writeFile(join(dir, 'dataset.json'), '{"format":"something-else"}');
   await assert.rejects(readDatasetInfo(dir), /not a pix2pix-ts dataset/);
 });
+
+test('readDatasetInfo refuses pair names that leave the dataset and fields of the wrong type', async () => {
+  const dir = await tempDir();
+  const file = (name: unknown, extra: Record<string, unknown> = {}) => ({
+    name,
+    source: 's',
+    a: 'aa',
+    b: 'bb',
+    bytes: [1, 2],
+    ...extra,
+  });
+  const write = (train: unknown[]) =>
+    writeFile(
+      join(dir, 'dataset.json'),
+      JSON.stringify({ format: 'pix2pix-ts-dataset', version: 1, size: 32, files: { train, test: [] } }),
+    );
+  await write([file('ok.png')]);
+  assert.equal((await readDatasetInfo(dir))?.files.train[0]?.name, 'ok.png');
+  for (const bad of ['../../etc/passwd', '/abs.png', 'a/b.png', '..', '', 'c\\d.png', 7]) {
+    await write([file(bad)]);
+    await assert.rejects(
+      readDatasetInfo(dir),
+      /files\.train\[0\]\.name .* is not a plain file name/,
+      String(bad),
+    );
+  }
+  await write([file('x.png', { bytes: 'many' })]);
+  await assert.rejects(readDatasetInfo(dir), /files\.train\[0\]\.bytes is not two byte counts/);
+  await write([file('x.png', { a: undefined })]);
+  await assert.rejects(readDatasetInfo(dir), /has no a\/b hashes/);
+});
