@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 /** Runs the real CLI entry as a user would. */
@@ -68,5 +71,14 @@ describe('pix2pix CLI', () => {
     assertOneLineError(cli(...base, '--vary', 'batch-size=32,big'), /'big' is not a valid value/);
     assertOneLineError(cli(...base), /at least one --vary/);
     assertOneLineError(cli(...base, '--vary', 'batch-size=2,4'), /does not exist/);
+  });
+
+  it('demo never deletes a folder it did not make', () => {
+    const out = mkdtempSync(join(tmpdir(), 'p2p-demo-'));
+    mkdirSync(join(out, 'run', 'checkpoints'), { recursive: true });
+    writeFileSync(join(out, 'run', 'config.json'), '{"config":{}}');
+    writeFileSync(join(out, 'notes.txt'), 'mine');
+    assertOneLineError(cli('demo', '--out', out), /is not empty and was not made by pix2pix demo/);
+    assert.ok(existsSync(join(out, 'run', 'config.json')) && existsSync(join(out, 'notes.txt')));
   });
 });

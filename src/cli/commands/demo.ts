@@ -1,11 +1,22 @@
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { readDatasetInfo } from '../../data/dataset.js';
 import { writeSyntheticDataset } from '../../data/synthetic.js';
-import { consoleLogger } from '../../util/log.js';
+import { consoleLogger, UserError } from '../../util/log.js';
 import { intArg } from '../args.js';
 import { addTrainOptions, configFromFlags, runTraining } from './train.js';
+
+/** The file that marks a folder as the demo's own. */
+const DEMO_MARKER = '.pix2pix-demo';
+
+/** A folder made by a demo from before the marker: only data/ (a synthetic dataset) and run/. */
+async function isUnmarkedDemo(dir: string, entries: string[]): Promise<boolean> {
+  if (!entries.every((e) => e === 'data' || e === 'run')) return false;
+  const info = await readDatasetInfo(join(dir, 'data')).catch(() => undefined);
+  return info?.kind === 'synthetic';
+}
 
 /**
  * The whole loop on a built-in default: a synthetic denoising dataset (coloured shapes under
@@ -29,8 +40,19 @@ export function demoCommand(): Command {
     async (f: Record<string, unknown> & { out: string; pairs: number; size: number; seed: number }) => {
       const data = join(f.out, 'data');
       const run = join(f.out, 'run');
-      // The demo is repeatable: its previous run (and only a run: it must hold a config.json) is replaced.
-      if (existsSync(join(run, 'config.json'))) {
+      // The demo is repeatable, but replaces only what it made itself: its folder carries a marker.
+      const marker = join(f.out, DEMO_MARKER);
+      if (!existsSync(marker)) {
+        const entries = await readdir(f.out).catch(() => [] as string[]);
+        if (entries.length > 0 && !(await isUnmarkedDemo(f.out, entries))) {
+          throw new UserError(
+            `${f.out} is not empty and was not made by pix2pix demo: choose another --out (the demo replaces its own folder only)`,
+          );
+        }
+        await mkdir(f.out, { recursive: true });
+        await writeFile(marker, 'made by pix2pix demo: its data/ and run/ are replaced on the next demo\n');
+      }
+      if (existsSync(run)) {
         consoleLogger.info(`replacing the previous demo run in ${run}`);
         await rm(run, { recursive: true });
       }
