@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { patchDiscriminator } from '../../src/models/patchgan.js';
+import { unetGenerator } from '../../src/models/unet.js';
+import { fusedApply } from '../../src/train/fused.js';
+import { relErr, useWasm } from '../helpers.js';
+
+before(useWasm);
+
+/**
+ * Gradients of sum(model(inputs) * R) for every trainable variable, through `run`: the fused blocks
+ * with their hand-written gradients, or the plain layers with tfjs autodiff.
+ */
+function grads(model: tfl.LayersModel, run: () => tf.Tensor, r: tf.Tensor): Float32Array[] {
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(run(), r)) as tf.Scalar, vars);
+  const out = vars.map((v) => Float32Array.from(grads[v.name]!.dataSync() as Float32Array));
+  tf.dispose([value, ...Object.values(grads)]);
+  return out;
+}
+
+function compare(model: tfl.LayersModel, inputs: tf.Tensor[]): void {
+  const shape = (model.apply(inputs, { training: false }) as tf.Tensor).shape;
+  const r = tf.randomNormal(shape, 0, 1, 'float32', 7);
+  const fused = grads(model, () => fusedApply(model, inputs, false), r);
+  const plain = grads(model, () => model.apply(inputs, { training: false }) as tf.Tensor, r);
+  assert.equal(fused.length, plain.length);
+  const maxAbs = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const scale = Math.max(...plain.map(maxAbs));
+  for (const [i, g] of fused.entries()) {
+    const name = model.trainableWeights[i]!.originalName;
+    if (maxAbs(plain[i]!) < 1e-5 * scale) {
+      // A bias right before instance norm: the norm removes it, so its true gradient is 0 and both
+      // sides hold rounding noise only.
+      assert.ok(maxAbs(g) < 1e-5 * scale, `${name}: zero gradient expected, got ${maxAbs(g)}`);
+      continue;
+    }
+    const err = relErr(plain[i]!, g);
+    assert.ok(err < 2e-3, `${name}: relative error ${err}`);
+  }
+  r.dispose();
+}
+
+describe('fused blocks: hand-written gradients against tfjs autodiff (dropout off)', () => {
+  for (const size of [32, 64]) {
+    it(`generator at ${size} px (convs, transposed convs, the 1x1 bottleneck)`, () => {
+      const G = unetGenerator({ size, norm: 'instance', seed: 3 });
+      const x = tf.randomUniform([2, size, size, 3], -1, 1, 'float32', 1);
+      compare(G, [x]);
+      tf.dispose(x);
+      G.dispose();
+    });
+  }
+
+  for (const kind of ['patch16', 'patch70'] as const) {
+    it(`discriminator ${kind} at 64 px`, () => {
+      const D = patchDiscriminator({ size: 64, kind, norm: 'instance', seed: 4 });
+      const x = tf.randomUniform([2, 64, 64, 3], -1, 1, 'float32', 2);
+      const c = tf.randomUniform([2, 64, 64, 3], -1, 1, 'float32', 3);
+      compare(D, [x, c]);
+      tf.dispose([x, c]);
+      D.dispose();
+    });
+  }
+});
