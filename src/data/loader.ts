@@ -117,17 +117,17 @@ export class PairLoader implements PairSource {
     const b = new Float32Array(batch.length * px);
     const ok = await Promise.all(
       batch.map(async (p, i) => {
-        try {
-          await Promise.all([
-            this.decodeSide(join(this.dir, this.split, 'A', p.name), p, a, i * px),
-            this.decodeSide(join(this.dir, this.split, 'B', p.name), p, b, i * px),
-          ]);
-          return true;
-        } catch (e) {
-          this.stats.skipped++;
-          this.log.warn(`skipping pair ${this.split}/${p.name}: ${(e as Error).message}`);
-          return false;
-        }
+        // Both sides settle before the pair is judged: with Promise.all, a side that fails fast would
+        // let compaction move other pairs into this slot while the other side is still writing to it.
+        const sides = await Promise.allSettled([
+          this.decodeSide(join(this.dir, this.split, 'A', p.name), p, a, i * px),
+          this.decodeSide(join(this.dir, this.split, 'B', p.name), p, b, i * px),
+        ]);
+        const failed = sides.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (!failed) return true;
+        this.stats.skipped++;
+        this.log.warn(`skipping pair ${this.split}/${p.name}: ${(failed.reason as Error).message}`);
+        return false;
       }),
     );
     let n = 0;

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
 import '@tensorflow/tfjs-backend-cpu';
 import { openPairs } from '../../src/data/loader.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
@@ -229,6 +230,35 @@ test('a file that breaks mid-run is skipped with a warning; the run goes on', as
     collect(src.batches(1)),
     (e: Error) => e instanceof UserError && /no pair of .* could be decoded/.test(e.message),
   );
+});
+
+test('a pair whose A fails fast while its B is still decoding: the other pairs keep A and B aligned', async () => {
+  const dir = await identicalPairs(6);
+  // B of p1 is large (slow to decode and shrink); A of p1 is not an image (fails at once). Before
+  // both sides settled, the late B landed in the slot that p2 had been moved into.
+  const big = 2400;
+  const noise = Buffer.alloc(big * big * 3);
+  for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
+  await sharp(noise, { raw: { width: big, height: big, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toFile(join(dir, 'train', 'B', 'p1.png'));
+  await writeFile(join(dir, 'train', 'A', 'p1.png'), 'not a png');
+  const log: Logger = { info: () => {}, warn: () => {} };
+  const src = await openPairs(dir, 'train', { ...base, batchSize: 6, shuffle: false, prefetch: 1 }, log);
+  // Read the batch only once the slow side has surely finished, so a late write would show.
+  const late = async function* () {
+    for await (const batch of src.batches(0)) {
+      await new Promise((r) => setTimeout(r, 3000));
+      yield batch;
+    }
+  };
+  const c = await collect(late());
+  assert.deepEqual(c.names, [['p0.png', 'p2.png', 'p3.png', 'p4.png', 'p5.png']]);
+  for (const [slot, pair] of [0, 2, 3, 4, 5].entries()) {
+    const want = [...patternPixels(32, 32, pair)];
+    assert.deepEqual(item(c.a[0]!, slot), want, `A of p${pair}`);
+    assert.deepEqual(item(c.b[0]!, slot), want, `B of p${pair}`);
+  }
 });
 
 test('bad folders and options are UserErrors', async () => {
