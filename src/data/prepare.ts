@@ -124,8 +124,10 @@ async function listFiles(dir: string, exclude?: string): Promise<string[]> {
     if (code === 'ENOTDIR') throw new UserError(`${dir} is not a folder`);
     throw e;
   }
+  // Symlinks too (git-annex and DVC trees are made of them): a link to a photo is read through it, and
+  // a broken link or one to a folder fails to decode and is reported as skipped, never dropped silently.
   return entries
-    .filter((e) => e.isFile())
+    .filter((e) => e.isFile() || e.isSymbolicLink())
     .map((e) => relative(dir, join(e.parentPath, e.name)))
     .filter((rel) => !rel.split(sep).some((part) => part.startsWith('.')))
     .filter((rel) => !exclude || !resolve(dir, rel).startsWith(resolve(exclude) + sep))

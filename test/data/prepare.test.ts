@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -420,4 +420,28 @@ test('dataset.json records sources, options, seed, counts, hashes, split and siz
       assert.equal(tree[join(s, 'B', f.name)], f.b);
     }
   }
+});
+
+test('symlinked photos (git-annex, DVC) are followed; a broken link is reported as skipped', async () => {
+  const store = await tempDir();
+  const real = await tempDir();
+  const linked = await tempDir();
+  for (const [i, name] of ['a.png', 'b.png', 'c.png'].entries()) {
+    await writeImage(join(store, `object-${i}`), 64, 64, i + 1, 'png');
+    await writeImage(join(real, name), 64, 64, i + 1, 'png');
+    await symlink(join(store, `object-${i}`), join(linked, name));
+  }
+  await symlink(join(store, 'missing'), join(linked, 'gone.png'));
+  const log = recorder();
+  const viaLinks = await prep(linked, { split: 0.5 }, log);
+  const plain = await prep(real, { split: 0.5 });
+  assert.equal(viaLinks.info.counts.sources, 3);
+  assert.deepEqual(
+    allFiles(viaLinks.info).map((f) => [f.name, f.a, f.b]),
+    allFiles(plain.info).map((f) => [f.name, f.a, f.b]),
+  );
+  assert.deepEqual(
+    viaLinks.info.skipped.map((s) => s.file),
+    ['gone.png'],
+  );
 });
