@@ -39,6 +39,7 @@ try {
       `error: ${msg}${e instanceof UserError || verbose ? '' : ' (--verbose shows where)'}\n`,
     );
     if (verbose && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
-    process.exitCode = 1;
+    const code = (e as { exitCode?: unknown }).exitCode;
+    process.exitCode = typeof code === 'number' ? code : 1;
   }
 }

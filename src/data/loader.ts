@@ -143,8 +143,9 @@ export class PairLoader implements PairSource {
     return { a: a.subarray(0, n * px), b: b.subarray(0, n * px), names, ms: performance.now() - t0 };
   }
 
-  async *batches(epoch: number): AsyncIterable<PairBatch> {
-    const plan = this.plan(epoch);
+  /** The epoch's batches in order; `from` skips the first ones without decoding them (a resume mid-epoch). */
+  async *batches(epoch: number, from = 0): AsyncIterable<PairBatch> {
+    const plan = this.plan(epoch).slice(from);
     const prefetch = Math.max(1, this.opts.prefetch ?? 2);
     const queue: Promise<Decoded>[] = [];
     let next = 0;

@@ -44,8 +44,8 @@ export interface LoaderOptions {
 export interface PairSource {
   /** Number of pairs in the split. */
   readonly length: number;
-  /** Batches of one epoch, in an order fixed by (seed, epoch). */
-  batches(epoch: number): AsyncIterable<PairBatch>;
+  /** Batches of one epoch, in an order fixed by (seed, epoch); `from` skips the first ones. */
+  batches(epoch: number, from?: number): AsyncIterable<PairBatch>;
 }
 
 /** `format` field of every dataset.json this project writes. */

@@ -93,6 +93,7 @@ const RESUMABLE = new Set<keyof TrainConfig>([
   'backend',
   'evalEvery',
   'microBatch',
+  'saveEverySteps',
   'epochs',
   'epochsDecay',
 ]);

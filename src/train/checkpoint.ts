@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, saveModel } from '../models/io.js';
@@ -14,9 +14,38 @@ export interface CheckpointMeta {
   trainSeconds?: number;
   /** Training images seen since the run began. */
   images?: number;
+  /**
+   * Batches of `epoch` done when the checkpoint was written mid-epoch (`--save-every-steps`, or a
+   * signal); absent when the epoch was complete. A resume continues with the next batch.
+   */
+  batchInEpoch?: number;
 }
 
 export const checkpointName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}`;
+
+/** A mid-epoch checkpoint's folder: kept only until a newer checkpoint is durable. */
+const midEpochName = (meta: CheckpointMeta) =>
+  `${checkpointName(meta.epoch)}-step-${String(meta.step).padStart(8, '0')}`;
+
+/** fsyncs a file or a folder (a folder's fsync makes the names in it durable). */
+async function sync(path: string): Promise<void> {
+  const h = await open(path, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** fsyncs every file below `dir`, then the folders, deepest first. */
+async function syncTree(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await syncTree(p);
+    else await sync(p);
+  }
+  await sync(dir);
+}
 
 async function saveOptimizer(opt: Adam, path: string): Promise<void> {
   const { step, m, v } = opt.state();
@@ -58,7 +87,7 @@ async function loadOptimizer(opt: Adam, path: string): Promise<void> {
 export async function saveCheckpoint(runDir: string, s: TrainState, meta: CheckpointMeta): Promise<string> {
   const root = join(runDir, 'checkpoints');
   const previous = await latestCheckpoint(runDir);
-  const name = checkpointName(meta.epoch);
+  const name = meta.batchInEpoch ? midEpochName(meta) : checkpointName(meta.epoch);
   const tmp = join(root, `.${name}.tmp`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
@@ -67,18 +96,26 @@ export async function saveCheckpoint(runDir: string, s: TrainState, meta: Checkp
   await saveOptimizer(s.optG, join(tmp, 'optimizer-g'));
   await saveOptimizer(s.optD, join(tmp, 'optimizer-d'));
   await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
+  // Durable before it can be named: every file and folder on disk, then the rename, then `latest`.
+  await syncTree(tmp);
   const final = join(root, name);
   await rm(final, { recursive: true, force: true });
   await rename(tmp, final);
+  await sync(root);
   const link = join(root, '.latest.tmp');
   await rm(link, { force: true });
   await symlink(name, link);
   await rename(link, join(root, 'latest'));
-  // Optimizer moments are twice the model's size and only resuming needs them, so only the latest
-  // checkpoint keeps them; every epoch keeps its networks for evaluation.
+  await sync(root);
+  // Only now may the previous resumable state go. Optimizer moments are twice the model's size and
+  // only resuming needs them, so only the latest checkpoint keeps them; every epoch keeps its
+  // networks for evaluation, and a mid-epoch checkpoint (only for resuming) goes whole.
   if (previous && previous !== final) {
-    for (const f of ['optimizer-g.bin', 'optimizer-g.json', 'optimizer-d.bin', 'optimizer-d.json']) {
-      await rm(join(previous, f), { force: true });
+    if (/-step-\d+$/.test(previous)) await rm(previous, { recursive: true, force: true });
+    else {
+      for (const f of ['optimizer-g.bin', 'optimizer-g.json', 'optimizer-d.bin', 'optimizer-d.json']) {
+        await rm(join(previous, f), { force: true });
+      }
     }
   }
   return final;

@@ -41,6 +41,8 @@ export interface TrainConfig {
   maxStepsPerEpoch: number;
   /** Evaluate the test split every N epochs during training (0 = never). */
   evalEvery: number;
+  /** Also write a (resume-only) checkpoint every N steps within an epoch (0 = at epoch ends only). */
+  saveEverySteps: number;
 }
 
 /** What a train option is: its value kind decides parsing, validation and the CLI flag's shape. */
@@ -188,6 +190,14 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     min: 0,
     default: 0,
     help: 'evaluate the test split (PSNR, SSIM, MAE) every n epochs, into eval.csv (0: never)',
+  },
+  {
+    key: 'saveEverySteps',
+    flag: 'save-every-steps',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'also checkpoint every n steps within an epoch, for resuming (0: at epoch ends only)',
   },
   {
     key: 'backend',

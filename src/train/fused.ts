@@ -139,9 +139,33 @@ function convBackward(x: tf.Tensor4D, g: tf.Tensor4D, c: ConvSpec): [tf.Tensor4D
   return [dx, dw];
 }
 
+/**
+ * Where dropout masks come from: unseeded (tfjs's default) unless a step runs inside
+ * `withDropoutSeed`, which makes the n-th mask of that step a function of (seed, n) alone, so a
+ * resumed run draws the masks the uninterrupted one would have.
+ */
+let maskSeed: { seed: number; drawn: number } | undefined;
+
+export function withDropoutSeed<T>(seed: number, f: () => T): T {
+  const outer = maskSeed;
+  maskSeed = { seed, drawn: 0 };
+  try {
+    return f();
+  } finally {
+    maskSeed = outer;
+  }
+}
+
 /** Inverted-dropout mask (0 or 1/keep), as tf.dropout draws it. */
 function dropoutMask(shape: number[], rate: number): tf.Tensor4D {
-  return tf.tidy(() => tf.div(tf.floor(tf.add(tf.randomUniform(shape), 1 - rate)), 1 - rate) as tf.Tensor4D);
+  const seed = maskSeed ? (maskSeed.seed + 7919 * maskSeed.drawn++) % 2 ** 31 : undefined;
+  return tf.tidy(
+    () =>
+      tf.div(
+        tf.floor(tf.add(tf.randomUniform(shape, 0, 1, 'float32', seed), 1 - rate)),
+        1 - rate,
+      ) as tf.Tensor4D,
+  );
 }
 
 /**
@@ -218,6 +242,12 @@ export function fusedApply(model: tfl.LayersModel, inputs: tf.Tensor[], training
     const block = plan.get(layer.name);
     if (block) {
       values.set(block.last, convBlock(inbound[0] as tf.Tensor4D, block, training));
+    } else if (training && layer.getClassName() === 'Dropout' && !layer.getConfig().noiseShape) {
+      // A dropout outside a chain: the same (seeded) masks as the fused ones, not tfjs's unseeded draw.
+      const x = inbound[0] as tf.Tensor4D;
+      const mask = dropoutMask(x.shape, layer.getConfig().rate as number);
+      values.set(layer.name, tf.mul(x, mask));
+      mask.dispose();
     } else {
       values.set(
         layer.name,

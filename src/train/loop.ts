@@ -1,5 +1,4 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -16,6 +15,7 @@ import {
   saveCheckpoint,
 } from './checkpoint.js';
 import { learningRateAt, TRAIN_OPTIONS, type TrainConfig } from './config.js';
+import { withDropoutSeed } from './fused.js';
 import { chooseMicroBatch } from './memory.js';
 import { createTrainState, disposeTrainState, NonFiniteError, type StepLosses, trainStep } from './step.js';
 
@@ -64,6 +64,29 @@ export interface TrainHooks {
    * Evaluation lives above training (src/eval), so the caller passes it in (see `epochEvaluator`).
    */
   evaluate?: (G: tfl.LayersModel, at: { epoch: number; step: number }) => Promise<EpochScores>;
+  /**
+   * Asked after every step: a signal name (the CLI's SIGINT/SIGTERM handlers) makes the loop write a
+   * checkpoint at that position and throw TrainingStopped.
+   */
+  shouldStop?: () => 'SIGINT' | 'SIGTERM' | undefined;
+}
+
+/** A run stopped on request after a whole step, with a checkpoint to resume from. */
+export class TrainingStopped extends UserError {
+  override name = 'TrainingStopped';
+  /** The shell's convention: 128 + the signal's number. */
+  readonly exitCode: number;
+
+  constructor(
+    readonly signal: 'SIGINT' | 'SIGTERM',
+    step: number,
+    checkpoint: string,
+  ) {
+    super(
+      `stopped by ${signal} after step ${step}: checkpoint ${checkpoint} written; continue with --resume`,
+    );
+    this.exitCode = signal === 'SIGINT' ? 130 : 143;
+  }
 }
 
 const SAMPLE_PAIRS = 4;
@@ -189,6 +212,7 @@ export async function train(
   let globalStep = 0;
   let trainSeconds = 0;
   let images = 0;
+  let skipBatches = 0;
   const latest = resume ? await latestCheckpoint(config.out) : undefined;
   if (resume && existing && !latest) {
     const names = (await listCheckpoints(config.out)).map((c) => basename(c.dir));
@@ -204,7 +228,9 @@ export async function train(
       disposeTrainState(state);
       throw new UserError(`cannot resume from ${latest}: ${(e as Error).message.split('\n')[0]}`);
     }
-    firstEpoch = meta.epoch + 1;
+    // A mid-epoch checkpoint continues its epoch after the batches it had done.
+    firstEpoch = meta.batchInEpoch ? meta.epoch : meta.epoch + 1;
+    skipBatches = meta.batchInEpoch ?? 0;
     globalStep = meta.step;
     trainSeconds = meta.trainSeconds ?? 0;
     images = meta.images ?? 0;
@@ -265,7 +291,7 @@ export async function train(
     );
   }
   const sample = await samplePairs(config, check.counts.test > 0);
-  const metrics = createWriteStream(join(config.out, 'metrics.jsonl'), { flags: 'a' });
+  const metricsPath = join(config.out, 'metrics.jsonl');
   const totalEpochs = config.epochs + config.epochsDecay;
   const done: EpochEvent[] = [];
   try {
@@ -277,12 +303,16 @@ export async function train(
       const sums = { gGan: 0, gL1: 0, d: 0 };
       const loaded = { ...loader.stats };
       let stepMs = 0;
-      let step = 0;
-      for await (const { a, b } of loader.batches(epoch)) {
+      let step = skipBatches;
+      const first = skipBatches;
+      skipBatches = 0;
+      for await (const { a, b } of loader.batches(epoch, first)) {
         const ts = performance.now();
         let losses: StepLosses;
         try {
-          losses = trainStep(state, a, b);
+          // Dropout masks seeded by the step, so a resumed run draws what the uninterrupted one did.
+          const stepSeed = (config.seed * 1_000_003 + globalStep + 1) % 2 ** 31;
+          losses = withDropoutSeed(stepSeed, () => trainStep(state, a, b));
         } catch (e) {
           tf.dispose([a, b]);
           if (!(e instanceof NonFiniteError)) throw e;
@@ -301,12 +331,27 @@ export async function train(
         sums.gGan += losses.gGan;
         sums.gL1 += losses.gL1;
         sums.d += losses.d;
-        metrics.write(
+        // Written (and so on disk before any later checkpoint) step by step; a full disk is an error here.
+        await appendFile(
+          metricsPath,
           `${JSON.stringify({ epoch, step: globalStep, g_gan: losses.gGan, g_l1: losses.gL1, d_loss: losses.d, images_per_s: imagesPerSec, lr })}\n`,
         );
         hooks.onStep?.({ epoch, totalEpochs, step, stepsPerEpoch, globalStep, losses, imagesPerSec, lr });
         if (step >= stepsPerEpoch) break;
+        const signal = hooks.shouldStop?.();
+        if (signal || (config.saveEverySteps > 0 && globalStep % config.saveEverySteps === 0)) {
+          const at = await saveCheckpoint(config.out, state, {
+            epoch,
+            step: globalStep,
+            time: new Date().toISOString(),
+            trainSeconds: trainSeconds + (performance.now() - t0) / 1000,
+            images,
+            batchInEpoch: step,
+          });
+          if (signal) throw new TrainingStopped(signal, globalStep, at);
+        }
       }
+      const stepsRun = Math.max(1, step - first);
       trainSeconds += (performance.now() - t0) / 1000;
       const checkpoint = await saveCheckpoint(config.out, state, {
         epoch,
@@ -331,20 +376,19 @@ export async function train(
         scores,
         checkpoint,
         sample: samplePath,
-        losses: { gGan: sums.gGan / step, gL1: sums.gL1 / step, d: sums.d / step },
+        losses: { gGan: sums.gGan / stepsRun, gL1: sums.gL1 / stepsRun, d: sums.d / stepsRun },
         seconds,
         msPerBatch: {
-          step: stepMs / step,
+          step: stepMs / stepsRun,
           decode:
             (loader.stats.decodeMs - loaded.decodeMs) / Math.max(1, loader.stats.batches - loaded.batches),
-          wait: (loader.stats.waitMs - loaded.waitMs) / step,
+          wait: (loader.stats.waitMs - loaded.waitMs) / stepsRun,
         },
       };
       done.push(event);
       hooks.onEpoch?.(event);
     }
   } finally {
-    await new Promise<void>((resolve) => metrics.end(resolve));
     tf.dispose([sample.a, sample.b]);
     disposeTrainState(state);
   }

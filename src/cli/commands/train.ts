@@ -83,14 +83,31 @@ export async function runTraining(config: TrainConfig, resume: boolean): Promise
 }
 
 /** Trains on the backend already chosen, with a progress bar and `--eval-every` evaluations. */
-export function trainWithProgress(config: TrainConfig, resume: boolean): Promise<EpochEvent[]> {
+export async function trainWithProgress(config: TrainConfig, resume: boolean): Promise<EpochEvent[]> {
   const progress = new ProgressReporter();
-  return train(config, resume, {
-    log: consoleLogger,
-    evaluate: config.evalEvery > 0 ? epochEvaluator(config, { log: consoleLogger }) : undefined,
-    onStep: (e) => progress.step(e),
-    onEpoch: (e) => progress.epoch(e),
-  });
+  // Ctrl-C or a TERM finishes the current step and writes a checkpoint there; a second one quits at once.
+  let stop: 'SIGINT' | 'SIGTERM' | undefined;
+  const handler = (signal: 'SIGINT' | 'SIGTERM') => () => {
+    if (stop) process.exit(signal === 'SIGINT' ? 130 : 143);
+    stop = signal;
+    consoleLogger.info(`\n${signal}: finishing this step, then writing a checkpoint (again to quit at once)`);
+  };
+  const onInt = handler('SIGINT');
+  const onTerm = handler('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    return await train(config, resume, {
+      log: consoleLogger,
+      evaluate: config.evalEvery > 0 ? epochEvaluator(config, { log: consoleLogger }) : undefined,
+      onStep: (e) => progress.step(e),
+      onEpoch: (e) => progress.epoch(e),
+      shouldStop: () => stop,
+    });
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
 }
 
 export function trainCommand(): Command {
