@@ -45,6 +45,24 @@ describe('exact resume', () => {
     data = join(root, 'data');
     await writeSyntheticDataset(data, { count: 10, size: 32, seed: 8 });
   });
+  /** `train` flags of the CLI runs: the same run as `config` below. */
+  const cliArgs = (out: string, ...more: string[]) => [
+    ...[
+      '--data',
+      data,
+      '--out',
+      out,
+      '--size',
+      '32',
+      '--batch-size',
+      '2',
+      '--seed',
+      '5',
+      '--backend',
+      'wasm',
+    ],
+    ...more,
+  ];
   // 32 px: the 512-channel levels have dropout, so the seeded masks are part of what must match.
   const config = (out: string): TrainConfig =>
     validateConfig({ data, out, size: 32, batchSize: 2, epochs: 2, maxStepsPerEpoch: 3, seed: 5 });
@@ -76,26 +94,8 @@ describe('exact resume', () => {
   });
 
   it('SIGKILL between --save-every-steps checkpoints, then --resume: the same run as without the kill', async () => {
-    const args = (out: string) => [
-      '--data',
-      data,
-      '--out',
-      out,
-      '--size',
-      '32',
-      '--batch-size',
-      '2',
-      '--epochs',
-      '4',
-      '--max-steps',
-      '3',
-      '--seed',
-      '5',
-      '--save-every-steps',
-      '2',
-      '--backend',
-      'wasm',
-    ];
+    const args = (out: string) =>
+      cliArgs(out, '--epochs', '4', '--max-steps', '3', '--save-every-steps', '2');
     const straight = join(root, 'cli-straight');
     assert.equal(cli(args(straight)).status, 0);
 
@@ -121,22 +121,7 @@ describe('exact resume', () => {
 
   it('SIGINT to the CLI: the step finishes, a checkpoint is written, exit 130, and it resumes', async () => {
     const out = join(root, 'cli-int');
-    const args = [
-      '--data',
-      data,
-      '--out',
-      out,
-      '--size',
-      '32',
-      '--batch-size',
-      '2',
-      '--epochs',
-      '50',
-      '--seed',
-      '5',
-      '--backend',
-      'wasm',
-    ];
+    const args = cliArgs(out, '--epochs', '50');
     const child = spawn(process.execPath, ['bin/pix2pix.js', 'train', ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
