@@ -6,7 +6,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataset, openPairs } from '../data/loader.js';
 import type { PairSource } from '../data/types.js';
 import { loadModel } from '../models/io.js';
-import { listCheckpoints, readCheckpointMeta } from '../train/checkpoint.js';
+import { listCheckpoints, verifyCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
 import type { EpochScores } from '../train/loop.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
@@ -257,7 +257,7 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
     let G: tfl.LayersModel;
     let step: number;
     try {
-      step = (await readCheckpointMeta(c.dir)).step;
+      step = (await verifyCheckpoint(c.dir, ['generator'])).step;
       G = await loadModel(join(c.dir, 'generator'));
     } catch (e) {
       const reason = (e as Error).message.split('\n')[0]!;

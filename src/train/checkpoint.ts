@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -19,6 +20,8 @@ export interface CheckpointMeta {
    * signal); absent when the epoch was complete. A resume continues with the next batch.
    */
   batchInEpoch?: number;
+  /** Byte length and SHA-256 of every other file of the checkpoint, checked when it is loaded. */
+  files?: Record<string, { bytes: number; sha256: string }>;
 }
 
 export const checkpointName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}`;
@@ -35,6 +38,41 @@ async function sync(path: string): Promise<void> {
   } finally {
     await h.close();
   }
+}
+
+/** Paths of the files below `dir`, relative to it, with '/' separators. */
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(dir, rel)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+/**
+ * Checks the files of a checkpoint (those under `parts`, or all) against the sizes and SHA-256s its
+ * meta.json lists; throws naming the first bad one. Checkpoints from before the list are not checked.
+ */
+export async function verifyCheckpoint(dir: string, parts?: string[]): Promise<CheckpointMeta> {
+  const meta = await readCheckpointMeta(dir);
+  for (const [rel, want] of Object.entries(meta.files ?? {})) {
+    if (parts && !parts.some((p) => rel.startsWith(`${p}/`) || rel === p)) continue;
+    let buf: Buffer;
+    try {
+      buf = await readFile(join(dir, rel));
+    } catch {
+      throw new Error(`${join(dir, rel)} is missing`);
+    }
+    if (buf.length !== want.bytes) {
+      throw new Error(`${join(dir, rel)} has ${buf.length} bytes, meta.json says ${want.bytes}`);
+    }
+    if (createHash('sha256').update(buf).digest('hex') !== want.sha256) {
+      throw new Error(`${join(dir, rel)} does not match its SHA-256 in meta.json`);
+    }
+  }
+  return meta;
 }
 
 /** fsyncs every file below `dir`, then the folders, deepest first. */
@@ -95,7 +133,15 @@ export async function saveCheckpoint(runDir: string, s: TrainState, meta: Checkp
   await saveModel(s.D, join(tmp, 'discriminator'));
   await saveOptimizer(s.optG, join(tmp, 'optimizer-g'));
   await saveOptimizer(s.optD, join(tmp, 'optimizer-d'));
-  await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
+  const files = Object.fromEntries(
+    await Promise.all(
+      (await listFiles(tmp)).map(async (rel) => {
+        const buf = await readFile(join(tmp, rel));
+        return [rel, { bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex') }] as const;
+      }),
+    ),
+  );
+  await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, files }, null, 2));
   // Durable before it can be named: every file and folder on disk, then the rename, then `latest`.
   await syncTree(tmp);
   const final = join(root, name);
@@ -166,6 +212,7 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
 
 /** Restores weights and optimizer moments into `s` from a checkpoint directory; returns its meta. */
 export async function loadCheckpoint(dir: string, s: TrainState): Promise<CheckpointMeta> {
+  const meta = await verifyCheckpoint(dir);
   for (const [model, sub] of [
     [s.G, 'generator'],
     [s.D, 'discriminator'],
@@ -176,5 +223,5 @@ export async function loadCheckpoint(dir: string, s: TrainState): Promise<Checkp
   }
   await loadOptimizer(s.optG, join(dir, 'optimizer-g'));
   await loadOptimizer(s.optD, join(dir, 'optimizer-d'));
-  return readCheckpointMeta(dir);
+  return meta;
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, verifyCheckpoint } from '../../src/train/checkpoint.js';
 import { DEFAULT_CONFIG } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState, type TrainState, trainStep } from '../../src/train/step.js';
 import { useWasm } from '../helpers.js';
@@ -51,5 +51,28 @@ describe('checkpoint', () => {
     tf.dispose([a, b]);
     disposeTrainState(s);
     disposeTrainState(other);
+  });
+
+  it('names a file whose bytes changed after it was written (same size: the SHA-256 in meta.json tells)', async () => {
+    const s = createTrainState({ ...DEFAULT_CONFIG, size: 32 });
+    const dir = await saveCheckpoint(await mkdtemp(join(tmpdir(), 'p2p-ckpt-')), s, {
+      epoch: 1,
+      step: 1,
+      time: new Date().toISOString(),
+    });
+    const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'));
+    assert.ok(meta.files['generator/weights.bin'].sha256.match(/^[0-9a-f]{64}$/));
+    assert.ok(meta.files['optimizer-d.bin'].bytes > 0);
+    const weights = join(dir, 'discriminator', 'weights.bin');
+    const buf = await readFile(weights);
+    buf[100] = buf[100]! ^ 0xff;
+    await writeFile(weights, buf);
+    await assert.rejects(
+      loadCheckpoint(dir, s),
+      /discriminator\/weights.bin does not match its SHA-256 in meta.json/,
+    );
+    // The generator alone (what eval reads) is still whole.
+    assert.equal((await verifyCheckpoint(dir, ['generator'])).step, 1);
+    disposeTrainState(s);
   });
 });
