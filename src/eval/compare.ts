@@ -94,6 +94,7 @@ const RESUMABLE = new Set<keyof TrainConfig>([
   'evalEvery',
   'microBatch',
   'saveEverySteps',
+  'keep',
   'epochs',
   'epochsDecay',
 ]);

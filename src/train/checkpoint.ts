@@ -196,6 +196,24 @@ export async function listCheckpoints(runDir: string): Promise<{ epoch: number; 
     .sort((a, b) => a.epoch - b.epoch);
 }
 
+/**
+ * Deletes the epoch checkpoints other than the last `keep`, those of `protect` (e.g. the best by
+ * PSNR) and the one `latest` names. Returns the folders removed.
+ */
+export async function pruneCheckpoints(
+  runDir: string,
+  keep: number,
+  protect: number[] = [],
+): Promise<string[]> {
+  if (keep <= 0) return [];
+  const all = await listCheckpoints(runDir);
+  const latest = await latestCheckpoint(runDir);
+  const kept = new Set([...all.slice(-keep).map((c) => c.epoch), ...protect]);
+  const gone = all.filter((c) => !kept.has(c.epoch) && c.dir !== latest).map((c) => c.dir);
+  for (const dir of gone) await rm(dir, { recursive: true, force: true });
+  return gone;
+}
+
 /** A checkpoint's meta.json, checked to be one. */
 export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   let meta: Partial<CheckpointMeta>;

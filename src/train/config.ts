@@ -43,6 +43,8 @@ export interface TrainConfig {
   evalEvery: number;
   /** Also write a (resume-only) checkpoint every N steps within an epoch (0 = at epoch ends only). */
   saveEverySteps: number;
+  /** Keep only the last N epoch checkpoints, plus the best by PSNR where evaluated (0 = keep all). */
+  keep: number;
 }
 
 /** What a train option is: its value kind decides parsing, validation and the CLI flag's shape. */
@@ -198,6 +200,14 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     min: 0,
     default: 0,
     help: 'also checkpoint every n steps within an epoch, for resuming (0: at epoch ends only)',
+  },
+  {
+    key: 'keep',
+    flag: 'keep',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'keep the last n epoch checkpoints and the best by PSNR (eval.csv), delete older ones (0: keep all)',
   },
   {
     key: 'backend',

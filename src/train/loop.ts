@@ -12,6 +12,7 @@ import {
   latestCheckpoint,
   listCheckpoints,
   loadCheckpoint,
+  pruneCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
 import { learningRateAt, TRAIN_OPTIONS, type TrainConfig } from './config.js';
@@ -69,6 +70,8 @@ export interface TrainHooks {
    * checkpoint at that position and throw TrainingStopped.
    */
   shouldStop?: () => 'SIGINT' | 'SIGTERM' | undefined;
+  /** Epochs `--keep` must not delete besides the last N (the CLI gives the best by PSNR in eval.csv). */
+  keepAlso?: () => Promise<number[]>;
 }
 
 /** A run stopped on request after a whole step, with a checkpoint to resume from. */
@@ -369,6 +372,11 @@ export async function train(
       if (config.evalEvery > 0 && (epoch % config.evalEvery === 0 || epoch === totalEpochs)) {
         if (hooks.evaluate) scores = await hooks.evaluate(state.G, { epoch, step: globalStep });
         else if (epoch === config.evalEvery) log.warn('evalEvery is set but no evaluate hook was given');
+      }
+      if (config.keep > 0) {
+        const gone = await pruneCheckpoints(config.out, config.keep, (await hooks.keepAlso?.()) ?? []);
+        if (gone.length)
+          log.info(`--keep ${config.keep}: removed ${gone.map((d) => basename(d)).join(', ')}`);
       }
       const event: EpochEvent = {
         epoch,

@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadCheckpoint, saveCheckpoint, verifyCheckpoint } from '../../src/train/checkpoint.js';
+import {
+  listCheckpoints,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+  verifyCheckpoint,
+} from '../../src/train/checkpoint.js';
 import { DEFAULT_CONFIG } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState, type TrainState, trainStep } from '../../src/train/step.js';
 import { useWasm } from '../helpers.js';
@@ -74,5 +80,21 @@ describe('checkpoint', () => {
     // The generator alone (what eval reads) is still whole.
     assert.equal((await verifyCheckpoint(dir, ['generator'])).step, 1);
     disposeTrainState(s);
+  });
+
+  it('--keep N removes older epoch checkpoints but the last N, the protected (best) and latest', async () => {
+    const run = await mkdtemp(join(tmpdir(), 'p2p-keep-'));
+    for (let e = 1; e <= 5; e++) await mkdir(join(run, 'checkpoints', `epoch-000${e}`), { recursive: true });
+    await symlink('epoch-0005', join(run, 'checkpoints', 'latest'));
+    const gone = await pruneCheckpoints(run, 2, [1]);
+    assert.deepEqual(
+      gone.map((d) => basename(d)),
+      ['epoch-0002', 'epoch-0003'],
+    );
+    assert.deepEqual(
+      (await listCheckpoints(run)).map((c) => c.epoch),
+      [1, 4, 5],
+    );
+    assert.deepEqual(await pruneCheckpoints(run, 0), [], '0 keeps all');
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -99,5 +99,11 @@ describe('resume and faults', () => {
     const errors = r.stderr.split('\n').filter((l) => l.startsWith('error'));
     assert.equal(errors.length, 1, r.stderr);
     assert.match(errors[0]!, /--resume cannot change .*--size 64 \(the run has 32\)/);
+  });
+
+  it('train --keep 1 leaves only the newest epoch checkpoint', async () => {
+    const out = join(root, 'keep');
+    await train({ ...base(out), epochs: 3, keep: 1 }, false);
+    assert.deepEqual((await readdir(join(out, 'checkpoints'))).sort(), ['epoch-0003', 'latest']);
   });
 });

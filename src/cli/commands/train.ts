@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { epochEvaluator } from '../../eval/evaluate.js';
+import { bestByPsnr, epochEvaluator, readEvalCsv } from '../../eval/evaluate.js';
 import {
   resumedConfig,
   TRAIN_OPTIONS,
@@ -103,6 +103,10 @@ export async function trainWithProgress(config: TrainConfig, resume: boolean): P
       onStep: (e) => progress.step(e),
       onEpoch: (e) => progress.epoch(e),
       shouldStop: () => stop,
+      keepAlso: async () => {
+        const best = bestByPsnr(await readEvalCsv(config.out));
+        return best ? [best.epoch] : [];
+      },
     });
   } finally {
     process.off('SIGINT', onInt);
