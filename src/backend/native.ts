@@ -1,7 +1,7 @@
 import { totalmem } from 'node:os';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
-import { type AdamKernel, registerAdamKernel, tfjsAdamKernel } from '../train/adam.js';
+import { type AdamKernel, registerAdamKernel, tfjsAdamKernel } from './adam-kernel.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
 import { fusedKernels } from './native-fused.js';
 import { nativeKernels } from './native-kernels.js';

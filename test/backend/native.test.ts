@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { adamKernelFor, tfjsAdamKernel } from '../../src/backend/adam-kernel.js';
 import { NativeBackend } from '../../src/backend/native.js';
 import { setConvLayoutMode } from '../../src/backend/native-kernels.js';
-import { adamKernelFor, tfjsAdamKernel } from '../../src/train/adam.js';
 import { type ConvCase, conv } from './conv-cases.js';
 import { assertSame, nativeSkip, randomArray, relErr, setupNative, sizeOf } from './native-helpers.js';
 
