@@ -8,7 +8,7 @@ import type { PairSource } from '../data/types.js';
 import { loadModel } from '../models/io.js';
 import { listCheckpoints, verifyCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
-import type { EpochScores } from '../train/loop.js';
+import { type EpochScores, readSavedRun } from '../train/loop.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { imageMetrics } from './metrics.js';
 
@@ -163,21 +163,17 @@ export async function readRun(runDir: string): Promise<RunInfo> {
     if (e instanceof UserError) throw e;
     throw new UserError(`run folder ${runDir} does not exist`);
   }
-  const path = join(runDir, 'config.json');
-  let saved: { config?: TrainConfig; dataset?: { fingerprint?: string } };
-  try {
-    saved = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+  const saved = await readSavedRun(runDir);
+  if (!saved) {
     throw new UserError(
-      missing
-        ? `${runDir} is not a training run (no config.json): point --run at a folder made by pix2pix train`
-        : `${path} is not valid JSON (${(e as Error).message})`,
+      `${runDir} is not a training run (no config.json): point --run at a folder made by pix2pix train`,
     );
   }
-  const c = saved.config;
+  const c = saved.config as TrainConfig | undefined;
   if (!c || typeof c.data !== 'string' || !Number.isInteger(c.size)) {
-    throw new UserError(`${path} holds no training config (data, size): was it written by pix2pix train?`);
+    throw new UserError(
+      `${join(runDir, 'config.json')} holds no training config (data, size): was it written by pix2pix train?`,
+    );
   }
   return { config: c, fingerprint: saved.dataset?.fingerprint };
 }

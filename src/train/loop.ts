@@ -136,18 +136,27 @@ async function truncateMetrics(path: string, step: number): Promise<void> {
 }
 
 /** What a run's config.json holds (the parts read back). */
-interface SavedRun {
+export interface SavedRun {
   config: TrainConfig;
   dataset?: { fingerprint?: string };
   started?: string;
   resumes?: { time: string; epoch: number; changed: Record<string, { from: unknown; to: unknown }> }[];
 }
 
-async function readSavedRun(runDir: string): Promise<SavedRun | undefined> {
+/** A run's config.json as train wrote it: undefined when there is none, a UserError when it is unreadable. */
+export async function readSavedRun(runDir: string): Promise<SavedRun | undefined> {
+  const path = join(runDir, 'config.json');
+  let text: string;
   try {
-    return JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as SavedRun;
-  } catch {
-    return undefined;
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new UserError(`${path} is unreadable (${(e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text) as SavedRun;
+  } catch (e) {
+    throw new UserError(`${path} is not valid JSON (${(e as Error).message})`);
   }
 }
 
@@ -208,7 +217,8 @@ export async function train(
     log.info(`micro-batch ${microBatch}: ${choice.reason}`);
   }
   const used: TrainConfig = { ...config, microBatch };
-  const saved = resume && existing ? await readSavedRun(config.out) : undefined;
+  // An unreadable config.json only loses the history and the dataset check here (the CLI refuses it first).
+  const saved = resume && existing ? await readSavedRun(config.out).catch(() => undefined) : undefined;
   if (saved) checkSameDataset(config, saved, check.fingerprint);
   const state = createTrainState(used);
   let firstEpoch = 1;

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { bestByPsnr, epochEvaluator, readEvalCsv } from '../../eval/evaluate.js';
@@ -9,7 +8,7 @@ import {
   type TrainOption,
   validateConfig,
 } from '../../train/config.js';
-import { type EpochEvent, train } from '../../train/loop.js';
+import { type EpochEvent, readSavedRun, train } from '../../train/loop.js';
 import { consoleLogger, UserError } from '../../util/log.js';
 import { floatArg, intArg } from '../args.js';
 import { startBackend } from '../backend.js';
@@ -52,16 +51,11 @@ export function configFromFlags(flags: Record<string, unknown>, data: string, ou
  * model- or data-defining one that differs is refused); a run without config.json starts from the flags.
  */
 async function configForResume(f: Record<string, unknown> & { data: string; out: string }, cmd: Command) {
-  let saved: TrainConfig | undefined;
-  try {
-    saved = JSON.parse(await readFile(join(f.out, 'config.json'), 'utf8')).config;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new UserError(
-        `cannot resume: ${join(f.out, 'config.json')} is unreadable (${(e as Error).message})`,
-      );
-    }
-  }
+  const saved = (
+    await readSavedRun(f.out).catch((e: Error) => {
+      throw new UserError(`cannot resume: ${e.message}`);
+    })
+  )?.config;
   if (!saved) return configFromFlags(f, f.data, f.out);
   const given: Record<string, unknown> = { data: f.data, out: f.out };
   for (const o of TRAIN_OPTIONS) {
