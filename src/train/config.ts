@@ -296,8 +296,7 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
 export function resumedConfig(
   saved: TrainConfig,
   given: Partial<TrainConfig>,
-): { config: TrainConfig; changed: Record<string, { from: unknown; to: unknown }> } {
-  const changed: Record<string, { from: unknown; to: unknown }> = {};
+): { config: TrainConfig; changed: ConfigChanges } {
   const refused: string[] = [];
   const next: Record<string, unknown> = {
     ...saved,
@@ -307,17 +306,27 @@ export function resumedConfig(
   for (const o of TRAIN_OPTIONS) {
     if (!(o.key in given) || given[o.key] === saved[o.key]) continue;
     if (o.fixed) refused.push(`--${o.flag} ${given[o.key]} (the run has ${saved[o.key]})`);
-    else {
-      changed[o.flag] = { from: saved[o.key], to: given[o.key] };
-      next[o.key] = given[o.key];
-    }
+    else next[o.key] = given[o.key];
   }
   if (refused.length) {
     throw new UserError(
       `--resume cannot change what defines the model or the data: ${refused.join(', ')}; drop the flag or start a new run with another --out`,
     );
   }
-  return { config: validateConfig(next as Partial<TrainConfig>), changed };
+  const config = validateConfig(next as Partial<TrainConfig>);
+  return { config, changed: configChanges(saved, config) };
+}
+
+/** Options whose values differ between two configs, by flag. */
+export type ConfigChanges = Record<string, { from: unknown; to: unknown }>;
+
+export function configChanges(from: TrainConfig, to: TrainConfig): ConfigChanges {
+  return Object.fromEntries(
+    TRAIN_OPTIONS.filter((o) => from[o.key] !== to[o.key]).map((o) => [
+      o.flag,
+      { from: from[o.key], to: to[o.key] },
+    ]),
+  );
 }
 
 /** pix2pix's linear policy: constant for `epochs`, then linearly to 0 over `epochsDecay` (epoch is 1-based). */

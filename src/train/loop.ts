@@ -15,7 +15,7 @@ import {
   pruneCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
-import { learningRateAt, TRAIN_OPTIONS, type TrainConfig } from './config.js';
+import { type ConfigChanges, configChanges, learningRateAt, type TrainConfig } from './config.js';
 import { withDropoutSeed } from './fused.js';
 import { chooseMicroBatch } from './memory.js';
 import { createTrainState, disposeTrainState, NonFiniteError, type StepLosses, trainStep } from './step.js';
@@ -140,7 +140,7 @@ export interface SavedRun {
   config: TrainConfig;
   dataset?: { fingerprint?: string };
   started?: string;
-  resumes?: { time: string; epoch: number; changed: Record<string, { from: unknown; to: unknown }> }[];
+  resumes?: { time: string; epoch: number; changed: ConfigChanges }[];
 }
 
 /** A run's config.json as train wrote it: undefined when there is none, a UserError when it is unreadable. */
@@ -168,20 +168,6 @@ function checkSameDataset(config: TrainConfig, saved: SavedRun | undefined, fing
       `dataset ${config.data} has changed since the run in ${config.out} started (its files differ from those recorded in config.json): resume with the dataset it was trained on, or start a new run`,
     );
   }
-}
-
-/** The options that differ between two configs, by flag. */
-function configChanges(
-  from: TrainConfig | undefined,
-  to: TrainConfig,
-): Record<string, { from: unknown; to: unknown }> {
-  if (!from) return {};
-  return Object.fromEntries(
-    TRAIN_OPTIONS.filter((o) => from[o.key] !== to[o.key]).map((o) => [
-      o.flag,
-      { from: from[o.key], to: to[o.key] },
-    ]),
-  );
 }
 
 /**
@@ -270,7 +256,7 @@ export async function train(
                 {
                   time: new Date().toISOString(),
                   epoch: firstEpoch,
-                  changed: configChanges(saved.config, used),
+                  changed: saved.config ? configChanges(saved.config, used) : {},
                 },
               ]
             : []),
