@@ -1,3 +1,4 @@
+import { fmtNum } from '../eval/evaluate.js';
 import type { EpochEvent, StepEvent } from '../train/loop.js';
 
 const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4));
@@ -44,7 +45,7 @@ export class ProgressReporter {
     if (e.scores) {
       const s = e.scores;
       this.stream.write(
-        `epoch ${e.epoch} test split: PSNR ${Number.isFinite(s.psnr) ? s.psnr.toFixed(2) : 'inf'} dB, SSIM ${s.ssim.toFixed(4)}, MAE ${s.mae.toFixed(2)} (evaluated in ${duration(s.seconds)}, not counted above)\n`,
+        `epoch ${e.epoch} test split: PSNR ${fmtNum(s.psnr, 2)} dB, SSIM ${s.ssim.toFixed(4)}, MAE ${s.mae.toFixed(2)} (evaluated in ${duration(s.seconds)}, not counted above)\n`,
       );
     }
   }

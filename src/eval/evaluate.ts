@@ -88,7 +88,13 @@ export async function openTestSplit(
   );
 }
 
-const fmt = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : x > 0 ? 'inf' : 'nan');
+/** Fixed decimals; infinities as "inf"/"-inf" (PSNR of identical images), NaN as "nan". */
+export function fmtNum(x: number, digits: number): string {
+  if (Number.isNaN(x)) return 'nan';
+  if (x === Number.POSITIVE_INFINITY) return 'inf';
+  if (x === Number.NEGATIVE_INFINITY) return '-inf';
+  return x.toFixed(digits);
+}
 
 export const EVAL_CSV_HEADER = 'epoch,step,psnr,ssim,mae,seconds';
 
@@ -96,7 +102,9 @@ export function formatEvalCsv(rows: EvalRow[]): string {
   const lines = [...rows]
     .sort((x, y) => x.epoch - y.epoch)
     .map((r) =>
-      [r.epoch, r.step, fmt(r.psnr, 4), fmt(r.ssim, 6), fmt(r.mae, 4), r.seconds.toFixed(2)].join(','),
+      [r.epoch, r.step, fmtNum(r.psnr, 4), fmtNum(r.ssim, 6), fmtNum(r.mae, 4), r.seconds.toFixed(2)].join(
+        ',',
+      ),
     );
   return `${[EVAL_CSV_HEADER, ...lines].join('\n')}\n`;
 }

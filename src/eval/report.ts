@@ -2,7 +2,7 @@
 // no script, no external file) and report.md (links to plots/*.png and the grid PNGs), from the runs' data.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { bestByPsnr, type EvalRow, type evalModeName } from './evaluate.js';
+import { bestByPsnr, type EvalRow, type evalModeName, fmtNum } from './evaluate.js';
 import {
   downsampleLosses,
   type EpochSeries,
@@ -69,14 +69,6 @@ export const PSNR_RANGE_OFFSET_DB = 20 * Math.log10(255);
 
 // ---------------------------------------------------------------------------------------------------------
 // Formatting
-
-/** Fixed decimals; infinities as "inf"/"-inf", NaN as "nan". */
-export function fmtNum(x: number, digits: number): string {
-  if (Number.isNaN(x)) return 'nan';
-  if (x === Number.POSITIVE_INFINITY) return 'inf';
-  if (x === Number.NEGATIVE_INFINITY) return '-inf';
-  return x.toFixed(digits);
-}
 
 export const fmtPsnr = (x: number): string => fmtNum(x, 2);
 export const fmtSsim = (x: number): string => fmtNum(x, 4);

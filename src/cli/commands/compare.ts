@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { compareRuns, parseGridEpochs, parseVary } from '../../eval/compare.js';
+import { fmtNum } from '../../eval/evaluate.js';
 import { consoleLogger } from '../../util/log.js';
 import { startBackend } from '../backend.js';
 import { addTrainOptions, configFromFlags, trainWithProgress } from './train.js';
@@ -61,7 +62,7 @@ export function compareCommand(): Command {
       for (const r of result.runs) {
         const b = r.best;
         consoleLogger.info(
-          `${r.name}: ${b ? `best epoch ${b.epoch}, PSNR ${Number.isFinite(b.psnr) ? b.psnr.toFixed(2) : 'inf'} dB, SSIM ${b.ssim.toFixed(4)}, MAE ${b.mae.toFixed(2)}` : 'not evaluated'}; ${r.trainSeconds.toFixed(0)} s training, ${r.imagesPerSec.toFixed(1)} images/s`,
+          `${r.name}: ${b ? `best epoch ${b.epoch}, PSNR ${fmtNum(b.psnr, 2)} dB, SSIM ${b.ssim.toFixed(4)}, MAE ${b.mae.toFixed(2)}` : 'not evaluated'}; ${r.trainSeconds.toFixed(0)} s training, ${r.imagesPerSec.toFixed(1)} images/s`,
         );
       }
       consoleLogger.info(`report: ${result.html} and ${result.md}`);

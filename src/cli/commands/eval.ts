@@ -1,20 +1,25 @@
 import { Command, Option } from 'commander';
 import { BACKENDS, type BackendChoice } from '../../backend/index.js';
-import { type EvalRow, evalModeName, evaluateRun, parseEpochList, readRun } from '../../eval/evaluate.js';
+import {
+  type EvalRow,
+  evalModeName,
+  evaluateRun,
+  fmtNum,
+  parseEpochList,
+  readRun,
+} from '../../eval/evaluate.js';
 import { consoleLogger } from '../../util/log.js';
 import { startBackend } from '../backend.js';
-
-const cell = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : x > 0 ? 'inf' : 'nan');
 
 /** The eval table as aligned text, the best row marked. */
 export function formatEvalTable(rows: EvalRow[], best?: EvalRow): string {
   const head = ['epoch', 'step', 'PSNR dB', 'SSIM', 'MAE', 'seconds'];
   const body = rows.map((r) => [
-    `${r.epoch}${r === best || r.epoch === best?.epoch ? ' *' : ''}`,
+    `${r.epoch}${r.epoch === best?.epoch ? ' *' : ''}`,
     String(r.step),
-    cell(r.psnr, 2),
-    cell(r.ssim, 4),
-    cell(r.mae, 2),
+    fmtNum(r.psnr, 2),
+    fmtNum(r.ssim, 4),
+    fmtNum(r.mae, 2),
     r.seconds.toFixed(1),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
@@ -52,14 +57,14 @@ export function evalCommand(): Command {
           log: consoleLogger,
           onRow: (r, done, total) =>
             consoleLogger.info(
-              `[${done}/${total}] epoch ${r.epoch}: PSNR ${cell(r.psnr, 2)} dB, SSIM ${cell(r.ssim, 4)}, MAE ${cell(r.mae, 2)} (${r.seconds.toFixed(1)} s)`,
+              `[${done}/${total}] epoch ${r.epoch}: PSNR ${fmtNum(r.psnr, 2)} dB, SSIM ${fmtNum(r.ssim, 4)}, MAE ${fmtNum(r.mae, 2)} (${r.seconds.toFixed(1)} s)`,
             ),
         });
         const shown = result.all.filter((r) => epochs === 'all' || epochs.includes(r.epoch));
         process.stderr.write(`${formatEvalTable(shown, result.best)}\n`);
         if (result.best) {
           consoleLogger.info(
-            `best epoch by PSNR: ${result.best.epoch} (${cell(result.best.psnr, 2)} dB, SSIM ${cell(result.best.ssim, 4)}); ${evalModeName(f.dropout)}; table in ${result.csv}`,
+            `best epoch by PSNR: ${result.best.epoch} (${fmtNum(result.best.psnr, 2)} dB, SSIM ${fmtNum(result.best.ssim, 4)}); ${evalModeName(f.dropout)}; table in ${result.csv}`,
           );
         }
         if (result.skipped.length) {
