@@ -4,7 +4,12 @@ import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkDataset } from '../data/loader.js';
 import { loadModel } from '../models/io.js';
-import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../train/checkpoint.js';
+import {
+  checkpointName,
+  latestCheckpoint,
+  listCheckpoints,
+  readCheckpointMeta,
+} from '../train/checkpoint.js';
 import {
   parseOptionValue,
   TRAIN_OPTIONS,
@@ -280,17 +285,17 @@ async function writeGrids(
   if (!sample) return [];
   const grids: GridReport[] = [];
   const done = new Map<string, { tokens: (number | string)[]; grid: GridReport }>();
+  const saved = await Promise.all(
+    configs.map(async (c) => (await listCheckpoints(c.out)).map((x) => x.epoch)),
+  );
   try {
     for (const token of tokens) {
-      const epochs = await Promise.all(
-        configs.map(async (c, i) => {
-          const have = (await listCheckpoints(c.out)).map((x) => x.epoch);
-          if (token === 'first') return have[0];
-          if (token === 'last') return have.at(-1);
-          if (token === 'best') return runs[i]!.best?.epoch;
-          return have.includes(token) ? token : undefined;
-        }),
-      );
+      const epochs = saved.map((have, i) => {
+        if (token === 'first') return have[0];
+        if (token === 'last') return have.at(-1);
+        if (token === 'best') return runs[i]!.best?.epoch;
+        return have.includes(token) ? token : undefined;
+      });
       const key = epochs.join(',');
       if (epochs.every((e) => e === undefined)) {
         log.warn(`--grid-epochs ${token}: no run has that checkpoint, no grid`);
@@ -309,7 +314,7 @@ async function writeGrids(
       for (const [i, c] of configs.entries()) {
         const epoch = epochs[i];
         if (epoch === undefined) continue;
-        const dir = join(c.out, 'checkpoints', `epoch-${String(epoch).padStart(4, '0')}`, 'generator');
+        const dir = join(c.out, 'checkpoints', checkpointName(epoch), 'generator');
         let G: Awaited<ReturnType<typeof loadModel>>;
         try {
           G = await loadModel(dir);
