@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, saveModel } from '../models/io.js';
 import type { Adam } from './adam.js';
@@ -29,6 +29,7 @@ export const checkpointName = (epoch: number) => `epoch-${String(epoch).padStart
 /** A mid-epoch checkpoint's folder: kept only until a newer checkpoint is durable. */
 const midEpochName = (meta: CheckpointMeta) =>
   `${checkpointName(meta.epoch)}-step-${String(meta.step).padStart(8, '0')}`;
+const isMidEpoch = (dir: string) => /-step-\d+$/.test(dir);
 
 /** fsyncs a file or a folder (a folder's fsync makes the names in it durable). */
 async function sync(path: string): Promise<void> {
@@ -73,16 +74,6 @@ export async function verifyCheckpoint(dir: string, parts?: string[]): Promise<C
     }
   }
   return meta;
-}
-
-/** fsyncs every file below `dir`, then the folders, deepest first. */
-async function syncTree(dir: string): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) await syncTree(p);
-    else await sync(p);
-  }
-  await sync(dir);
 }
 
 async function saveOptimizer(opt: Adam, path: string): Promise<void> {
@@ -133,9 +124,10 @@ export async function saveCheckpoint(runDir: string, s: TrainState, meta: Checkp
   await saveModel(s.D, join(tmp, 'discriminator'));
   await saveOptimizer(s.optG, join(tmp, 'optimizer-g'));
   await saveOptimizer(s.optD, join(tmp, 'optimizer-d'));
+  const written = await listFiles(tmp);
   const files = Object.fromEntries(
     await Promise.all(
-      (await listFiles(tmp)).map(async (rel) => {
+      written.map(async (rel) => {
         const buf = await readFile(join(tmp, rel));
         return [rel, { bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex') }] as const;
       }),
@@ -143,7 +135,8 @@ export async function saveCheckpoint(runDir: string, s: TrainState, meta: Checkp
   );
   await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, files }, null, 2));
   // Durable before it can be named: every file and folder on disk, then the rename, then `latest`.
-  await syncTree(tmp);
+  for (const rel of [...written, 'meta.json']) await sync(join(tmp, rel));
+  for (const sub of new Set(written.map((rel) => dirname(rel)))) await sync(join(tmp, sub));
   const final = join(root, name);
   await rm(final, { recursive: true, force: true });
   await rename(tmp, final);
@@ -157,7 +150,7 @@ export async function saveCheckpoint(runDir: string, s: TrainState, meta: Checkp
   // only resuming needs them, so only the latest checkpoint keeps them; every epoch keeps its
   // networks for evaluation, and a mid-epoch checkpoint (only for resuming) goes whole.
   if (previous && previous !== final) {
-    if (/-step-\d+$/.test(previous)) await rm(previous, { recursive: true, force: true });
+    if (isMidEpoch(previous)) await rm(previous, { recursive: true, force: true });
     else {
       for (const f of ['optimizer-g.bin', 'optimizer-g.json', 'optimizer-d.bin', 'optimizer-d.json']) {
         await rm(join(previous, f), { force: true });
