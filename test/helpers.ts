@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/backend/index.js';
 
@@ -54,4 +56,12 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A run's metrics.jsonl, one parsed object per step. */
+export async function readMetrics(runDir: string): Promise<Record<string, number>[]> {
+  return (await readFile(join(runDir, 'metrics.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }

@@ -8,19 +8,13 @@ import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { TrainingStopped, train } from '../../src/train/loop.js';
-import { useWasm } from '../helpers.js';
+import { readMetrics, useWasm } from '../helpers.js';
 
 before(useWasm);
 
 /** metrics.jsonl without the timing field, which no two runs share. */
 async function metrics(out: string): Promise<unknown[]> {
-  return (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const { images_per_s: _, ...rest } = JSON.parse(l);
-      return rest;
-    });
+  return (await readMetrics(out)).map(({ images_per_s: _, ...rest }) => rest);
 }
 
 /** The bytes of both networks and both optimizers' moments in a checkpoint. */

@@ -10,7 +10,7 @@ import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
 import { createTrainState } from '../../src/train/step.js';
-import { useWasm } from '../helpers.js';
+import { readMetrics, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -36,10 +36,7 @@ describe('train loop', () => {
     assert.equal(saved.config.microBatch, 4);
     assert.match(saved.dataset.fingerprint, /^[0-9a-f]{64}$/);
     assert.equal(saved.backend, 'wasm');
-    const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const lines = await readMetrics(out);
     assert.equal(lines.length, 4);
     for (const l of lines)
       for (const k of ['g_gan', 'g_l1', 'd_loss', 'images_per_s']) assert.ok(Number.isFinite(l[k]), k);

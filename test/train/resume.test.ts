@@ -8,15 +8,11 @@ import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { loadModel } from '../../src/models/io.js';
 import { resumedConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { useWasm } from '../helpers.js';
+import { readMetrics, useWasm } from '../helpers.js';
 
 before(useWasm);
 
-const steps = async (out: string) =>
-  (await readFile(join(out, 'metrics.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l).step as number);
+const steps = async (out: string) => (await readMetrics(out)).map((l) => l.step);
 
 describe('resume and faults', () => {
   let data: string;
