@@ -118,6 +118,24 @@ export async function saveCheckpoint(runDir: string, s: TrainState, meta: Checkp
   const previous = await latestCheckpoint(runDir);
   const name = meta.batchInEpoch ? midEpochName(meta) : checkpointName(meta.epoch);
   const tmp = join(root, `.${name}.tmp`);
+  try {
+    return await writeCheckpoint(root, tmp, name, previous, s, meta);
+  } catch (e) {
+    // A full disk (or any write fault) leaves `latest` on the previous checkpoint; the partial copy
+    // goes, so the space it took is free again for the resume.
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+async function writeCheckpoint(
+  root: string,
+  tmp: string,
+  name: string,
+  previous: string | undefined,
+  s: TrainState,
+  meta: CheckpointMeta,
+): Promise<string> {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   await saveModel(s.G, join(tmp, 'generator'));
@@ -158,6 +176,22 @@ export async function saveCheckpoint(runDir: string, s: TrainState, meta: Checkp
     }
   }
   return final;
+}
+
+/**
+ * Removes the `.NAME.tmp` folders of checkpoints whose writing was cut short (a kill, a full disk):
+ * they were never named, so nothing refers to them. Returns their names.
+ */
+export async function removeUnfinishedCheckpoints(runDir: string): Promise<string[]> {
+  const root = join(runDir, 'checkpoints');
+  let names: string[];
+  try {
+    names = (await readdir(root)).filter((n) => /^\..+\.tmp$/.test(n));
+  } catch {
+    return [];
+  }
+  for (const n of names) await rm(join(root, n), { recursive: true, force: true });
+  return names;
 }
 
 /** The checkpoint `latest` points at, or undefined when the run has none. */

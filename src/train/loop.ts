@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -13,6 +13,7 @@ import {
   listCheckpoints,
   loadCheckpoint,
   pruneCheckpoints,
+  removeUnfinishedCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
 import { type ConfigChanges, configChanges, learningRateAt, type TrainConfig } from './config.js';
@@ -92,6 +93,32 @@ export class TrainingStopped extends UserError {
   }
 }
 
+/**
+ * A file of the run could not be written (disk full, read-only or vanished folder, I/O error). The
+ * message says what survived: `latest` is never moved onto a partial checkpoint.
+ */
+export class RunWriteError extends UserError {
+  override name = 'RunWriteError';
+}
+
+/**
+ * Runs one write of the loop; a file-system failure becomes a RunWriteError naming the file, the
+ * system's reason and the checkpoint a resume would continue from. Other errors pass unchanged.
+ */
+async function guardWrite<T>(what: string, runDir: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof UserError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw e;
+    const reason = code === 'ENOSPC' ? 'no space left on device' : (e as Error).message.split('\n')[0];
+    const kept = await latestCheckpoint(runDir);
+    throw new RunWriteError(
+      `cannot write ${what} (${reason}): ${kept ? `checkpoints/latest still names ${basename(kept)}, which is whole; free space or fix the folder, then continue with --resume` : 'no checkpoint was written yet; free space or fix the folder and start again'}`,
+    );
+  }
+}
+
 const SAMPLE_PAIRS = 4;
 
 /** Samples for the per-epoch grid: the first test pairs (the first train pairs if test is empty). */
@@ -116,6 +143,16 @@ async function hasCheckpoints(out: string): Promise<boolean> {
   }
 }
 
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  try {
+    await writeFile(`${path}.tmp`, text);
+  } catch (e) {
+    await rm(`${path}.tmp`, { force: true }).catch(() => {});
+    throw e;
+  }
+  await rename(`${path}.tmp`, path);
+}
+
 /** Keeps the metrics.jsonl lines up to `step` (a torn last line goes too), atomically. */
 async function truncateMetrics(path: string, step: number): Promise<void> {
   let text: string;
@@ -131,8 +168,7 @@ async function truncateMetrics(path: string, step: number): Promise<void> {
       return false;
     }
   });
-  await writeFile(`${path}.tmp`, kept.map((l) => `${l}\n`).join(''));
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
 }
 
 /** What a run's config.json holds (the parts read back). */
@@ -234,36 +270,43 @@ export async function train(
     trainSeconds = meta.trainSeconds ?? 0;
     images = meta.images ?? 0;
     // Steps logged after the checkpoint (an interrupted epoch) are trained again: log them once.
-    await truncateMetrics(join(config.out, 'metrics.jsonl'), meta.step);
+    const metricsFile = join(config.out, 'metrics.jsonl');
+    await guardWrite(metricsFile, config.out, () => truncateMetrics(metricsFile, meta.step));
     log.info(`resuming from ${latest} (epoch ${meta.epoch}, step ${meta.step})`);
+    const unfinished = await removeUnfinishedCheckpoints(config.out);
+    if (unfinished.length) log.info(`removed unfinished checkpoint writes: ${unfinished.join(', ')}`);
   } else if (resume) {
     log.warn(`${config.out} has no checkpoint to resume from: starting at epoch 1`);
   }
-  await writeFile(
-    join(config.out, 'config.json'),
-    JSON.stringify(
-      {
-        config: used,
-        backend: tf.getBackend(),
-        versions: { node: process.version, tfjs: tf.version_core, tfjsLayers: version_layers },
-        dataset: { counts: check.counts, size: check.size, fingerprint: check.fingerprint },
-        started: saved?.started ?? new Date().toISOString(),
-        // Every resume, with the options it changed: the history is never lost.
-        resumes: [
-          ...(saved?.resumes ?? []),
-          ...(saved
-            ? [
-                {
-                  time: new Date().toISOString(),
-                  epoch: firstEpoch,
-                  changed: saved.config ? configChanges(saved.config, used) : {},
-                },
-              ]
-            : []),
-        ],
-      },
-      null,
-      2,
+  // Written whole under another name, then renamed: a full disk never leaves a truncated config.json
+  // (the resume history would be lost with it).
+  await guardWrite(join(config.out, 'config.json'), config.out, () =>
+    writeFileAtomic(
+      join(config.out, 'config.json'),
+      JSON.stringify(
+        {
+          config: used,
+          backend: tf.getBackend(),
+          versions: { node: process.version, tfjs: tf.version_core, tfjsLayers: version_layers },
+          dataset: { counts: check.counts, size: check.size, fingerprint: check.fingerprint },
+          started: saved?.started ?? new Date().toISOString(),
+          // Every resume, with the options it changed: the history is never lost.
+          resumes: [
+            ...(saved?.resumes ?? []),
+            ...(saved
+              ? [
+                  {
+                    time: new Date().toISOString(),
+                    epoch: firstEpoch,
+                    changed: saved.config ? configChanges(saved.config, used) : {},
+                  },
+                ]
+              : []),
+          ],
+        },
+        null,
+        2,
+      ),
     ),
   );
 
@@ -331,38 +374,47 @@ export async function train(
         sums.gL1 += losses.gL1;
         sums.d += losses.d;
         // Written (and so on disk before any later checkpoint) step by step; a full disk is an error here.
-        await appendFile(
-          metricsPath,
-          `${JSON.stringify({ epoch, step: globalStep, g_gan: losses.gGan, g_l1: losses.gL1, d_loss: losses.d, images_per_s: imagesPerSec, lr })}\n`,
+        await guardWrite(metricsPath, config.out, () =>
+          appendFile(
+            metricsPath,
+            `${JSON.stringify({ epoch, step: globalStep, g_gan: losses.gGan, g_l1: losses.gL1, d_loss: losses.d, images_per_s: imagesPerSec, lr })}\n`,
+          ),
         );
         hooks.onStep?.({ epoch, totalEpochs, step, stepsPerEpoch, globalStep, losses, imagesPerSec, lr });
         if (step >= stepsPerEpoch) break;
         const signal = hooks.shouldStop?.();
         if (signal || (config.saveEverySteps > 0 && globalStep % config.saveEverySteps === 0)) {
-          const at = await saveCheckpoint(config.out, state, {
-            epoch,
-            step: globalStep,
-            time: new Date().toISOString(),
-            trainSeconds: trainSeconds + (performance.now() - t0) / 1000,
-            images,
-            batchInEpoch: step,
-          });
+          const at = await guardWrite(`a mid-epoch checkpoint at step ${globalStep}`, config.out, () =>
+            saveCheckpoint(config.out, state, {
+              epoch,
+              step: globalStep,
+              time: new Date().toISOString(),
+              trainSeconds: trainSeconds + (performance.now() - t0) / 1000,
+              images,
+              batchInEpoch: step,
+            }),
+          );
           if (signal) throw new TrainingStopped(signal, globalStep, at);
         }
       }
       const stepsRun = Math.max(1, step - first);
       trainSeconds += (performance.now() - t0) / 1000;
-      const checkpoint = await saveCheckpoint(config.out, state, {
-        epoch,
-        step: globalStep,
-        time: new Date().toISOString(),
-        trainSeconds,
-        images,
-      });
+      const checkpoint = await guardWrite(`the checkpoint of epoch ${epoch}`, config.out, () =>
+        saveCheckpoint(config.out, state, {
+          epoch,
+          step: globalStep,
+          time: new Date().toISOString(),
+          trainSeconds,
+          images,
+        }),
+      );
       const samplePath = join(config.out, 'samples', `${checkpointName(epoch)}.png`);
       const fake = tf.tidy(() => state.G.predict(sample.a) as tf.Tensor4D);
-      await writeGrid(samplePath, [sample.a, sample.b, fake]);
-      fake.dispose();
+      try {
+        await guardWrite(samplePath, config.out, () => writeGrid(samplePath, [sample.a, sample.b, fake]));
+      } finally {
+        fake.dispose();
+      }
       const seconds = (performance.now() - t0) / 1000;
       let scores: EpochScores | undefined;
       if (config.evalEvery > 0 && (epoch % config.evalEvery === 0 || epoch === totalEpochs)) {
