@@ -1,9 +1,19 @@
 // N-API surface of the native backend. Every function works on the Float32Arrays that tfjs's tensors
-// already hold (no copies); the JS side allocates outputs. Sizes are checked here, since a wrong
-// shape from JS would otherwise be a write past an array's end.
+// already hold (no copies); the JS side allocates outputs.
+//
+// Every argument is checked here, before any kernel runs: a wrong size from JS would be a write past
+// an array's end, a stride of 0 a division by zero, an Adam step of 0 a 0/0 in the bias correction,
+// an Int32Array read as floats garbage. A failed check throws a C++ exception (the addon is built
+// with -fexceptions; only node-addon-api's own C++ exceptions are off), which leaves the function
+// body at once, so nothing after a failed check runs; `guarded` turns it into the call's one JS
+// exception (TypeError for a wrong JS type or a missing argument, RangeError for a bad value).
 #include <napi.h>
 #include <omp.h>
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,100 +27,290 @@ namespace {
 
 using p2p::ConvShape;
 
-struct Fail : std::runtime_error {
+struct ArgTypeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+struct ArgRangeError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-template <typename T>
-T* data_of(const Napi::Value& v, size_t need, const char* what) {
-  if (!v.IsTypedArray()) throw Fail(std::string(what) + ": expected a typed array");
-  auto ta = v.As<Napi::TypedArray>();
-  const size_t elem = ta.ElementSize();
-  if (elem != sizeof(T)) throw Fail(std::string(what) + ": wrong element type");
-  if (ta.ElementLength() < need) throw Fail(std::string(what) + ": array too short");
-  auto* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
-  return reinterpret_cast<T*>(base + ta.ByteOffset());
+constexpr int64_t kMaxSafe = (int64_t(1) << 53) - 1;  // Number.MAX_SAFE_INTEGER
+
+// A number as JS would print it, for messages: shortest round-tripping digits, NaN, Infinity.
+std::string fmt_number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  if (v == std::trunc(v) && std::fabs(v) < 1e21) {  // JS prints whole numbers below 1e21 in full
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
+  for (int p = 1; p <= 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
 }
 
-const float* floats_or_null(const Napi::Value& v, size_t need, const char* what) {
-  if (v.IsNull() || v.IsUndefined()) return nullptr;
-  return data_of<float>(v, need, what);
+const char* typed_array_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    case napi_biguint64_array: return "BigUint64Array";
+    default: return "a typed array";
+  }
 }
 
-std::vector<int64_t> ints(const Napi::Value& v, const char* what) {
-  if (!v.IsArray()) throw Fail(std::string(what) + ": expected an array");
-  auto a = v.As<Napi::Array>();
-  std::vector<int64_t> out(a.Length());
-  for (uint32_t i = 0; i < a.Length(); ++i) out[i] = a.Get(i).As<Napi::Number>().Int64Value();
-  return out;
+// What a value is, for "(got ...)": a number's value, otherwise its kind. None of these calls runs
+// JS or fails with an exception pending.
+std::string describe(const Napi::Value& v) {
+  if (v.IsEmpty()) return "nothing";
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return fmt_number(v.As<Napi::Number>().DoubleValue());
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_function: return "function";
+    case napi_bigint: return "bigint";
+    case napi_external: return "external";
+    default: break;
+  }
+  if (v.IsArray()) return "Array";
+  if (v.IsArrayBuffer()) return "ArrayBuffer";
+  if (v.IsDataView()) return "DataView";
+  if (v.IsTypedArray()) {
+    napi_typedarray_type t;
+    if (napi_get_typedarray_info(v.Env(), v, &t, nullptr, nullptr, nullptr, nullptr) == napi_ok)
+      return typed_array_name(t);
+  }
+  return "object";
 }
 
-int64_t prod(const std::vector<int64_t>& s) {
-  int64_t p = 1;
-  for (int64_t v : s) p *= v;
-  return p;
+// One call's arguments and the checks on them. Messages are one line, "fn: what must ... (got ...)".
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn, size_t count) : info_(info), fn_(fn) {
+    if (info.Length() < count) {
+      throw ArgTypeError(fn_ + ": expected " + std::to_string(count) + " arguments (got " +
+                         std::to_string(info.Length()) + ")");
+    }
+  }
+
+  Napi::Value operator[](size_t i) const { return info_[i]; }
+  size_t length() const { return info_.Length(); }
+  static bool absent(const Napi::Value& v) { return v.IsNull() || v.IsUndefined(); }
+
+  [[noreturn]] void type_fail(const std::string& what, const char* want, const Napi::Value& got) const {
+    throw ArgTypeError(fn_ + ": " + what + " must be " + want + " (got " + describe(got) + ")");
+  }
+  [[noreturn]] void range_fail(const std::string& what, const std::string& must, const std::string& got) const {
+    throw ArgRangeError(fn_ + ": " + what + " must " + must + " (got " + got + ")");
+  }
+  [[noreturn]] void fail(const std::string& msg) const { throw ArgRangeError(fn_ + ": " + msg); }
+  void check(bool ok, const std::string& what, const std::string& must, double got) const {
+    if (!ok) range_fail(what, must, fmt_number(got));
+  }
+
+  // Any number, NaN and Infinity included (a fill value may well be -Infinity).
+  double number(const Napi::Value& v, const std::string& what) const {
+    if (!v.IsNumber()) type_fail(what, "a number", v);
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  double finite(const Napi::Value& v, const std::string& what) const {
+    const double d = number(v, what);
+    check(std::isfinite(d), what, "be a finite number", d);
+    return d;
+  }
+  // A whole number in [lo, hi]: sizes, counts, op codes. 2.5 or NaN would otherwise truncate silently.
+  int64_t integer(const Napi::Value& v, const std::string& what, int64_t lo, int64_t hi = kMaxSafe) const {
+    const double d = number(v, what);
+    if (!(d == std::trunc(d) && d >= static_cast<double>(lo) && d <= static_cast<double>(hi))) {
+      // Only name the upper bound where it is small, or is what the value broke.
+      const bool open = hi >= INT32_MAX && !(d > static_cast<double>(hi));
+      range_fail(what,
+                 open ? "be an integer >= " + std::to_string(lo)
+                      : "be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+                 fmt_number(d));
+    }
+    return static_cast<int64_t>(d);
+  }
+  bool boolean(const Napi::Value& v, const std::string& what) const {
+    if (!v.IsBoolean()) type_fail(what, "a boolean", v);
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  // A plain Array's elements, read before any typed array's data pointer is taken: a getter on an
+  // element runs JS, which could detach a buffer looked at earlier. A throwing getter leaves its
+  // exception pending and an empty value, which then fails its own check; `guarded` keeps the first.
+  std::vector<Napi::Value> elements(const Napi::Value& v, const std::string& what, uint32_t max_len) const {
+    if (!v.IsArray()) type_fail(what, "an Array", v);
+    auto arr = v.As<Napi::Array>();
+    const uint32_t n = arr.Length();
+    if (n > max_len) range_fail(what, "have at most " + std::to_string(max_len) + " elements", std::to_string(n));
+    std::vector<Napi::Value> out;
+    out.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) out.push_back(arr.Get(i));
+    return out;
+  }
+  // A tensor shape: an Array of integers >= 0, at most max_rank of them.
+  std::vector<int64_t> shape(const Napi::Value& v, const std::string& what, uint32_t max_rank) const {
+    std::vector<int64_t> out;
+    auto els = elements(v, what, max_rank);
+    for (size_t i = 0; i < els.size(); ++i) out.push_back(integer(els[i], what + "[" + std::to_string(i) + "]", 0));
+    return out;
+  }
+
+  // Element count of a shape, refused where it passes 2^53 (it sizes arrays, so it must not wrap).
+  size_t count(const std::vector<int64_t>& dims, const std::string& what) const {
+    int64_t p = 1;
+    for (int64_t d : dims) {
+      if (__builtin_mul_overflow(p, d, &p) || p > kMaxSafe) fail(what + " has too many elements");
+    }
+    return static_cast<size_t>(p);
+  }
+
+  // The data of a typed array of exactly this kind (an Int32Array has 4-byte elements too, but they
+  // are not floats), with at least `need` elements, so the kernel stays inside it.
+  void* typed(const Napi::Value& v, const std::string& what, napi_typedarray_type type, size_t need) const {
+    napi_typedarray_type t;
+    size_t len = 0;
+    void* data = nullptr;
+    if (!v.IsTypedArray() ||
+        napi_get_typedarray_info(v.Env(), v, &t, &len, &data, nullptr, nullptr) != napi_ok || t != type) {
+      type_fail(what, type == napi_float32_array ? "a Float32Array" : "a Uint8Array", v);
+    }
+    if (len < need) range_fail(what, "have at least " + std::to_string(need) + " elements", std::to_string(len));
+    return data;
+  }
+  float* f32(const Napi::Value& v, const std::string& what, size_t need) const {
+    return static_cast<float*>(typed(v, what, napi_float32_array, need));
+  }
+  const float* f32_or_null(const Napi::Value& v, const std::string& what, size_t need) const {
+    return absent(v) ? nullptr : f32(v, what, need);
+  }
+  uint8_t* u8(const Napi::Value& v, const std::string& what, size_t need) const {
+    return static_cast<uint8_t*>(typed(v, what, napi_uint8_array, need));
+  }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  std::string fn_;
+};
+
+// A convolution's 16 params (see NativeAddon.convForward in src/backend/native-addon.ts) and the
+// element counts of its three tensors. Sizes may be 0 (oneDNN handles empty problems); strides and
+// dilations divide in the GEMM backward-data path, so they must be >= 1. Each value stays below 2^31
+// so that the padding arithmetic in conv.cc cannot overflow.
+struct Conv {
+  ConvShape s;
+  int mode;
+  size_t src, wei, dst;
+};
+
+Conv conv_args(const Args& a, const Napi::Value& v) {
+  static const char* const kNames[16] = {"n",  "ih", "iw", "ic",     "oh",      "ow", "oc", "kh",
+                                         "kw", "sh", "sw", "padTop", "padLeft", "dh", "dw", "layoutMode"};
+  static const int64_t kMin[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0};
+  auto els = a.elements(v, "params", 16);
+  if (els.size() != 16) a.range_fail("params", "have 16 elements", std::to_string(els.size()));
+  int64_t p[16];
+  for (int i = 0; i < 16; ++i) {
+    const int64_t hi = i == 15 ? static_cast<int64_t>(p2p::kLayoutGemmCol2im) : INT32_MAX;
+    p[i] = a.integer(els[i], "params[" + std::to_string(i) + "] (" + kNames[i] + ")", kMin[i], hi);
+  }
+  Conv c;
+  c.s = ConvShape{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]};
+  c.mode = static_cast<int>(p[15]);
+  c.src = a.count({c.s.n, c.s.ih, c.s.iw, c.s.ic}, "x [n, ih, iw, ic]");
+  c.wei = a.count({c.s.kh, c.s.kw, c.s.ic, c.s.oc}, "filter [kh, kw, ic, oc]");
+  c.dst = a.count({c.s.n, c.s.oh, c.s.ow, c.s.oc}, "y [n, oh, ow, oc]");
+  return c;
 }
 
-ConvShape conv_shape(const Napi::Value& v, int* mode) {
-  auto p = ints(v, "conv params");
-  if (p.size() != 16) throw Fail("conv params: expected 16 numbers");
-  *mode = static_cast<int>(p[15]);
-  return ConvShape{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]};
+// Instance norm's alpha: null/undefined for no activation, else a LeakyReLU slope > 0 (the backward
+// pass recovers the pre-activation from the sign of its output, which needs alpha > 0).
+bool norm_alpha(const Args& a, const Napi::Value& v, float* alpha) {
+  *alpha = 1.0f;
+  if (Args::absent(v)) return false;
+  const double d = a.finite(v, "alpha");
+  a.check(d > 0.0, "alpha", "be > 0 or null", d);
+  *alpha = static_cast<float>(d);
+  return true;
 }
-
-size_t src_n(const ConvShape& s) { return static_cast<size_t>(s.n * s.ih * s.iw * s.ic); }
-size_t dst_n(const ConvShape& s) { return static_cast<size_t>(s.n * s.oh * s.ow * s.oc); }
-size_t wei_n(const ConvShape& s) { return static_cast<size_t>(s.kh * s.kw * s.ic * s.oc); }
 
 template <typename F>
 Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
   Napi::Env env = info.Env();
+  // Raising a JS exception while another is pending aborts the process (napi_throw fails, and
+  // node-addon-api treats that as fatal). One may be pending here when a getter on an argument
+  // threw; that one is the call's error then, and propagates as it is.
+  auto raise = [&](auto make) {
+    if (!env.IsExceptionPending()) make().ThrowAsJavaScriptException();
+  };
   try {
     return body(env);
+  } catch (const ArgTypeError& e) {
+    raise([&] { return Napi::TypeError::New(env, e.what()); });
+  } catch (const ArgRangeError& e) {
+    raise([&] { return Napi::RangeError::New(env, e.what()); });
   } catch (const dnnl::error& e) {
-    Napi::Error::New(env, std::string("oneDNN: ") + e.what() + " (status " + std::to_string(e.status) + ")")
-        .ThrowAsJavaScriptException();
+    raise([&] {
+      return Napi::Error::New(env, std::string("oneDNN: ") + e.what() + " (status " + std::to_string(e.status) + ")");
+    });
   } catch (const std::exception& e) {
-    Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+    raise([&] { return Napi::Error::New(env, e.what()); });
+  } catch (...) {
+    // Nothing may escape into V8's frames: an unknown exception there terminates the process.
+    raise([&] { return Napi::Error::New(env, "native addon: unknown C++ exception"); });
   }
   return env.Undefined();
 }
 
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    int mode;
-    ConvShape s = conv_shape(info[0], &mode);
-    p2p::conv_forward(s, data_of<float>(info[1], src_n(s), "x"), data_of<float>(info[2], wei_n(s), "filter"),
-                      floats_or_null(info[3], s.oc, "bias"), data_of<float>(info[4], dst_n(s), "y"), mode);
+    Args a(info, "convForward", 5);
+    const Conv c = conv_args(a, a[0]);
+    p2p::conv_forward(c.s, a.f32(a[1], "x", c.src), a.f32(a[2], "filter", c.wei), a.f32_or_null(a[3], "bias", c.s.oc),
+                      a.f32(a[4], "y", c.dst), c.mode);
     return env.Undefined();
   });
 }
 
 Napi::Value ConvBackwardData(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    int mode;
-    ConvShape s = conv_shape(info[0], &mode);
-    p2p::conv_backward_data(s, data_of<float>(info[1], dst_n(s), "dy"), data_of<float>(info[2], wei_n(s), "filter"),
-                            data_of<float>(info[3], src_n(s), "dx"), mode);
+    Args a(info, "convBackwardData", 4);
+    const Conv c = conv_args(a, a[0]);
+    p2p::conv_backward_data(c.s, a.f32(a[1], "dy", c.dst), a.f32(a[2], "filter", c.wei), a.f32(a[3], "dx", c.src),
+                            c.mode);
     return env.Undefined();
   });
 }
 
 Napi::Value ConvBackwardWeights(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    int mode;
-    ConvShape s = conv_shape(info[0], &mode);
-    p2p::conv_backward_weights(s, data_of<float>(info[1], src_n(s), "x"), data_of<float>(info[2], dst_n(s), "dy"),
-                               data_of<float>(info[3], wei_n(s), "dw"), mode);
+    Args a(info, "convBackwardWeights", 4);
+    const Conv c = conv_args(a, a[0]);
+    p2p::conv_backward_weights(c.s, a.f32(a[1], "x", c.src), a.f32(a[2], "dy", c.dst), a.f32(a[3], "dw", c.wei),
+                               c.mode);
     return env.Undefined();
   });
 }
 
 Napi::Value ConvImpl(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    int mode;
-    ConvShape s = conv_shape(info[0], &mode);
-    return Napi::String::New(env, p2p::conv_impl_names(s, mode));
+    Args a(info, "convImpl", 1);
+    const Conv c = conv_args(a, a[0]);
+    return Napi::String::New(env, p2p::conv_impl_names(c.s, c.mode));
   });
 }
 
@@ -121,136 +321,179 @@ Napi::Value ConvRelease(const Napi::CallbackInfo& info) {
   });
 }
 
+bool known_binary(int64_t op) {
+  return (op >= p2p::kAdd && op <= p2p::kPow) || (op >= p2p::kGreater && op <= p2p::kNotEqual);
+}
+
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int op = info[0].As<Napi::Number>().Int32Value();
-    auto as = ints(info[2], "a shape"), bs = ints(info[4], "b shape"), os = ints(info[6], "out shape");
-    if (as.size() > 8 || bs.size() > 8 || os.size() > 8 || as.size() > os.size() || bs.size() > os.size())
-      throw Fail("binary: bad ranks");
+    Args a(info, "binary", 7);
+    const int64_t op = a.integer(a[0], "op", 0, p2p::kNotEqual);
+    a.check(known_binary(op), "op", "be a binary op code (0-7, 32-37)", static_cast<double>(op));
+    // Shapes first: reading them may run JS (see Args::elements), taking data pointers does not.
+    auto as = a.shape(a[2], "aShape", 8), bs = a.shape(a[4], "bShape", 8), os = a.shape(a[6], "outShape", 8);
+    if (as.size() > os.size() || bs.size() > os.size())
+      a.fail("aShape and bShape must not have more dims than outShape");
     for (size_t i = 0; i < os.size(); ++i) {
       const size_t ia = i + as.size(), ib = i + bs.size();
       const int64_t na = ia >= os.size() ? as[ia - os.size()] : 1, nb = ib >= os.size() ? bs[ib - os.size()] : 1;
-      if ((na != 1 && na != os[i]) || (nb != 1 && nb != os[i])) throw Fail("binary: shapes do not broadcast");
+      if ((na != 1 && na != os[i]) || (nb != 1 && nb != os[i]))
+        a.fail("aShape and bShape do not broadcast to outShape");
     }
-    const float* a = data_of<float>(info[1], prod(as), "a");
-    const float* b = data_of<float>(info[3], prod(bs), "b");
-    void* out = op >= p2p::kGreater ? static_cast<void*>(data_of<uint8_t>(info[5], prod(os), "out"))
-                                    : static_cast<void*>(data_of<float>(info[5], prod(os), "out"));
-    p2p::binary(op, a, as, b, bs, out, os);
+    const float* pa = a.f32(a[1], "a", a.count(as, "aShape"));
+    const float* pb = a.f32(a[3], "b", a.count(bs, "bShape"));
+    const size_t on = a.count(os, "outShape");
+    // Comparisons write tfjs's bool bytes, the rest floats.
+    void* out = op >= p2p::kGreater ? static_cast<void*>(a.u8(a[5], "out", on)) : a.f32(a[5], "out", on);
+    p2p::binary(static_cast<int>(op), pa, as, pb, bs, out, os);
     return env.Undefined();
   });
 }
 
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int op = info[0].As<Napi::Number>().Int32Value();
-    const float alpha = info[1].As<Napi::Number>().FloatValue();
-    const int64_t n = info[4].As<Napi::Number>().Int64Value();
-    p2p::unary(op, alpha, data_of<float>(info[2], n, "x"), data_of<float>(info[3], n, "out"), n);
+    Args a(info, "unary", 5);
+    const int op = static_cast<int>(a.integer(a[0], "op", p2p::kNeg, p2p::kRelu6));
+    const float alpha = static_cast<float>(a.finite(a[1], "alpha"));
+    const int64_t n = a.integer(a[4], "n", 0);
+    p2p::unary(op, alpha, a.f32(a[2], "x", n), a.f32(a[3], "out", n), n);
     return env.Undefined();
   });
 }
 
 Napi::Value Select(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int64_t n = info[4].As<Napi::Number>().Int64Value();
-    p2p::select(data_of<uint8_t>(info[0], n, "cond"), data_of<float>(info[1], n, "a"), data_of<float>(info[2], n, "b"),
-                data_of<float>(info[3], n, "out"), n);
+    Args a(info, "select", 5);
+    const int64_t n = a.integer(a[4], "n", 0);
+    p2p::select(a.u8(a[0], "cond", n), a.f32(a[1], "a", n), a.f32(a[2], "b", n), a.f32(a[3], "out", n), n);
     return env.Undefined();
   });
 }
 
 Napi::Value Fill(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int64_t n = info[2].As<Napi::Number>().Int64Value();
-    p2p::fill(data_of<float>(info[0], n, "out"), info[1].As<Napi::Number>().FloatValue(), n);
+    Args a(info, "fill", 3);
+    const float value = static_cast<float>(a.number(a[1], "value"));  // NaN and +-Infinity are fill values too
+    const int64_t n = a.integer(a[2], "n", 0);
+    p2p::fill(a.f32(a[0], "out", n), value, n);
     return env.Undefined();
   });
 }
 
 Napi::Value AddN(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int64_t n = info[2].As<Napi::Number>().Int64Value();
-    auto arr = info[0].As<Napi::Array>();
-    if (arr.Length() == 0) throw Fail("addN: no inputs");
+    Args a(info, "addN", 3);
+    const int64_t n = a.integer(a[2], "n", 0);
+    auto els = a.elements(a[0], "xs", UINT32_MAX);
+    if (els.empty()) a.range_fail("xs", "have at least 1 element", "0");
     std::vector<const float*> xs;
-    for (uint32_t i = 0; i < arr.Length(); ++i) xs.push_back(data_of<float>(arr.Get(i), n, "x"));
-    p2p::add_n(xs, data_of<float>(info[1], n, "out"), n);
+    for (size_t i = 0; i < els.size(); ++i) xs.push_back(a.f32(els[i], "xs[" + std::to_string(i) + "]", n));
+    p2p::add_n(xs, a.f32(a[1], "out", n), n);
     return env.Undefined();
   });
 }
 
 Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int64_t outer = info[1].As<Napi::Number>().Int64Value();
-    const int64_t r = info[2].As<Napi::Number>().Int64Value();
-    const int64_t inner = info[3].As<Napi::Number>().Int64Value();
-    p2p::reduce_sum(data_of<float>(info[0], outer * r * inner, "x"), outer, r, inner,
-                    data_of<float>(info[4], outer * inner, "out"), info[5].ToBoolean().Value());
+    Args a(info, "reduceSum", 6);
+    const int64_t outer = a.integer(a[1], "outer", 0);
+    const int64_t r = a.integer(a[2], "r", 0);
+    const int64_t inner = a.integer(a[3], "inner", 0);
+    const bool mean = a.boolean(a[5], "mean");
+    p2p::reduce_sum(a.f32(a[0], "x", a.count({outer, r, inner}, "[outer, r, inner]")), outer, r, inner,
+                    a.f32(a[4], "out", a.count({outer, inner}, "[outer, inner]")), mean);
     return env.Undefined();
   });
 }
 
 Napi::Value CopyBox(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    auto ss = ints(info[1], "src shape"), sb = ints(info[2], "src begin");
-    auto ds = ints(info[4], "dst shape"), db = ints(info[5], "dst begin"), box = ints(info[6], "box");
+    Args a(info, "copyBox", 7);
+    constexpr uint32_t kMaxRank = 64;
+    auto ss = a.shape(a[1], "srcShape", kMaxRank), sb = a.shape(a[2], "srcBegin", kMaxRank);
+    auto ds = a.shape(a[4], "dstShape", kMaxRank), db = a.shape(a[5], "dstBegin", kMaxRank);
+    auto box = a.shape(a[6], "box", kMaxRank);
     const size_t r = box.size();
-    if (ss.size() != r || sb.size() != r || ds.size() != r || db.size() != r) throw Fail("copyBox: rank mismatch");
+    if (ss.size() != r || sb.size() != r || ds.size() != r || db.size() != r)
+      a.fail("srcShape, srcBegin, dstShape, dstBegin and box must have the same length");
     for (size_t i = 0; i < r; ++i) {
-      if (sb[i] < 0 || db[i] < 0 || box[i] < 0 || sb[i] + box[i] > ss[i] || db[i] + box[i] > ds[i])
-        throw Fail("copyBox: box out of bounds");
+      if (sb[i] + box[i] > ss[i] || db[i] + box[i] > ds[i]) a.fail("box out of bounds in dim " + std::to_string(i));
     }
-    p2p::copy_box(data_of<float>(info[0], prod(ss), "src"), ss, sb, data_of<float>(info[3], prod(ds), "dst"), ds, db,
-                  box);
+    p2p::copy_box(a.f32(a[0], "src", a.count(ss, "srcShape")), ss, sb, a.f32(a[3], "dst", a.count(ds, "dstShape")),
+                  ds, db, box);
     return env.Undefined();
   });
 }
 
 Napi::Value Adam(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int64_t n = info[4].As<Napi::Number>().Int64Value();
-    auto f = [&](int i) { return info[i].As<Napi::Number>().DoubleValue(); };
-    p2p::adam(data_of<float>(info[0], n, "w"), data_of<float>(info[1], n, "g"), data_of<float>(info[2], n, "m"),
-              data_of<float>(info[3], n, "v"), n, f(5), f(6), f(7), f(8), f(9));
+    Args a(info, "adam", 10);
+    const int64_t n = a.integer(a[4], "n", 0);
+    // PyTorch's own checks on Adam's hyper-parameters; beta 1 or step 0 make a bias correction
+    // 1 - beta^t of 0, whose division writes Inf/NaN into every weight.
+    const double lr = a.finite(a[5], "lr");
+    a.check(lr >= 0.0, "lr", "be >= 0", lr);
+    const double beta1 = a.finite(a[6], "beta1");
+    a.check(beta1 >= 0.0 && beta1 < 1.0, "beta1", "be in [0, 1)", beta1);
+    const double beta2 = a.finite(a[7], "beta2");
+    a.check(beta2 >= 0.0 && beta2 < 1.0, "beta2", "be in [0, 1)", beta2);
+    const double eps = a.finite(a[8], "epsilon");
+    a.check(eps >= 0.0, "epsilon", "be >= 0", eps);
+    const int64_t step = a.integer(a[9], "step", 1);
+    p2p::adam(a.f32(a[0], "w", n), a.f32(a[1], "g", n), a.f32(a[2], "m", n), a.f32(a[3], "v", n), n, lr, beta1, beta2,
+              eps, static_cast<double>(step));
     return env.Undefined();
   });
 }
 
+// n, hw, c of the instance-norm kernels; hw >= 1 since the means divide by it.
+void norm_dims(const Args& a, size_t i, int64_t* n, int64_t* hw, int64_t* c, size_t* nhwc, size_t* nc) {
+  *n = a.integer(a[i], "n", 0);
+  *hw = a.integer(a[i + 1], "hw", 1);
+  *c = a.integer(a[i + 2], "c", 0);
+  *nhwc = a.count({*n, *hw, *c}, "[n, hw, c]");
+  *nc = a.count({*n, *c}, "[n, c]");
+}
+
 Napi::Value InormActForward(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int64_t n = info[1].As<Napi::Number>().Int64Value();
-    const int64_t hw = info[2].As<Napi::Number>().Int64Value();
-    const int64_t c = info[3].As<Napi::Number>().Int64Value();
-    const bool has_alpha = !info[5].IsNull() && !info[5].IsUndefined();
-    const float alpha = has_alpha ? info[5].As<Napi::Number>().FloatValue() : 1.0f;
-    if (has_alpha && !(alpha > 0.0f)) throw Fail("inormAct: alpha must be > 0");
-    p2p::inorm_act_forward(data_of<float>(info[0], n * hw * c, "z"), n, hw, c, info[4].As<Napi::Number>().FloatValue(),
-                           has_alpha, alpha, data_of<float>(info[6], n * hw * c, "h"),
-                           data_of<float>(info[7], n * c, "rs"));
+    Args a(info, "inormActForward", 8);
+    int64_t n, hw, c;
+    size_t nhwc, nc;
+    norm_dims(a, 1, &n, &hw, &c, &nhwc, &nc);
+    const double eps = a.finite(a[4], "epsilon");
+    a.check(eps >= 0.0, "epsilon", "be >= 0", eps);
+    float alpha;
+    const bool has_alpha = norm_alpha(a, a[5], &alpha);
+    p2p::inorm_act_forward(a.f32(a[0], "z", nhwc), n, hw, c, static_cast<float>(eps), has_alpha, alpha,
+                           a.f32(a[6], "h", nhwc), a.f32(a[7], "rs", nc));
     return env.Undefined();
   });
 }
 
 Napi::Value InormActBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int64_t n = info[3].As<Napi::Number>().Int64Value();
-    const int64_t hw = info[4].As<Napi::Number>().Int64Value();
-    const int64_t c = info[5].As<Napi::Number>().Int64Value();
-    const bool has_alpha = !info[6].IsNull() && !info[6].IsUndefined();
-    const float alpha = has_alpha ? info[6].As<Napi::Number>().FloatValue() : 1.0f;
-    if (has_alpha && !(alpha > 0.0f)) throw Fail("inormActGrad: alpha must be > 0");
-    p2p::inorm_act_backward(data_of<float>(info[0], n * hw * c, "g"), data_of<float>(info[1], n * hw * c, "h"),
-                            data_of<float>(info[2], n * c, "rs"), n, hw, c, has_alpha, alpha,
-                            data_of<float>(info[7], n * hw * c, "dz"));
+    Args a(info, "inormActBackward", 8);
+    int64_t n, hw, c;
+    size_t nhwc, nc;
+    norm_dims(a, 3, &n, &hw, &c, &nhwc, &nc);
+    float alpha;
+    const bool has_alpha = norm_alpha(a, a[6], &alpha);
+    p2p::inorm_act_backward(a.f32(a[0], "g", nhwc), a.f32(a[1], "h", nhwc), a.f32(a[2], "rs", nc), n, hw, c, has_alpha,
+                            alpha, a.f32(a[7], "dz", nhwc));
     return env.Undefined();
   });
 }
 
 Napi::Value Peak(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const int threads = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : 0;
-    auto r = p2p::measure_peak(info[0].As<Napi::Number>().DoubleValue(), threads);
+    Args a(info, "peak", 1);
+    // Bounded: the loop doubles until one run lasts this long, and each thread is an OS thread.
+    const double seconds = a.finite(a[0], "secondsEach");
+    a.check(seconds > 0.0 && seconds <= 60.0, "secondsEach", "be in (0, 60]", seconds);
+    const bool has_threads = a.length() > 1 && !a[1].IsUndefined();
+    const int threads = has_threads ? static_cast<int>(a.integer(a[1], "threads", 0, 1024)) : 0;
+    auto r = p2p::measure_peak(seconds, threads);
     auto o = Napi::Object::New(env);
     o.Set("avx2Gflops", r.avx2_gflops);
     o.Set("avx512Gflops", r.avx512_gflops);

@@ -282,9 +282,13 @@ int plain_if_gemm(int m) { return m == kLayoutGemmCol2im ? static_cast<int>(kLay
 // Its columns live in scratch: only for undilated problems up to 64 MB of them (the small deep maps
 // it is for); elsewhere mode 4 runs as plain.
 bool gemm_applicable(const ConvShape& s) {
-  return s.dh == 1 && s.dw == 1 && s.n * s.oh * s.ow * s.kh * s.kw * s.ic <= (int64_t(1) << 24);
+  // The product in double: convImpl's shapes come with no arrays to bound them, and int64 could wrap.
+  const double cols = static_cast<double>(s.n) * s.oh * s.ow * s.kh * s.kw * s.ic;
+  return s.dh == 1 && s.dw == 1 && cols <= static_cast<double>(int64_t(1) << 24);
 }
 
+// Strides >= 1 and array sizes are checked at the addon boundary (conv_args in addon.cc): the gather
+// below divides by the strides.
 void gemm_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx) {
   const int64_t m = s.n * s.oh * s.ow, k = s.oc, taps = s.kh * s.kw, nrow = taps * s.ic;
   float* ct = static_cast<float*>(g_scratch[kDst].get(static_cast<size_t>(m * nrow) * sizeof(float)));

@@ -3,9 +3,18 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The C++ addon in native/ (oneDNN convolutions, OpenMP element-wise loops); see native/src/addon.cc. */
+/**
+ * The C++ addon in native/ (oneDNN convolutions, OpenMP element-wise loops); see native/src/addon.cc.
+ * Every function checks its arguments before it runs: a wrong type (an Int32Array for float data, a
+ * string for a size) or a missing argument throws a TypeError, a bad value (a size that is negative or
+ * not whole, an array shorter than its shape, a stride of 0, an Adam step < 1) a RangeError, each one
+ * line naming the function and the argument. oneDNN's own failures throw an Error starting "oneDNN:".
+ */
 export interface NativeAddon {
-  /** params: [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, padTop, padLeft, dh, dw, layoutMode] */
+  /**
+   * params: [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, padTop, padLeft, dh, dw, layoutMode]; sizes
+   * >= 0, strides and dilations >= 1, pads >= 0, layoutMode 0-4 (see LayoutMode in native/src/conv.h).
+   */
   convForward(
     params: number[],
     x: Float32Array,
@@ -50,6 +59,7 @@ export interface NativeAddon {
     beta1: number,
     beta2: number,
     epsilon: number,
+    /** The 1-based step of the bias correction: an integer >= 1. */
     t: number,
   ): void;
   /** Instance norm + LeakyReLU over [n, hw, c] (alpha null: no activation); writes h and rs [n, c]. */
