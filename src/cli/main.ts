@@ -4,9 +4,11 @@ import { benchCommand } from './commands/bench.js';
 import { compareCommand } from './commands/compare.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { infoCommand } from './commands/info.js';
 import { prepareCommand } from './commands/prepare.js';
 import { trainCommand } from './commands/train.js';
+import { translateCommand } from './commands/translate.js';
 
 const program = new Command('pix2pix')
   .description('Pix2Pix image-to-image translation that trains in TypeScript')
@@ -19,6 +21,8 @@ for (const cmd of [
   trainCommand(),
   evalCommand(),
   compareCommand(),
+  translateCommand(),
+  exportCommand(),
   infoCommand(),
   demoCommand(),
   benchCommand(),

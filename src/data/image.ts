@@ -1,16 +1,9 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 
-/** An 8-bit RGB image, row-major, interleaved: the one pixel format inside the data pipeline. */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
+import { newImage, type RgbImage } from './rgb.js';
 
-export function newImage(width: number, height: number): RgbImage {
-  return { width, height, data: new Uint8Array(width * height * 3) };
-}
+export { newImage, type RgbImage };
 
 /**
  * Decodes any image sharp reads to 8-bit sRGB: EXIF orientation applied, alpha composited on white
