@@ -32,3 +32,4 @@ export {
 export { DEFAULT_CONFIG, type TrainConfig, validateConfig } from './train/config.js';
 export { type EpochEvent, type StepEvent, type TrainHooks, train } from './train/loop.js';
 export { type Logger, UserError } from './util/log.js';
+export { type ServeHandle, type ServeOptions, serve } from './web/index.js';

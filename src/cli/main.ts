@@ -7,6 +7,7 @@ import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
 import { infoCommand } from './commands/info.js';
 import { prepareCommand } from './commands/prepare.js';
+import { serveCommand } from './commands/serve.js';
 import { trainCommand } from './commands/train.js';
 import { translateCommand } from './commands/translate.js';
 
@@ -22,6 +23,7 @@ for (const cmd of [
   evalCommand(),
   compareCommand(),
   translateCommand(),
+  serveCommand(),
   exportCommand(),
   infoCommand(),
   demoCommand(),

@@ -3,6 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { listPairs } from './check.js';
+import { readDatasetInfo } from './dataset.js';
+import { applyDegradation, type Degradation, parseDegradation } from './degrade.js';
+import type { RgbImage } from './image.js';
 import { Rng } from './rng.js';
 import { DIRECTIONS, type LoaderOptions, type PairBatch, type PairSource, type Split } from './types.js';
 
@@ -11,7 +14,8 @@ export { checkDataset } from './check.js';
 /** What one pair of one epoch gets: the same crop and flip for both sides, so they stay aligned. */
 interface ItemPlan {
   name: string;
-  /** Side of the resized image the crop is cut from (== size when not cropping). */
+  epoch: number;
+  /** Side of the resized image the crop is cut from (== the output side when not cropping). */
   resize: number;
   left: number;
   top: number;
@@ -47,6 +51,9 @@ export interface LoaderStats {
 export class PairLoader implements PairSource {
   readonly stats: LoaderStats = { batches: 0, decodeMs: 0, waitMs: 0, maxAhead: 0, skipped: 0 };
   private readonly augment: boolean;
+  /** Side of the batches' images: the crop side, or the whole (resized) image. */
+  readonly side: number;
+  private readonly degrade?: Degradation[];
 
   constructor(
     readonly dir: string,
@@ -56,6 +63,8 @@ export class PairLoader implements PairSource {
     private readonly log: Logger,
   ) {
     this.augment = opts.augment && split === 'train';
+    this.side = opts.cropSize ?? opts.size;
+    this.degrade = split === 'train' && opts.degrade?.length ? opts.degrade : undefined;
   }
 
   get length(): number {
@@ -75,14 +84,17 @@ export class PairLoader implements PairSource {
     if (this.opts.shuffle ?? this.split === 'train')
       Rng.derive(seed, 'order', this.split, epoch).shuffle(names);
     const rng = Rng.derive(seed, 'augment', epoch);
-    const crop = this.augment && (this.opts.crop ?? true);
+    const jitter = this.augment && (this.opts.crop ?? true);
     const flip = this.augment && (this.opts.flip ?? true);
-    const resize = crop ? Math.floor(size * (this.opts.jitter ?? 1.12)) : size;
+    const resize = jitter ? Math.floor(size * (this.opts.jitter ?? 1.12)) : size;
+    // Without cropSize this draws exactly what it always did (the jitter crop's place, then the flip).
+    const crop = jitter || this.side < resize;
     const items = names.map((name) => ({
       name,
+      epoch,
       resize,
-      left: crop ? rng.int(resize - size + 1) : 0,
-      top: crop ? rng.int(resize - size + 1) : 0,
+      left: crop ? rng.int(resize - this.side + 1) : 0,
+      top: crop ? rng.int(resize - this.side + 1) : 0,
       flip: flip && rng.next() < 0.5,
     }));
     const out: ItemPlan[][] = [];
@@ -91,11 +103,21 @@ export class PairLoader implements PairSource {
     return out;
   }
 
-  private async decodeSide(path: string, p: ItemPlan, into: Float32Array, offset: number): Promise<void> {
-    const size = this.opts.size;
+  /** One side of a pair: a file, or pixels already decoded (a degradation drawn on the fly). */
+  private async decodeSide(
+    input: string | RgbImage,
+    p: ItemPlan,
+    into: Float32Array,
+    offset: number,
+  ): Promise<void> {
+    const size = this.side;
+    const source =
+      typeof input === 'string'
+        ? sharp(input, { failOn: 'truncated' })
+        : sharp(input.data, { raw: { width: input.width, height: input.height, channels: 3 } });
     // fit 'fill' ignores aspect, as pix2pix's own loader does: dataset images are square already, and a
     // foreign non-square set is better stretched than cropped away.
-    let img = sharp(path, { failOn: 'truncated' }).resize(p.resize, p.resize, { fit: 'fill' });
+    let img = source.resize(p.resize, p.resize, { fit: 'fill' });
     if (p.resize !== size) img = img.extract({ left: p.left, top: p.top, width: size, height: size });
     if (p.flip) img = img.flop();
     const { data, info } = await img
@@ -110,19 +132,45 @@ export class PairLoader implements PairSource {
     for (let i = 0; i < data.length; i++) into[offset + i] = data[i]! / 127.5 - 1;
   }
 
+  /**
+   * `--degrade-on-the-fly`: B decoded once at its stored size, A drawn from it with a generator of
+   * (seed, epoch, name) alone, so batching, prefetch order and resuming never change what is drawn.
+   */
+  private async decodeDegraded(p: ItemPlan, a: Float32Array, b: Float32Array, offset: number) {
+    const steps = this.degrade!;
+    const { data, info } = await sharp(join(this.dir, this.split, 'B', p.name), { failOn: 'truncated' })
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    const clean: RgbImage = {
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    };
+    const rng = Rng.derive(this.opts.seed, 'degrade-on-the-fly', p.epoch, p.name);
+    const degraded = await applyDegradation(steps, clean, rng);
+    await Promise.all([this.decodeSide(degraded, p, a, offset), this.decodeSide(clean, p, b, offset)]);
+  }
+
   private async decode(batch: ItemPlan[]): Promise<Decoded> {
     const t0 = performance.now();
-    const px = this.opts.size * this.opts.size * 3;
+    const px = this.side * this.side * 3;
     const a = new Float32Array(batch.length * px);
     const b = new Float32Array(batch.length * px);
     const ok = await Promise.all(
       batch.map(async (p, i) => {
         // Both sides settle before the pair is judged: with Promise.all, a side that fails fast would
         // let compaction move other pairs into this slot while the other side is still writing to it.
-        const sides = await Promise.allSettled([
-          this.decodeSide(join(this.dir, this.split, 'A', p.name), p, a, i * px),
-          this.decodeSide(join(this.dir, this.split, 'B', p.name), p, b, i * px),
-        ]);
+        const sides = await Promise.allSettled(
+          this.degrade
+            ? [this.decodeDegraded(p, a, b, i * px)]
+            : [
+                this.decodeSide(join(this.dir, this.split, 'A', p.name), p, a, i * px),
+                this.decodeSide(join(this.dir, this.split, 'B', p.name), p, b, i * px),
+              ],
+        );
         const failed = sides.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (!failed) return true;
         this.stats.skipped++;
@@ -168,7 +216,7 @@ export class PairLoader implements PairSource {
       this.stats.decodeMs += d.ms;
       fill();
       if (d.names.length === 0) continue;
-      const { size } = this.opts;
+      const size = this.side;
       const shape: [number, number, number, number] = [d.names.length, size, size, 3];
       const ta = tf.tensor4d(d.a, shape);
       const tb = tf.tensor4d(d.b, shape);
@@ -190,12 +238,43 @@ function validate(opts: LoaderOptions): void {
   if (!posInt(opts.batchSize))
     throw new UserError(`batch size must be a positive integer, got ${opts.batchSize}`);
   if (!posInt(opts.size)) throw new UserError(`image size must be a positive integer, got ${opts.size}`);
+  if (opts.cropSize !== undefined && !(posInt(opts.cropSize) && opts.cropSize <= opts.size)) {
+    throw new UserError(
+      `crop size must be a positive integer <= the image size ${opts.size}, got ${opts.cropSize}`,
+    );
+  }
   if (opts.jitter !== undefined && !(opts.jitter >= 1))
     throw new UserError(`jitter must be >= 1, got ${opts.jitter}`);
   if (!DIRECTIONS.includes(opts.direction)) {
     throw new UserError(`direction must be one of ${DIRECTIONS.join(', ')}, got ${opts.direction}`);
   }
 }
+
+/**
+ * The degradation `--degrade-on-the-fly` re-draws: the one dataset.json records for a dataset whose A
+ * side `prepare` (or `demo`) made from B. Any other dataset is a one-line UserError saying why.
+ */
+export async function onTheFlyDegradation(dir: string): Promise<Degradation[]> {
+  const info = await readDatasetInfo(dir);
+  const spec = info?.options.degrade;
+  const why = !info
+    ? 'it has no dataset.json'
+    : info.kind !== 'photos' && info.kind !== 'synthetic'
+      ? `its A side is real data (dataset.json kind '${info.kind}'${spec ? `, with ${spec} applied on top` : ''}), not made from B`
+      : typeof spec !== 'string' || spec === ''
+        ? 'its dataset.json records no degradation'
+        : undefined;
+  if (why) {
+    throw new UserError(
+      `--degrade-on-the-fly needs a dataset whose A side pix2pix prepare made from B with a synthetic degradation (e.g. --task denoise), and ${dir} is not one: ${why}`,
+    );
+  }
+  return parseDegradation(spec as string);
+}
+
+/** Whether re-drawing `steps` can give another A: only the noises draw random numbers. */
+export const isRandomDegradation = (steps: Degradation[]): boolean =>
+  steps.some((s) => /^(gaussian|poisson|saltpepper):/.test(s.spec));
 
 /**
  * Opens one split of a dataset folder (dataset.json + train/{A,B} + test/{A,B}, or the bare folders).

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { Degradation } from './degrade.js';
 
 /** One batch of aligned pairs, NHWC in [-1, 1]. The consumer disposes `a` and `b`. */
 export interface PairBatch {
@@ -38,6 +39,16 @@ export interface LoaderOptions {
   jitter?: number;
   /** Shuffle per epoch (default: train yes, test no, so test batches keep file-name order). */
   shuffle?: boolean;
+  /**
+   * Side of random square crops cut from each (resized, jittered) pair, at a fresh place every epoch:
+   * the batches are cropSize px. Default: `size`, whole images.
+   */
+  cropSize?: number;
+  /**
+   * Train split only: A is not read but re-made from B with these steps each time a pair is loaded,
+   * seeded by (seed, epoch, pair name), at the stored resolution before any resize, crop or flip.
+   */
+  degrade?: Degradation[];
 }
 
 /** A split of a dataset that streams batches; memory stays bounded whatever its size. */

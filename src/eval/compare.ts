@@ -102,6 +102,7 @@ const RESUMABLE = new Set<keyof TrainConfig>([
   'keep',
   'epochs',
   'epochsDecay',
+  'maxMinutes',
 ]);
 
 /** Parses `--grid-epochs`: first, best, last or epoch numbers. */
@@ -152,9 +153,11 @@ async function readSteps(runDir: string): Promise<StepRow[]> {
 /** Refuses to reuse a run folder whose options differ from those asked for (beyond schedule length). */
 async function checkReusable(dir: string, config: TrainConfig): Promise<void> {
   const { config: old } = await readRun(dir);
-  const diff = TRAIN_OPTIONS.filter((o) => !RESUMABLE.has(o.key) && old[o.key] !== config[o.key]);
+  // A run from before an option existed was trained with that option's default.
+  const was = (o: (typeof TRAIN_OPTIONS)[number]) => old[o.key] ?? o.default;
+  const diff = TRAIN_OPTIONS.filter((o) => !RESUMABLE.has(o.key) && was(o) !== config[o.key]);
   if (diff.length) {
-    const what = diff.map((o) => `--${o.flag} ${old[o.key]} (asked: ${config[o.key]})`).join(', ');
+    const what = diff.map((o) => `--${o.flag} ${was(o)} (asked: ${config[o.key]})`).join(', ');
     throw new UserError(`${dir} holds a run with other options: ${what}; remove it or choose another --out`);
   }
 }

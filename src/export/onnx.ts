@@ -26,6 +26,7 @@ export const ONNX_LAYER_CLASSES = [
   'Activation',
   'Dropout',
   'Concatenate',
+  'ResidualOutput',
 ] as const;
 
 /** Walks up from this module to the package root's third_party/onnx/onnx.proto (src/ or dist/src/). */
@@ -374,6 +375,15 @@ export function layersModelToOnnx(model: tfl.LayersModel, opts: OnnxExportOption
           emit('Concat', name, inputs, [iAttr('axis', nchwAxis((cfg.axis as number) ?? -1))]),
         );
         break;
+      case 'ResidualOutput': {
+        // y = clip(x + r, min, max) (src/models/residual.ts); Clip takes its bounds as scalar inputs
+        // since opset 11.
+        const lo = g.tensor(`${name}/min`, [], new Float32Array([(cfg.min as number | undefined) ?? -1]));
+        const hi = g.tensor(`${name}/max`, [], new Float32Array([(cfg.max as number | undefined) ?? 1]));
+        const sum = emit('Add', `${name}/add`, [inputs[0]!, inputs[1]!]);
+        tensorOf.set(name, emit('Clip', name, [sum, lo, hi]));
+        break;
+      }
       default:
         throw new UserError(
           `cannot export layer '${name}' of class ${cls} to ONNX: supported are ${ONNX_LAYER_CLASSES.join(', ')}`,

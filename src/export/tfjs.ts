@@ -1,4 +1,4 @@
-import { readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -94,6 +94,7 @@ export async function writeLayersModel(
 ): Promise<TfjsExport> {
   const shardBytes = opts.shardBytes ?? DEFAULT_SHARD_BYTES;
   if (!(shardBytes > 0)) throw new Error(`shard size must be positive (got ${shardBytes})`);
+  await mkdir(dir, { recursive: true });
   const artifacts = await artifactsOf(model);
   let specs = artifacts.weightSpecs ?? [];
   let data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0)));

@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+// The project's other custom layer: importing this module (as the loaders, the exporters and the
+// browser bundle do, to register custom layers) registers both.
+import './residual.js';
 
 export interface InstanceNormArgs {
   epsilon?: number;

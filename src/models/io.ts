@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import './instance-norm.js';
+import './residual.js';
 
 const WEIGHTS_FILE = 'weights.bin';
 

@@ -1,14 +1,29 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { UserError } from '../util/log.js';
 import { convInit, type NormKind, normLayer, SeedSequence } from './layers.js';
+import { ResidualOutput } from './residual.js';
 
 export interface UnetOptions {
-  /** Square input side: a power of two >= 32; the UNet has log2(size) levels (8 at 256). */
+  /** Square input side: a power of two >= 32; by default the UNet has log2(size) levels (8 at 256). */
   size: number;
   inChannels?: number;
   outChannels?: number;
   norm?: NormKind;
   seed?: number;
+  /** Channels of the first level (default 64, the reference's): levels have ngf, 2ngf, 4ngf, then 8ngf. */
+  ngf?: number;
+  /**
+   * Down levels (default 0: log2(size), a 1x1 bottleneck). Fewer keeps the same outer levels and stops
+   * earlier, so the bottleneck is size / 2^depth px; the innermost level has no norm either way.
+   */
+  depth?: number;
+  /** Dropout 0.5 on the 8ngf-channel levels, as the reference (default true). */
+  dropout?: boolean;
+  /**
+   * Predict a correction instead of the image: output = clip(input + r, -1, 1) (a ResidualOutput
+   * layer) where r is the last transposed conv's output, without tanh (see unetGenerator).
+   */
+  residual?: boolean;
 }
 
 type Sym = tfl.SymbolicTensor;
@@ -22,8 +37,23 @@ export function unetDepth(size: number): number {
   return depth;
 }
 
-/** Channels of down level `i` (1-based): 64, 128, 256, then 512 for every inner level. */
-const levelChannels = (i: number) => Math.min(64 * 2 ** (i - 1), 512);
+/**
+ * The number of down levels for images of `side` px: `depth`, or log2(side) (a 1x1 bottleneck) when it
+ * is 0. A UserError unless 1 <= depth <= log2(side): every level halves the image.
+ */
+export function resolveUnetDepth(side: number, depth = 0): number {
+  const max = unetDepth(side);
+  if (depth === 0) return max;
+  if (!Number.isInteger(depth) || depth < 1 || depth > max) {
+    throw new UserError(
+      `--depth ${depth} does not fit ${side} px images: use 1 to ${max} (each level halves the image; 0 means ${max}, a 1x1 bottleneck)`,
+    );
+  }
+  return depth;
+}
+
+/** Channels of down level `i` (1-based): ngf, 2ngf, 4ngf, then 8ngf for every inner level (64 .. 512). */
+const levelChannels = (i: number, ngf: number) => Math.min(ngf * 2 ** (i - 1), 8 * ngf);
 
 function apply(layer: tfl.layers.Layer | null, x: Sym): Sym {
   return layer ? (layer.apply(x) as Sym) : x;
@@ -80,25 +110,29 @@ function upBlock(
 /**
  * The reference's GeneratorUNet: the outermost and innermost down levels have no norm, every
  * 512-channel level has dropout (down4..down8, up1..up4 at 256), and a final transposed conv
- * with bias maps to the output channels through tanh.
+ * with bias maps to the output channels through tanh. `ngf`, `depth`, `dropout` and `residual`
+ * vary it (their defaults give the reference, layer for layer and weight for weight).
  */
 export function unetGenerator(opts: UnetOptions): tfl.LayersModel {
   const { size, inChannels = 3, outChannels = 3, norm = 'instance', seed = 1 } = opts;
-  const depth = unetDepth(size);
+  const { ngf = 64, dropout = true, residual = false } = opts;
+  if (!Number.isInteger(ngf) || ngf < 1) throw new UserError(`--ngf must be an integer >= 1 (got ${ngf})`);
+  const depth = resolveUnetDepth(size, opts.depth ?? 0);
   const seeds = new SeedSequence(seed);
   const input = tfl.input({ shape: [size, size, inChannels], name: 'input' });
+  const widest = 8 * ngf;
 
   const skips: Sym[] = [];
   let x: Sym = input;
   for (let i = 1; i <= depth; i++) {
-    const c = levelChannels(i);
+    const c = levelChannels(i, ngf);
     const outer = i === 1 || i === depth;
-    x = downBlock(x, `down${i}`, c, outer ? 'none' : norm, c === 512, seeds);
+    x = downBlock(x, `down${i}`, c, outer ? 'none' : norm, dropout && c === widest, seeds);
     skips.push(x);
   }
   for (let i = depth - 1, u = 1; i >= 1; i--, u++) {
-    const c = levelChannels(i);
-    x = upBlock(x, skips[i - 1], `up${u}`, c, norm, c === 512, seeds);
+    const c = levelChannels(i, ngf);
+    x = upBlock(x, skips[i - 1]!, `up${u}`, c, norm, dropout && c === widest, seeds);
   }
   x = apply(
     tfl.layers.conv2dTranspose({
@@ -112,6 +146,11 @@ export function unetGenerator(opts: UnetOptions): tfl.LayersModel {
     }),
     x,
   );
-  const output = apply(tfl.layers.activation({ name: 'output', activation: 'tanh' }), x);
+  // Residual: no tanh on r. The clip already keeps the output in [-1, 1]; a tanh would also cap the
+  // correction at +-1 (half the range: a white input pixel could never become black) and flatten its
+  // gradient where r is large. With the N(0, 0.02) init r starts small (std ~0.2 at ngf 64).
+  const output = residual
+    ? (new ResidualOutput({ name: 'output', min: -1, max: 1 }).apply([input, x]) as Sym)
+    : apply(tfl.layers.activation({ name: 'output', activation: 'tanh' }), x);
   return tfl.model({ inputs: input, outputs: output, name: 'unet' });
 }

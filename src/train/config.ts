@@ -2,7 +2,7 @@ import { BACKENDS, type BackendChoice } from '../backend/index.js';
 import { DIRECTIONS, type Direction } from '../data/types.js';
 import { NORMS, type NormKind } from '../models/layers.js';
 import { DISCRIMINATORS, type DiscriminatorKind } from '../models/patchgan.js';
-import { unetDepth } from '../models/unet.js';
+import { resolveUnetDepth, unetDepth } from '../models/unet.js';
 import { UserError } from '../util/log.js';
 import { GAN_MODES, type GanMode } from './losses.js';
 
@@ -20,6 +20,14 @@ export interface TrainConfig {
   epochsDecay: number;
   netD: DiscriminatorKind;
   norm: NormKind;
+  /** Channels of the generator's first level: ngf, 2ngf, 4ngf, then 8ngf (64: the reference's 64..512). */
+  ngf: number;
+  /** Generator down levels; 0 = log2 of the training side (--crop, else --size): a 1x1 bottleneck. */
+  depth: number;
+  /** Dropout 0.5 on the generator's 8ngf-channel levels (the reference's). */
+  dropout: boolean;
+  /** The generator predicts a correction: output = clip(input + G'(input), -1, 1). */
+  residual: boolean;
   ganMode: GanMode;
   lambdaL1: number;
   lr: number;
@@ -28,6 +36,17 @@ export interface TrainConfig {
   direction: Direction;
   /** Resize to 1.12x + random crop, and horizontal flip, on the training split. */
   augment: boolean;
+  /**
+   * Train on random crop x crop px crops of the (augmented) images, fresh every step (0 = whole
+   * images). The networks train at this side; `size` stays the side of evaluation, samples and the
+   * saved generator's input (the UNet is fully convolutional, so the same weights run at both).
+   */
+  crop: number;
+  /**
+   * Re-draw the dataset's synthetic degradation (dataset.json) from the clean B side whenever a training
+   * pair is loaded, seeded by (seed, epoch, pair), instead of reading the prepared A. Test split unchanged.
+   */
+  degradeOnTheFly: boolean;
   dropLast: boolean;
   seed: number;
   backend: BackendChoice;
@@ -39,6 +58,12 @@ export interface TrainConfig {
   microBatch: number;
   /** Stop each epoch after this many steps (0 = the whole split); for demos and smoke runs. */
   maxStepsPerEpoch: number;
+  /**
+   * Stop the run once this many minutes of training (the run's trainSeconds over all resumes, without
+   * evaluations) have passed: a checkpoint (mid-epoch if need be), an evaluation if --eval-every is
+   * set, and a normal return. 0 = no limit.
+   */
+  maxMinutes: number;
   /** Evaluate the test split every N epochs during training (0 = never). */
   evalEvery: number;
   /** Also write a (resume-only) checkpoint every N steps within an epoch (0 = at epoch ends only). */
@@ -79,7 +104,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     kind: 'int',
     min: 32,
     default: 256,
-    help: 'image side fed to the networks (power of two >= 32)',
+    help: 'image side of training (unless --crop), evaluation, samples and the saved generator (power of two >= 32)',
   },
   {
     key: 'batchSize',
@@ -125,6 +150,40 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     help: 'normalisation layers',
   },
   {
+    key: 'ngf',
+    fixed: true,
+    flag: 'ngf',
+    kind: 'int',
+    min: 1,
+    default: 64,
+    help: "width of the generator's first level: levels of n, 2n, 4n, then 8n channels (64: 64 .. 512)",
+  },
+  {
+    key: 'depth',
+    fixed: true,
+    flag: 'depth',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'generator down levels, each halving the image (0: log2 of the training side, a 1x1 bottleneck; fewer: a larger one)',
+  },
+  {
+    key: 'dropout',
+    fixed: true,
+    flag: 'dropout',
+    kind: 'flag',
+    default: true,
+    help: "no dropout in the generator (the reference's 0.5 on its 8n-channel levels)",
+  },
+  {
+    key: 'residual',
+    fixed: true,
+    flag: 'residual',
+    kind: 'flag',
+    default: false,
+    help: 'the generator predicts a correction: output = clip(input + G(input), -1, 1)',
+  },
+  {
     key: 'ganMode',
     fixed: true,
     flag: 'gan-mode',
@@ -154,6 +213,26 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     help: 'no resize-and-crop jitter or flips on the training split',
   },
   {
+    // Fixed: it changes no weight's shape, but it is the data the run learns from, and it sets the
+    // default --depth and the side D is built at.
+    key: 'crop',
+    fixed: true,
+    flag: 'crop',
+    kind: 'int',
+    min: 0,
+    default: 0,
+    help: 'train on random n x n crops, fresh every step (a power of two >= 32, <= --size; --size stays the evaluation size; 0: whole images)',
+  },
+  {
+    // Fixed: it defines the training data (fresh noise every epoch instead of the prepared A).
+    key: 'degradeOnTheFly',
+    fixed: true,
+    flag: 'degrade-on-the-fly',
+    kind: 'flag',
+    default: false,
+    help: "re-draw the dataset's synthetic degradation (dataset.json) from the clean side whenever a training pair is loaded (seeded by seed, epoch, pair); the test split stays as prepared",
+  },
+  {
     key: 'dropLast',
     flag: 'drop-last',
     kind: 'flag',
@@ -167,6 +246,14 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     min: 0,
     default: 0,
     help: 'stop each epoch after n steps (0: the whole split)',
+  },
+  {
+    key: 'maxMinutes',
+    flag: 'max-minutes',
+    kind: 'number',
+    min: 0,
+    default: 0,
+    help: 'stop once the run has trained this many minutes (fractions allowed): checkpoint, evaluate if --eval-every is set, exit 0 (0: no limit)',
   },
   {
     key: 'seed',
@@ -280,6 +367,12 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (Number.isInteger(c.size)) {
     try {
       unetDepth(c.size);
+      if (c.crop !== 0 && Number.isInteger(c.crop)) {
+        if (!(c.crop >= 32 && c.crop <= c.size && Number.isInteger(Math.log2(c.crop)))) {
+          throw new UserError(`--crop ${c.crop} must be a power of two from 32 to --size ${c.size} (or 0)`);
+        }
+      }
+      if (Number.isInteger(c.depth) && c.depth >= 0) resolveUnetDepth(trainingSide(c), c.depth);
     } catch (e) {
       errors.push((e as Error).message);
     }
@@ -287,6 +380,18 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (errors.length) throw new UserError(`invalid training options: ${errors.join('; ')}`);
   return c;
 }
+
+/** An option with its value as typed: `--size 64`, `--residual`, `--no-dropout`. */
+function optionText(o: TrainOption, v: unknown): string {
+  return o.kind === 'flag' ? `--${v ? '' : 'no-'}${o.flag}` : `--${o.flag} ${v}`;
+}
+
+/** Side of the images the networks train on: --crop, else --size. */
+export const trainingSide = (c: Pick<TrainConfig, 'size' | 'crop'>): number => c.crop || c.size;
+
+/** The generator's number of down levels: --depth, or log2 of the training side when it is 0. */
+export const generatorDepth = (c: Pick<TrainConfig, 'size' | 'crop' | 'depth'>): number =>
+  resolveUnetDepth(trainingSide(c), c.depth);
 
 /**
  * The config a resumed run continues with: the run's own config.json, with only the options given
@@ -297,6 +402,8 @@ export function resumedConfig(
   saved: TrainConfig,
   given: Partial<TrainConfig>,
 ): { config: TrainConfig; changed: ConfigChanges } {
+  // Runs from before an option existed had its default.
+  saved = { ...DEFAULT_CONFIG, ...saved };
   const refused: string[] = [];
   const next: Record<string, unknown> = {
     ...saved,
@@ -305,8 +412,10 @@ export function resumedConfig(
   };
   for (const o of TRAIN_OPTIONS) {
     if (!(o.key in given) || given[o.key] === saved[o.key]) continue;
-    if (o.fixed) refused.push(`--${o.flag} ${given[o.key]} (the run has ${saved[o.key]})`);
-    else next[o.key] = given[o.key];
+    if (o.fixed) {
+      const had = o.kind === 'flag' ? optionText(o, saved[o.key]) : saved[o.key];
+      refused.push(`${optionText(o, given[o.key])} (the run has ${had})`);
+    } else next[o.key] = given[o.key];
   }
   if (refused.length) {
     throw new UserError(
@@ -321,10 +430,12 @@ export function resumedConfig(
 export type ConfigChanges = Record<string, { from: unknown; to: unknown }>;
 
 export function configChanges(from: TrainConfig, to: TrainConfig): ConfigChanges {
+  // An option missing from an older config.json had its default.
+  const value = (c: TrainConfig, o: TrainOption) => c[o.key] ?? o.default;
   return Object.fromEntries(
-    TRAIN_OPTIONS.filter((o) => from[o.key] !== to[o.key]).map((o) => [
+    TRAIN_OPTIONS.filter((o) => value(from, o) !== value(to, o)).map((o) => [
       o.flag,
-      { from: from[o.key], to: to[o.key] },
+      { from: value(from, o), to: value(to, o) },
     ]),
   );
 }

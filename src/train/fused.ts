@@ -224,7 +224,9 @@ function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean): tf.Tensor4D
 
 /**
  * Runs `model` on `inputs` (in the order of model.inputs) as model.apply(inputs, {training}) would,
- * with the fusable chains fused. Layers outside a chain run through their own apply.
+ * with the fusable chains fused. Layers outside a chain (concat, the tanh, a residual generator's
+ * ResidualOutput add + clip) run through their own apply, under tfjs autodiff. Nothing here reads the
+ * model's input shape: `--crop` trains a generator built at --size on smaller crops.
  */
 export function fusedApply(model: tfl.LayersModel, inputs: tf.Tensor[], training: boolean): tf.Tensor {
   const { plan, fusedAway } = planFor(model);

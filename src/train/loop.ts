@@ -3,7 +3,8 @@ import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { version_layers } from '@tensorflow/tfjs-layers';
-import { checkDataset, openPairs } from '../data/loader.js';
+import type { Degradation } from '../data/degrade.js';
+import { checkDataset, isRandomDegradation, onTheFlyDegradation, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
 import { writeGrid } from '../eval/images.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
@@ -16,7 +17,13 @@ import {
   removeUnfinishedCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
-import { type ConfigChanges, configChanges, learningRateAt, type TrainConfig } from './config.js';
+import {
+  type ConfigChanges,
+  configChanges,
+  learningRateAt,
+  type TrainConfig,
+  trainingSide,
+} from './config.js';
 import { withDropoutSeed } from './fused.js';
 import { chooseMicroBatch } from './memory.js';
 import { createTrainState, disposeTrainState, NonFiniteError, type StepLosses, trainStep } from './step.js';
@@ -73,6 +80,18 @@ export interface TrainHooks {
   shouldStop?: () => 'SIGINT' | 'SIGTERM' | undefined;
   /** Epochs `--keep` must not delete besides the last N (the CLI gives the best by PSNR in eval.csv). */
   keepAlso?: () => Promise<number[]>;
+  /** Called once when `--max-minutes` ends the run (after its checkpoint and evaluation). */
+  onTimeLimit?: (e: TimeLimitEvent) => void;
+}
+
+/** Where a run that reached `--max-minutes` stopped. */
+export interface TimeLimitEvent {
+  epoch: number;
+  step: number;
+  /** The checkpoint written there: the epoch's own, or a mid-epoch one. */
+  checkpoint: string;
+  trainSeconds: number;
+  scores?: EpochScores;
 }
 
 /** A run stopped on request after a whole step, with a checkpoint to resume from. */
@@ -232,9 +251,20 @@ export async function train(
     );
   }
   await mkdir(join(config.out, 'samples'), { recursive: true });
+  // Checked before anything is written: a dataset without a recorded degradation is refused here.
+  let degrade: Degradation[] | undefined;
+  if (config.degradeOnTheFly) {
+    degrade = await onTheFlyDegradation(config.data);
+    const spec = degrade.map((d) => d.spec).join('+');
+    log.info(
+      isRandomDegradation(degrade)
+        ? `--degrade-on-the-fly: ${spec} re-drawn from B for every training pair, every epoch`
+        : `--degrade-on-the-fly: ${spec} draws nothing at random, so it gives the prepared A again (made from B at every load)`,
+    );
+  }
   let microBatch = config.microBatch;
   if (microBatch === 0) {
-    const choice = chooseMicroBatch({ ...config, backend: tf.getBackend() });
+    const choice = chooseMicroBatch({ ...config, size: trainingSide(config), backend: tf.getBackend() });
     microBatch = choice.microBatch;
     log.info(`micro-batch ${microBatch}: ${choice.reason}`);
   }
@@ -320,6 +350,8 @@ export async function train(
       seed: config.seed,
       dropLast: config.dropLast,
       direction: config.direction,
+      cropSize: config.crop || undefined,
+      degrade,
     },
     log,
   );
@@ -332,10 +364,26 @@ export async function train(
       `${loader.length} training pairs make no full batch of ${config.batchSize}: lower --batch-size`,
     );
   }
+  const budget = config.maxMinutes * 60;
+  if (budget > 0 && trainSeconds >= budget) {
+    log.info(
+      `--max-minutes ${config.maxMinutes}: the run has trained ${(trainSeconds / 60).toFixed(2)} minutes already, nothing to do (give a larger --max-minutes to continue)`,
+    );
+    disposeTrainState(state);
+    return [];
+  }
   const sample = await samplePairs(config, check.counts.test > 0);
   const metricsPath = join(config.out, 'metrics.jsonl');
   const totalEpochs = config.epochs + config.epochsDecay;
   const done: EpochEvent[] = [];
+  /** Set when --max-minutes ends the run: after a step, or at the end of an epoch. */
+  let timeUp = false;
+  const reportTimeLimit = (e: TimeLimitEvent) => {
+    log.info(
+      `--max-minutes ${config.maxMinutes}: stopped after ${(e.trainSeconds / 60).toFixed(2)} minutes of training, in epoch ${e.epoch} at step ${e.step}; checkpoint ${e.checkpoint} (continue with --resume and a larger --max-minutes)`,
+    );
+    hooks.onTimeLimit?.(e);
+  };
   try {
     for (let epoch = firstEpoch; epoch <= totalEpochs; epoch++) {
       const lr = learningRateAt(config, epoch);
@@ -381,20 +429,30 @@ export async function train(
           ),
         );
         hooks.onStep?.({ epoch, totalEpochs, step, stepsPerEpoch, globalStep, losses, imagesPerSec, lr });
+        timeUp = budget > 0 && trainSeconds + (performance.now() - t0) / 1000 >= budget;
         if (step >= stepsPerEpoch) break;
         const signal = hooks.shouldStop?.();
-        if (signal || (config.saveEverySteps > 0 && globalStep % config.saveEverySteps === 0)) {
+        if (signal || timeUp || (config.saveEverySteps > 0 && globalStep % config.saveEverySteps === 0)) {
+          const seconds = trainSeconds + (performance.now() - t0) / 1000;
           const at = await guardWrite(`a mid-epoch checkpoint at step ${globalStep}`, config.out, () =>
             saveCheckpoint(config.out, state, {
               epoch,
               step: globalStep,
               time: new Date().toISOString(),
-              trainSeconds: trainSeconds + (performance.now() - t0) / 1000,
+              trainSeconds: seconds,
               images,
               batchInEpoch: step,
             }),
           );
           if (signal) throw new TrainingStopped(signal, globalStep, at);
+          if (timeUp) {
+            // A planned stop, resumable from here: evaluated (into eval.csv under this epoch, until
+            // the resumed epoch replaces it) when --eval-every is set, then a normal return.
+            const scores =
+              config.evalEvery > 0 ? await hooks.evaluate?.(state.G, { epoch, step: globalStep }) : undefined;
+            reportTimeLimit({ epoch, step: globalStep, checkpoint: at, trainSeconds: seconds, scores });
+            return done;
+          }
         }
       }
       const stepsRun = Math.max(1, step - first);
@@ -417,7 +475,8 @@ export async function train(
       }
       const seconds = (performance.now() - t0) / 1000;
       let scores: EpochScores | undefined;
-      if (config.evalEvery > 0 && (epoch % config.evalEvery === 0 || epoch === totalEpochs)) {
+      const lastEpoch = epoch === totalEpochs || timeUp;
+      if (config.evalEvery > 0 && (epoch % config.evalEvery === 0 || lastEpoch)) {
         if (hooks.evaluate) scores = await hooks.evaluate(state.G, { epoch, step: globalStep });
         else if (epoch === config.evalEvery) log.warn('evalEvery is set but no evaluate hook was given');
       }
@@ -443,6 +502,11 @@ export async function train(
       };
       done.push(event);
       hooks.onEpoch?.(event);
+      if (timeUp && epoch < totalEpochs) {
+        // The epoch's own checkpoint and evaluation are the stop's.
+        reportTimeLimit({ epoch, step: globalStep, checkpoint, trainSeconds, scores });
+        break;
+      }
     }
   } finally {
     tf.dispose([sample.a, sample.b]);

@@ -4,14 +4,38 @@ import { patchDiscriminator } from '../models/patchgan.js';
 import { unetGenerator } from '../models/unet.js';
 import { UserError } from '../util/log.js';
 import { Adam } from './adam.js';
-import type { TrainConfig } from './config.js';
+import { generatorDepth, type TrainConfig, trainingSide } from './config.js';
 import { fusedApply } from './fused.js';
 import { ganLoss, l1Loss } from './losses.js';
 
-export type ModelConfig = Pick<
+/** What the networks are built from. */
+export type NetworkConfig = Pick<
   TrainConfig,
-  'size' | 'netD' | 'norm' | 'ganMode' | 'lambdaL1' | 'lr' | 'beta1' | 'beta2' | 'seed' | 'microBatch'
+  'size' | 'crop' | 'netD' | 'norm' | 'ngf' | 'depth' | 'dropout' | 'residual' | 'seed'
 >;
+
+export type ModelConfig = NetworkConfig &
+  Pick<TrainConfig, 'ganMode' | 'lambdaL1' | 'lr' | 'beta1' | 'beta2' | 'microBatch'>;
+
+/**
+ * A run's two networks, freshly initialised. G takes --size images (what evaluation, samples,
+ * translate and export feed it); with --crop it trains on smaller crops through the same weights
+ * (fusedApply runs any side that 2^depth divides). D only ever sees training images, so it is built
+ * at the training side; its weights do not depend on it.
+ */
+export function buildNetworks(c: NetworkConfig): { G: tfl.LayersModel; D: tfl.LayersModel } {
+  const G = unetGenerator({
+    size: c.size,
+    norm: c.norm,
+    seed: c.seed,
+    ngf: c.ngf,
+    depth: generatorDepth(c),
+    dropout: c.dropout,
+    residual: c.residual,
+  });
+  const D = patchDiscriminator({ size: trainingSide(c), kind: c.netD, norm: c.norm, seed: c.seed + 1 });
+  return { G, D };
+}
 
 export interface TrainState {
   config: ModelConfig;
@@ -36,10 +60,7 @@ export function createTrainState(
   config: ModelConfig,
   models?: { G: tfl.LayersModel; D: tfl.LayersModel },
 ): TrainState {
-  const G = models?.G ?? unetGenerator({ size: config.size, norm: config.norm, seed: config.seed });
-  const D =
-    models?.D ??
-    patchDiscriminator({ size: config.size, kind: config.netD, norm: config.norm, seed: config.seed + 1 });
+  const { G, D } = models ?? buildNetworks(config);
   const hp = { lr: config.lr, beta1: config.beta1, beta2: config.beta2 };
   return {
     config,

@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import '@tensorflow/tfjs-backend-cpu';
-import { openPairs } from '../../src/data/loader.js';
+import { DatasetWriter } from '../../src/data/dataset.js';
+import { newImage } from '../../src/data/image.js';
+import { onTheFlyDegradation, openPairs } from '../../src/data/loader.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import type { LoaderOptions, PairBatch } from '../../src/data/types.js';
 import { type Logger, UserError } from '../../src/util/log.js';
@@ -273,4 +275,124 @@ test('bad folders and options are UserErrors', async () => {
     /batch size must be a positive integer/,
   );
   await assert.rejects(openPairs(dir, 'train', { ...base, jitter: 0.5 }), /jitter must be >= 1/);
+});
+
+test('--crop: random crop-size crops of A and B alike, at a new place every epoch; test stays whole', async () => {
+  const dir = await identicalPairs(8, 64);
+  const opts = { ...base, size: 64, cropSize: 32, batchSize: 8 };
+  const e0 = await collect((await openPairs(dir, 'train', opts)).batches(0));
+  assert.deepEqual(e0.shapes, [
+    [8, 32, 32, 3],
+    [8, 32, 32, 3],
+  ]);
+  assert.deepEqual(e0.a, e0.b);
+  // Each crop is a window of its 64 px original (no jitter or flip without --augment).
+  for (const [i, n] of e0.names[0]!.entries()) {
+    const orig = [...patternPixels(64, 64, Number(n.slice(1, -4)))];
+    const got = item(e0.a[0]!, i);
+    let found = false;
+    for (let top = 0; top <= 32 && !found; top++) {
+      for (let left = 0; left <= 32 && !found; left++) {
+        found = got.every((v, j) => {
+          const p = Math.floor(j / 3);
+          return v === orig[((top + Math.floor(p / 32)) * 64 + left + (p % 32)) * 3 + (j % 3)];
+        });
+      }
+    }
+    assert.ok(found, `${n} is not a 32 px window of its image`);
+  }
+  assert.deepEqual(await collect((await openPairs(dir, 'train', opts)).batches(0)), e0);
+  assert.notDeepEqual((await collect((await openPairs(dir, 'train', opts)).batches(1))).a, e0.a);
+  const aug = await collect((await openPairs(dir, 'train', { ...opts, augment: true })).batches(0));
+  assert.deepEqual(aug.shapes[0], [8, 32, 32, 3]);
+  assert.deepEqual(aug.a, aug.b);
+  // Without cropSize nothing changes: the same draws as before the option existed.
+  const plain = await openPairs(dir, 'train', { ...base, size: 64, augment: true });
+  const withFull = await openPairs(dir, 'train', { ...base, size: 64, augment: true, cropSize: 64 });
+  assert.deepEqual(withFull.plan(3), plain.plan(3));
+});
+
+/** A dataset like `prepare` makes with gaussian:25: flat grey B (128), A noisy, all recorded. */
+async function flatNoiseDataset(): Promise<string> {
+  const dir = join(await tempDir(), 'flat');
+  const writer = await DatasetWriter.create(dir);
+  const names: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const b = newImage(32, 32);
+    b.data.fill(128);
+    const a = newImage(32, 32);
+    a.data.fill(100 + i); // a stand-in for the prepared noisy A: never read on the fly
+    names.push(`flat${i}`);
+    await writer.writePair(`flat${i}-0.png`, `flat${i}`, a, b);
+  }
+  await writer.finish(
+    {
+      kind: 'synthetic',
+      size: 32,
+      seed: 1,
+      split: 0.8,
+      options: { degrade: 'gaussian:25' },
+      counts: { train: 0, test: 0, sources: 5, skipped: 0, flatTiles: 0 },
+      sources: names.map((name) => ({ name, split: 'train' as const, pairs: 1 })),
+      skipped: [],
+    },
+    new Map(names.map((n, i) => [n, i < 4 ? 'train' : 'test'])),
+  );
+  return dir;
+}
+
+test('--degrade-on-the-fly: gaussian:25 re-drawn from B per (seed, epoch, pair); test split as prepared', async () => {
+  const dir = await flatNoiseDataset();
+  const degrade = await onTheFlyDegradation(dir);
+  assert.deepEqual(
+    degrade.map((d) => d.spec),
+    ['gaussian:25'],
+  );
+  const opts = { ...base, batchSize: 4, degrade };
+  const e1 = await collect((await openPairs(dir, 'train', opts)).batches(1));
+  // B is the clean file; A - B is the noise: mean 0, std 25 levels = 25 / 127.5 in [-1, 1] units.
+  for (const v of e1.b[0]!) assert.ok(Math.abs(v - (128 / 127.5 - 1)) < 1e-6);
+  const noise = e1.a[0]!.map((v, i) => v - e1.b[0]![i]!);
+  const mean = noise.reduce((s, v) => s + v, 0) / noise.length;
+  const std = Math.sqrt(noise.reduce((s, v) => s + (v - mean) ** 2, 0) / noise.length);
+  assert.ok(Math.abs(mean) < 0.01, `mean ${mean}`);
+  assert.ok(Math.abs(std / (25 / 127.5) - 1) < 0.05, `std ${std}, want ${25 / 127.5}`);
+  // Deterministic per (seed, epoch, pair), whatever the batching; another epoch or seed draws anew.
+  const again = await collect(
+    (await openPairs(dir, 'train', { ...opts, batchSize: 1, shuffle: false })).batches(1),
+  );
+  const byName = (c: typeof e1) => {
+    const px = 32 * 32 * 3;
+    const m = new Map<string, string>();
+    c.names.forEach((ns, bi) => {
+      ns.forEach((n, i) => {
+        m.set(n, JSON.stringify([...c.a[bi]!.subarray(i * px, (i + 1) * px)]));
+      });
+    });
+    return m;
+  };
+  assert.deepEqual(byName(again), byName(e1));
+  const e2 = byName(await collect((await openPairs(dir, 'train', opts)).batches(2)));
+  const other = byName(await collect((await openPairs(dir, 'train', { ...opts, seed: 2 })).batches(1)));
+  for (const [n, a] of byName(e1)) {
+    assert.notEqual(e2.get(n), a, `${n}: epoch 2 drew the same noise`);
+    assert.notEqual(other.get(n), a, `${n}: seed 2 drew the same noise`);
+  }
+  // The test split is read as prepared.
+  const t = await collect((await openPairs(dir, 'test', opts)).batches(0));
+  for (const v of t.a[0]!) assert.ok(Math.abs(v - (104 / 127.5 - 1)) < 1e-6);
+});
+
+test('--degrade-on-the-fly refuses a dataset without a recorded synthetic degradation, in one line', async () => {
+  await assert.rejects(
+    onTheFlyDegradation(await identicalPairs(2)),
+    (e: Error) =>
+      e instanceof UserError && /--degrade-on-the-fly needs .*it has no dataset.json$/.test(e.message),
+  );
+  const gray = join(await tempDir(), 'gray');
+  await writeSyntheticDataset(gray, { count: 4, size: 32, seed: 1, degrade: 'gray' });
+  assert.deepEqual(
+    (await onTheFlyDegradation(gray)).map((d) => d.spec),
+    ['gray'],
+  );
 });

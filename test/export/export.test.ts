@@ -13,6 +13,7 @@ import { epochEvaluator, parseEvalCsv } from '../../src/eval/evaluate.js';
 import { type ExportMetadata, exportModel } from '../../src/export/export.js';
 import { toFloat16 } from '../../src/export/float16.js';
 import { decodeOnnx, layersModelToOnnx, samePads } from '../../src/export/onnx.js';
+import { writeLayersModel } from '../../src/export/tfjs.js';
 import { loadGenerator } from '../../src/infer/load.js';
 import { unetGenerator } from '../../src/models/unet.js';
 import { validateConfig } from '../../src/train/config.js';
@@ -272,6 +273,30 @@ describe('export', () => {
     const xs = tf.randomUniform([1, 7, 7, 2], -1, 1, 'float32', 5) as tf.Tensor4D;
     const out2 = await runOnnx(layersModelToOnnx(small).bytes, xs);
     assert.ok(maxAbsDiff(out2.data as Float32Array, (small.predict(xs) as tf.Tensor).dataSync()) < 1e-5);
+  });
+
+  it('a residual generator (--residual --ngf 16 --depth 4 --no-dropout): tfjs export and ONNX (Add + Clip) give its output, clipping included', async (t) => {
+    const G = unetGenerator({ size: 32, ngf: 16, depth: 4, dropout: false, residual: true, seed: 6 });
+    // Inputs near the range's ends, so x + r leaves [-1, 1] and the clip matters.
+    const r = rng(13);
+    const x = tf.tensor4d(
+      Float32Array.from({ length: 2 * 32 * 32 * 3 }, () => (r() < 0.5 ? -0.95 : 0.95) + 0.1 * (r() - 0.5)),
+      [2, 32, 32, 3],
+    );
+    const ref = (G.predict(x) as tf.Tensor).dataSync() as Float32Array;
+    assert.ok(ref.some((v) => v === 1) && ref.some((v) => v === -1), 'some outputs are clipped');
+    const onnx = layersModelToOnnx(G);
+    assert.ok(onnx.ops.includes('Add') && onnx.ops.includes('Clip'));
+    const d = maxAbsDiff((await runOnnx(onnx.bytes, x)).data as Float32Array, ref);
+    t.diagnostic(`residual ONNX vs tfjs: max abs diff ${d.toExponential(3)}`);
+    assert.ok(d < 1e-4, String(d));
+    const dir = join(root, 'export-residual');
+    await writeLayersModel(G, dir);
+    const { model } = await loadLikeBrowser(dir);
+    assert.equal(maxAbsDiff((model.predict(x) as tf.Tensor).dataSync(), ref), 0);
+    tf.dispose([x]);
+    G.dispose();
+    model.dispose();
   });
 
   it('ONNX: a layer class it does not know is a one-line error naming the layer', () => {

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { unetDepth, unetGenerator } from '../../src/models/unet.js';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { loadModel, saveModel } from '../../src/models/io.js';
+import { resolveUnetDepth, unetDepth, unetGenerator } from '../../src/models/unet.js';
 import { useWasm } from '../helpers.js';
 
 before(useWasm);
@@ -69,5 +75,122 @@ describe('unetGenerator', () => {
     for (const size of [16, 100, 0]) {
       assert.throws(() => unetDepth(size), /image size .* power of two from 32/);
     }
+  });
+
+  it('default options are the reference, weight for weight (checksum recorded before --ngf/--depth existed)', () => {
+    const g = unetGenerator({ size: 32, seed: 1 });
+    const same = unetGenerator({ size: 32, seed: 1, ngf: 64, depth: 5, dropout: true, residual: false });
+    const sum = (m: tfl.LayersModel) => {
+      const h = createHash('sha256');
+      for (const w of m.getWeights()) h.update(new Uint8Array((w.dataSync() as Float32Array).slice().buffer));
+      return h.digest('hex');
+    };
+    assert.equal(g.countParams(), 16_655_363);
+    assert.equal(sum(g), '2a1505d8f0d7d9e7703dcd27a38220c40b0ee71d4ad93aa17dfd847238f945f1');
+    assert.equal(sum(same), sum(g));
+    assert.deepEqual(JSON.stringify(same.toJSON(null, false)), JSON.stringify(g.toJSON(null, false)));
+    g.dispose();
+    same.dispose();
+  });
+});
+
+/** Parameters of a UNet with instance norm, counted by hand: 4x4 kernels, no bias but the last layer's. */
+function analyticParams(ngf: number, depth: number): number {
+  const c = (i: number) => Math.min(ngf * 2 ** (i - 1), 8 * ngf);
+  let n = 0;
+  for (let i = 1; i <= depth; i++) n += 16 * (i === 1 ? 3 : c(i - 1)) * c(i);
+  for (let i = depth - 1; i >= 1; i--) n += 16 * (i === depth - 1 ? c(depth) : 2 * c(i + 1)) * c(i);
+  // The last transposed conv reads up(depth-1) ++ down1, or down1 alone when depth is 1.
+  return n + 16 * (depth === 1 ? 1 : 2) * c(1) * 3 + 3;
+}
+
+describe('unetGenerator options: --ngf, --depth, --no-dropout, --residual', () => {
+  it('ngf and depth set the widths and the levels: shapes and the analytic parameter count', () => {
+    assert.equal(analyticParams(64, 8), 54_404_099);
+    for (const [size, ngf, depth] of [
+      [64, 16, 4],
+      [64, 8, 6],
+      [32, 32, 3],
+      [32, 8, 1],
+    ] as const) {
+      const g = unetGenerator({ size, ngf, depth });
+      const what = `size ${size} ngf ${ngf} depth ${depth}`;
+      assert.equal(g.countParams(), analyticParams(ngf, depth), what);
+      const side = size / 2 ** depth;
+      const inner = Math.min(ngf * 2 ** (depth - 1), 8 * ngf);
+      assert.deepEqual(g.getLayer(`down${depth}_act`).outputShape, [null, side, side, inner], what);
+      assert.throws(() => g.getLayer(`down${depth + 1}_conv`));
+      assert.deepEqual(g.getLayer('down1_conv').outputShape, [null, size / 2, size / 2, ngf], what);
+      assert.deepEqual(g.outputs[0]!.shape, [null, size, size, 3]);
+      const names = g.layers.map((l) => l.name);
+      // The innermost level has no norm, as at full depth; the others keep theirs.
+      assert.ok(!names.includes(`down${depth}_norm`) && !names.includes('down1_norm'), what);
+      if (depth > 2) assert.ok(names.includes(`down${depth - 1}_norm`), what);
+      g.dispose();
+    }
+    const full = unetGenerator({ size: 32, ngf: 8, depth: 0 });
+    assert.equal(full.countParams(), analyticParams(8, 5));
+    full.dispose();
+  });
+
+  it('dropout sits on the 8ngf-channel levels, and --no-dropout leaves no Dropout layer', () => {
+    const g = unetGenerator({ size: 64, ngf: 16 });
+    const drops = g.layers.filter((l) => l.getClassName() === 'Dropout').map((l) => l.name);
+    assert.deepEqual(drops, ['down4_drop', 'down5_drop', 'down6_drop', 'up1_drop', 'up2_drop']);
+    g.dispose();
+    const none = unetGenerator({ size: 64, ngf: 16, dropout: false });
+    assert.equal(none.layers.filter((l) => l.getClassName() === 'Dropout').length, 0);
+    assert.equal(none.countParams(), analyticParams(16, 6));
+    none.dispose();
+  });
+
+  it('rejects a depth the image cannot take with a one-line reason', () => {
+    assert.equal(resolveUnetDepth(64, 0), 6);
+    assert.equal(resolveUnetDepth(64, 3), 3);
+    for (const depth of [7, -1, 2.5]) {
+      assert.throws(() => resolveUnetDepth(64, depth), /--depth .* does not fit 64 px images: use 1 to 6/);
+    }
+  });
+
+  it('residual: output = clip(input + r, -1, 1) with r the last transposed conv, no tanh', () => {
+    const g = unetGenerator({ size: 32, ngf: 8, depth: 4, dropout: false, residual: true, seed: 2 });
+    const out = g.getLayer('output');
+    assert.equal(out.getClassName(), 'ResidualOutput');
+    assert.ok(!g.layers.some((l) => l.getClassName() === 'Activation'));
+    const r = tfl.model({ inputs: g.inputs, outputs: g.getLayer('up4_deconv').output as tfl.SymbolicTensor });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 5);
+    const y = g.predict(x) as tf.Tensor;
+    const want = tf.clipByValue(tf.add(x, r.predict(x) as tf.Tensor), -1, 1);
+    assert.deepEqual(y.dataSync(), want.dataSync());
+    // Some outputs are clipped, so the clip is exercised.
+    assert.ok((y.dataSync() as Float32Array).some((v) => v === 1 || v === -1));
+    // A zero last layer makes G the identity.
+    g.getLayer('up4_deconv').setWeights(
+      g
+        .getLayer('up4_deconv')
+        .getWeights()
+        .map((w) => tf.zerosLike(w)),
+    );
+    const id = g.predict(x) as tf.Tensor;
+    assert.deepEqual(id.dataSync(), x.dataSync());
+    tf.dispose([x, y, want, id]);
+    g.dispose();
+  });
+
+  it('a saved and reloaded residual generator gives identical outputs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'p2p-residual-'));
+    const g = unetGenerator({ size: 32, ngf: 8, residual: true, seed: 4 });
+    await saveModel(g, dir);
+    const json = await readFile(join(dir, 'model.json'), 'utf8');
+    assert.match(json, /"class_name":"ResidualOutput","config":\{[^}]*"min":-1,"max":1/);
+    const g2 = await loadModel(dir);
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 6);
+    const y1 = g.predict(x) as tf.Tensor;
+    const y2 = g2.predict(x) as tf.Tensor;
+    assert.deepEqual(y2.dataSync(), y1.dataSync());
+    tf.dispose([x, y1, y2]);
+    g.dispose();
+    g2.dispose();
+    await rm(dir, { recursive: true, force: true });
   });
 });

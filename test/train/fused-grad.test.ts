@@ -54,6 +54,25 @@ describe('fused blocks: hand-written gradients against tfjs autodiff (dropout of
     });
   }
 
+  it('residual generator with ngf 16, depth 4 and no dropout at 32 px (the ResidualOutput clip)', () => {
+    const G = unetGenerator({ size: 32, ngf: 16, depth: 4, dropout: false, residual: true, seed: 5 });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 4);
+    compare(G, [x]);
+    tf.dispose(x);
+    G.dispose();
+  });
+
+  it('a generator built at 64 px on 32 px crops (--crop): the same weights at another side', () => {
+    const G = unetGenerator({ size: 64, ngf: 8, depth: 5, residual: true, seed: 6 });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 5);
+    const y = fusedApply(G, [x], false);
+    assert.deepEqual(y.shape, [2, 32, 32, 3]);
+    y.dispose();
+    compare(G, [x]);
+    tf.dispose(x);
+    G.dispose();
+  });
+
   for (const kind of ['patch16', 'patch70'] as const) {
     it(`discriminator ${kind} at 64 px`, () => {
       const D = patchDiscriminator({ size: 64, kind, norm: 'instance', seed: 4 });

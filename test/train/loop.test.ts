@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readlink } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
+import { epochEvaluator, readEvalCsv } from '../../src/eval/evaluate.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { validateConfig } from '../../src/train/config.js';
-import { train } from '../../src/train/loop.js';
+import { type TimeLimitEvent, train } from '../../src/train/loop.js';
 import { createTrainState } from '../../src/train/step.js';
 import { readMetrics, useWasm } from '../helpers.js';
 
@@ -93,5 +94,126 @@ describe('train loop', () => {
       /holds 32 px images, smaller than --size 64/,
     );
     await assert.rejects(train(validateConfig({ data: join(data, 'nope'), out }), false), /does not exist/);
+  });
+
+  it('--crop: trains on 32 px crops of 64 px images, and evaluates and samples at --size 64', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'p2p-crop-'));
+    const big = join(root, 'data');
+    await writeSyntheticDataset(big, { count: 10, size: 64, seed: 3 });
+    const config = validateConfig({
+      data: big,
+      out: join(root, 'run'),
+      size: 64,
+      crop: 32,
+      ngf: 8,
+      residual: true,
+      dropout: false,
+      batchSize: 4,
+      epochs: 1,
+      maxStepsPerEpoch: 2,
+      evalEvery: 1,
+    });
+    const [epoch] = await train(config, false, { evaluate: epochEvaluator(config) });
+    assert.ok(epoch?.scores && Number.isFinite(epoch.scores.psnr), 'evaluated at 64 px');
+    assert.equal((await readEvalCsv(config.out)).length, 1);
+    const ckpt = join(config.out, 'checkpoints', 'epoch-0001');
+    const inputShape = async (net: string) =>
+      JSON.parse(await readFile(join(ckpt, net, 'model.json'), 'utf8')).modelTopology.config.layers[0].config
+        .batch_input_shape;
+    // G keeps the evaluation side (what eval, translate and export feed it); D is built at the crops.
+    assert.deepEqual(await inputShape('generator'), [null, 64, 64, 3]);
+    assert.deepEqual(await inputShape('discriminator'), [null, 32, 32, 3]);
+    const grid = await sharp(join(config.out, 'samples', 'epoch-0001.png')).metadata();
+    assert.deepEqual([grid.width, grid.height], [3 * 64, 2 * 64]);
+    const saved = JSON.parse(await readFile(join(config.out, 'config.json'), 'utf8')).config;
+    assert.equal(saved.crop, 32);
+    assert.equal(saved.ngf, 8);
+  });
+
+  it('--max-minutes stops after the step that used the time up: checkpoint, evaluation, normal return', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'p2p-minutes-')), 'run');
+    // 0.002 minutes = 0.12 s: the first step's hook sleeps past it.
+    const config = validateConfig({
+      data,
+      out,
+      size: 32,
+      ngf: 8,
+      batchSize: 2,
+      epochs: 2,
+      maxStepsPerEpoch: 3,
+    });
+    const evaluated: unknown[] = [];
+    const stops: TimeLimitEvent[] = [];
+    const hooks = {
+      evaluate: async (_: unknown, at: { epoch: number; step: number }) => {
+        evaluated.push(at);
+        return { psnr: 1, ssim: 0, mae: 0, seconds: 0 };
+      },
+      onTimeLimit: (e: TimeLimitEvent) => stops.push(e),
+      onStep: () => {
+        const until = performance.now() + 150;
+        while (performance.now() < until);
+      },
+    };
+    const epochs = await train({ ...config, maxMinutes: 0.002, evalEvery: 1 }, false, hooks);
+    assert.deepEqual(epochs, [], 'stopped in the middle of epoch 1');
+    assert.equal(await readlink(join(out, 'checkpoints', 'latest')), 'epoch-0001-step-00000001');
+    assert.deepEqual(evaluated, [{ epoch: 1, step: 1 }]);
+    assert.equal(stops.length, 1);
+    assert.ok(stops[0]!.trainSeconds >= 0.12 && stops[0]!.scores?.psnr === 1);
+    assert.equal((await readMetrics(out)).length, 1);
+
+    // The same limit again: the run has used it, nothing is trained.
+    assert.deepEqual(await train({ ...config, maxMinutes: 0.002 }, true), []);
+    assert.equal((await readMetrics(out)).length, 1);
+    // Resumed without a limit, it finishes where an uninterrupted run would.
+    const rest = await train(config, true);
+    assert.deepEqual(
+      rest.map((e) => e.epoch),
+      [1, 2],
+    );
+    assert.deepEqual(
+      (await readMetrics(out)).map((l) => l.step),
+      [1, 2, 3, 4, 5, 6],
+    );
+
+    // At an epoch's last step, the epoch's own checkpoint is the stop's.
+    const out2 = join(await mkdtemp(join(tmpdir(), 'p2p-minutes-')), 'run');
+    const one = await train({ ...config, out: out2, maxStepsPerEpoch: 1, maxMinutes: 0.002 }, false, hooks);
+    assert.deepEqual(
+      one.map((e) => e.epoch),
+      [1],
+    );
+    assert.equal(await readlink(join(out2, 'checkpoints', 'latest')), 'epoch-0001');
+  });
+
+  it('--degrade-on-the-fly trains on a recorded degradation and refuses a dataset without one', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'p2p-fly-')), 'run');
+    const config = validateConfig({
+      data,
+      out,
+      size: 32,
+      ngf: 8,
+      batchSize: 4,
+      epochs: 1,
+      maxStepsPerEpoch: 1,
+      degradeOnTheFly: true,
+    });
+    const lines: string[] = [];
+    const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
+    await train(config, false, { log });
+    assert.ok(lines.some((l) => /--degrade-on-the-fly: gaussian:25 re-drawn from B/.test(l)));
+    const saved = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).config;
+    assert.equal(saved.degradeOnTheFly, true);
+
+    const bare = join(await mkdtemp(join(tmpdir(), 'p2p-fly-')), 'bare');
+    await cp(data, bare, { recursive: true });
+    await rm(join(bare, 'dataset.json'));
+    const out2 = join(await mkdtemp(join(tmpdir(), 'p2p-fly-')), 'run');
+    await assert.rejects(
+      train({ ...config, data: bare, out: out2 }, false),
+      /--degrade-on-the-fly needs a dataset .*: it has no dataset.json/,
+    );
+    assert.ok(!existsSync(join(out2, 'config.json')), 'refused before anything is written');
   });
 });

@@ -82,6 +82,33 @@ describe('resume and faults', () => {
     assert.deepEqual(run.resumes[0].changed.lr, { from: 2e-4, to: 1e-4 });
   });
 
+  it('the new model and data options are fixed on resume; --max-minutes may change; older runs get defaults', () => {
+    const saved = base('/tmp/x');
+    assert.throws(
+      () =>
+        resumedConfig(saved, {
+          ngf: 32,
+          depth: 3,
+          dropout: false,
+          residual: true,
+          crop: 32,
+          degradeOnTheFly: true,
+        }),
+      /--resume cannot change what defines the model or the data: --ngf 32 \(the run has 64\), --depth 3 \(the run has 0\), --no-dropout \(the run has --dropout\), --residual \(the run has --no-residual\), --crop 32 \(the run has 0\), --degrade-on-the-fly \(the run has --no-degrade-on-the-fly\)/,
+    );
+    for (const given of [{ residual: true }, { crop: 32 }, { degradeOnTheFly: true }]) {
+      assert.throws(() => resumedConfig(saved, given), /--resume cannot change/);
+    }
+    const { config, changed } = resumedConfig(saved, { maxMinutes: 1.5 });
+    assert.equal(config.maxMinutes, 1.5);
+    assert.deepEqual(changed, { 'max-minutes': { from: 0, to: 1.5 } });
+    // A config.json from before these options: they had their defaults, so typing those is no change.
+    const { ngf: _n, depth: _d, dropout: _o, residual: _r, crop: _c, degradeOnTheFly: _f, ...old } = saved;
+    const resumed = resumedConfig(old as typeof saved, { ngf: 64, residual: false, epochs: 2 });
+    assert.equal(resumed.config.ngf, 64);
+    assert.deepEqual(resumed.changed, { epochs: { from: 1, to: 2 } });
+  });
+
   it('train --resume with a different --size is one clear line', async () => {
     const out = join(root, 'cli');
     await mkdir(out, { recursive: true });

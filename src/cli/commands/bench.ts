@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
+import { runQuality } from '../../../bench/quality.js';
 import { runBench } from '../../../bench/run.js';
-import { consoleLogger } from '../../util/log.js';
+import { consoleLogger, UserError } from '../../util/log.js';
 
 const batchList = (v: string): number[] => {
   const xs = v.split(',').map((s) => Number(s.trim()));
@@ -37,6 +38,18 @@ export function benchCommand(): Command {
     .option('--no-pytorch', 'skip the PyTorch reference')
     .option('--profile', 'time every native kernel and print where a step goes')
     .option('--json', 'print one JSON result line last')
+    .option(
+      '--quality',
+      'instead of speed: train the denoising preset for --minutes and score it against NL-means and TV (scikit-image) on the test split, into bench/QUALITY.md',
+    )
+    .option(
+      '--data <dir>',
+      'with --quality: a gaussian denoising dataset made by prepare',
+      'data/denoise-256',
+    )
+    .option('--minutes <m>', 'with --quality: training budget in minutes', (v) => Number(v), 90)
+    .option('--run <dir>', 'with --quality: the run folder (resumed when present)', 'runs/quality')
+    .option('--train <flags>', 'with --quality: the train flags under test', '--preset denoise')
     .action(
       async (o: {
         backend: 'native' | 'wasm' | 'all';
@@ -47,7 +60,25 @@ export function benchCommand(): Command {
         pytorch: boolean;
         profile?: boolean;
         json?: boolean;
+        quality?: boolean;
+        data: string;
+        minutes: number;
+        run: string;
+        train: string;
       }) => {
+        if (o.quality) {
+          if (!(o.minutes > 0)) throw new UserError(`--minutes must be a positive number (got ${o.minutes})`);
+          await runQuality({
+            data: o.data,
+            out: o.run,
+            minutes: o.minutes,
+            trainArgs: o.train.split(/\s+/).filter(Boolean),
+            report: 'bench/QUALITY.md',
+            command: `pix2pix ${process.argv.slice(2).join(' ')}`,
+            log: (line) => consoleLogger.info(line),
+          });
+          return;
+        }
         await runBench({
           backends: o.backend === 'all' ? ['native', 'wasm'] : [o.backend],
           batches: o.batch,

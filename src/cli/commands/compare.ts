@@ -28,8 +28,9 @@ export function compareCommand(): Command {
       'epochs of the image grids: first, best, last or numbers',
       'first,best,last',
     )
+    // Not --dropout: that name is the training option's (--no-dropout, a generator without dropout).
     .option(
-      '--dropout',
+      '--eval-dropout',
       'evaluate with dropout on, as the pix2pix paper at test time (default: off, deterministic)',
     )
     .option('--json', 'print one JSON result line last');
@@ -41,7 +42,7 @@ export function compareCommand(): Command {
         out: string;
         vary: string[];
         gridEpochs: string;
-        dropout?: boolean;
+        evalDropout?: boolean;
         json?: boolean;
       },
     ) => {
@@ -54,7 +55,7 @@ export function compareCommand(): Command {
         base,
         vary,
         gridEpochs: f.gridEpochs,
-        dropout: f.dropout,
+        dropout: f.evalDropout,
         command: ['pix2pix', ...process.argv.slice(2)].join(' '),
         trainRun: (config, resume) => trainWithProgress(config, resume),
         log: consoleLogger,

@@ -62,6 +62,8 @@ export function demoCommand(): Command {
       const epochs = await runTraining(config, false);
       const first = epochs[0];
       const last = epochs[epochs.length - 1];
+      // --max-minutes can end the demo before its first epoch does.
+      if (!first || !last) return;
       consoleLogger.info(
         `L1 (mean per epoch) fell from ${first.losses.gL1.toFixed(4)} in epoch ${first.epoch} to ${last.losses.gL1.toFixed(4)} in epoch ${last.epoch}` +
           `; input | target | output samples: ${last.sample}`,

@@ -1,10 +1,17 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { setupBackend } from '../../backend/index.js';
-import { NORMS, type NormKind } from '../../models/layers.js';
-import { DISCRIMINATORS, type DiscriminatorKind, patchDiscriminator } from '../../models/patchgan.js';
-import { unetDepth, unetGenerator } from '../../models/unet.js';
+import { unetDepth } from '../../models/unet.js';
+import {
+  generatorDepth,
+  type TrainConfig,
+  trainingSide,
+  trainOption,
+  validateConfig,
+} from '../../train/config.js';
+import { buildNetworks } from '../../train/step.js';
 import { intArg } from '../args.js';
+import { cliOption } from './train.js';
 
 interface LayerRow {
   name: string;
@@ -12,6 +19,9 @@ interface LayerRow {
   outputShape: (number | null)[];
   params: number;
 }
+
+/** The training options that change the networks, with the flags, defaults and help `train` has. */
+const MODEL_OPTIONS = ['netD', 'norm', 'ngf', 'depth', 'dropout', 'residual', 'crop'] as const;
 
 function describe(model: tfl.LayersModel): { name: string; params: number; layers: LayerRow[] } {
   return {
@@ -41,23 +51,38 @@ function table(net: ReturnType<typeof describe>): string {
 }
 
 export function infoCommand(): Command {
-  return new Command('info')
+  const cmd = new Command('info')
     .description("Print each network's layers, output shapes and parameter counts")
-    .option('--size <px>', 'image size (a power of two >= 32)', intArg, 256)
-    .addOption(new Option('--netD <kind>', 'discriminator').choices(DISCRIMINATORS).default('patch16'))
-    .addOption(new Option('--norm <kind>', 'normalisation layers').choices(NORMS).default('instance'))
+    .option('--size <px>', 'image size (a power of two >= 32)', intArg, 256);
+  for (const key of MODEL_OPTIONS) cmd.addOption(cliOption(trainOption(key)!));
+  return cmd
     .option('--json', 'print one JSON result line')
-    .action(async (o: { size: number; netD: DiscriminatorKind; norm: NormKind; json?: boolean }) => {
+    .action(async (o: Record<string, unknown> & { size: number; json?: boolean }) => {
       unetDepth(o.size);
+      const given: Partial<TrainConfig> = { size: o.size };
+      for (const key of MODEL_OPTIONS) {
+        const v = o[cliOption(trainOption(key)!).attributeName()];
+        if (v !== undefined) Object.assign(given, { [key]: v });
+      }
+      const c = validateConfig(given);
       // Building only initialises weights: the plain cpu backend is enough and always there.
       await setupBackend('cpu');
-      const G = unetGenerator({ size: o.size, norm: o.norm });
-      const D = patchDiscriminator({ size: o.size, kind: o.netD, norm: o.norm });
+      const { G, D } = buildNetworks(c);
       const nets = { generator: describe(G), discriminator: describe(D) };
+      const options = {
+        ngf: c.ngf,
+        depth: generatorDepth(c),
+        dropout: c.dropout,
+        residual: c.residual,
+        trainingSide: trainingSide(c),
+      };
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ size: o.size, ...nets })}\n`);
+        process.stdout.write(`${JSON.stringify({ size: o.size, ...options, ...nets })}\n`);
       } else {
-        process.stdout.write(`${table(nets.generator)}\n\n${table(nets.discriminator)}\n`);
+        const crop = c.crop ? ` (D built at the --crop ${c.crop} it trains on)` : '';
+        process.stdout.write(
+          `generator: ngf ${c.ngf}, depth ${options.depth}, dropout ${c.dropout ? 'on' : 'off'}, ${c.residual ? 'residual' : 'tanh'} output${crop}\n${table(nets.generator)}\n\n${table(nets.discriminator)}\n`,
+        );
       }
     });
 }

@@ -15,7 +15,7 @@ import { startBackend } from '../backend.js';
 import { ProgressReporter } from '../progress.js';
 
 /** The commander option of a train option, with its parser, choices and default from the table. */
-function cliOption(o: TrainOption): Option {
+export function cliOption(o: TrainOption): Option {
   if (o.kind === 'flag') {
     // A flag that is on by default is switched off with --no-<flag> (commander's negatable form).
     return o.default ? new Option(`--no-${o.flag}`, o.help) : new Option(`--${o.flag}`, o.help);
