@@ -49,7 +49,7 @@ export function compareCommand(): Command {
       // Every argument is checked before the backend starts or anything is trained.
       const vary = parseVary(f.vary);
       parseGridEpochs(f.gridEpochs);
-      const base = configFromFlags(f, f.data, f.out);
+      const base = configFromFlags(f, f.data, f.out, cmd);
       await startBackend(base.backend);
       const result = await compareRuns({
         base,

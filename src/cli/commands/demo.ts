@@ -58,7 +58,7 @@ export function demoCommand(): Command {
       }
       consoleLogger.info(`writing ${f.pairs} synthetic ${f.size} px pairs to ${data}`);
       await writeSyntheticDataset(data, { count: f.pairs, size: f.size, seed: f.seed });
-      const config = configFromFlags(f, data, run);
+      const config = configFromFlags(f, data, run, cmd);
       const epochs = await runTraining(config, false);
       const first = epochs[0];
       const last = epochs[epochs.length - 1];

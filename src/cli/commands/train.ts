@@ -2,6 +2,9 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { bestByPsnr, epochEvaluator, readEvalCsv } from '../../eval/evaluate.js';
 import {
+  PRESET_NAMES,
+  PRESETS,
+  type PresetName,
   resumedConfig,
   TRAIN_OPTIONS,
   type TrainConfig,
@@ -30,17 +33,40 @@ export function cliOption(o: TrainOption): Option {
   });
 }
 
-/** The training options shared by `train`, `demo` and `compare`, all from TRAIN_OPTIONS. */
+/** The training options shared by `train`, `demo` and `compare`, all from TRAIN_OPTIONS, and `--preset`. */
 export function addTrainOptions(cmd: Command): Command {
   for (const o of TRAIN_OPTIONS) cmd.addOption(cliOption(o));
+  const presets = PRESET_NAMES.map(
+    (n) =>
+      `${n}: ${Object.entries(PRESETS[n])
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+  );
+  cmd.addOption(
+    new Option(
+      '--preset <name>',
+      `start from a named set of option values instead of the reference's defaults; options typed here still win (${presets.join('; ')})`,
+    ).choices(PRESET_NAMES),
+  );
   return cmd;
 }
 
-/** commander's parsed values -> a validated config (each option's attribute name comes from its flag). */
-export function configFromFlags(flags: Record<string, unknown>, data: string, out: string): TrainConfig {
+/**
+ * commander's parsed values -> a validated config (each option's attribute name comes from its flag).
+ * With `--preset`, an option not typed on the command line (per `cmd`) takes the preset's value.
+ */
+export function configFromFlags(
+  flags: Record<string, unknown>,
+  data: string,
+  out: string,
+  cmd?: Command,
+): TrainConfig {
   const partial: Record<string, unknown> = { data, out };
+  const preset: Partial<TrainConfig> = flags.preset ? PRESETS[flags.preset as PresetName] : {};
   for (const o of TRAIN_OPTIONS) {
-    const v = flags[cliOption(o).attributeName()];
+    const attr = cliOption(o).attributeName();
+    const typed = cmd ? cmd.getOptionValueSource(attr) === 'cli' : false;
+    const v = !typed && o.key in preset ? preset[o.key] : flags[attr];
     if (v !== undefined) partial[o.key] = v;
   }
   return validateConfig(partial as Partial<TrainConfig>);
@@ -56,7 +82,7 @@ async function configForResume(f: Record<string, unknown> & { data: string; out:
       throw new UserError(`cannot resume: ${e.message}`);
     })
   )?.config;
-  if (!saved) return configFromFlags(f, f.data, f.out);
+  if (!saved) return configFromFlags(f, f.data, f.out, cmd);
   const given: Record<string, unknown> = { data: f.data, out: f.out };
   for (const o of TRAIN_OPTIONS) {
     const attr = cliOption(o).attributeName();
@@ -121,7 +147,7 @@ export function trainCommand(): Command {
       f: Record<string, unknown> & { data: string; out: string; resume?: boolean; json?: boolean },
       cmd: Command,
     ) => {
-      const config = f.resume ? await configForResume(f, cmd) : configFromFlags(f, f.data, f.out);
+      const config = f.resume ? await configForResume(f, cmd) : configFromFlags(f, f.data, f.out, cmd);
       const epochs = await runTraining(config, f.resume ?? false);
       if (f.json) process.stdout.write(`${JSON.stringify({ out: config.out, epochs })}\n`);
     },
