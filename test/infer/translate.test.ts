@@ -18,6 +18,7 @@ import {
   translate,
   translateImage,
 } from '../../src/infer/translate.js';
+import { unetGenerator } from '../../src/models/unet.js';
 import { validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
 import { useWasm } from '../helpers.js';
@@ -221,6 +222,22 @@ describe('translate', () => {
       t.diagnostic(`max difference ${maxDiff} levels, ${equal} of ${got.length} values equal`);
       assert.equal(maxDiff, 0, `max difference ${maxDiff} levels, ${equal} of ${got.length} values equal`);
     }
+  });
+
+  it('a residual generator (the denoise preset: --residual --ngf 32 --depth 5 --no-dropout) translates any size, exactly at its own', async () => {
+    const G = unetGenerator({ size: SIZE, ngf: 32, depth: 5, dropout: false, residual: true, seed: 9 });
+    const img = smoothImage(SIZE, SIZE);
+    const x = tf.tensor4d(
+      Float32Array.from(img.data, (v) => v / 127.5 - 1),
+      [1, SIZE, SIZE, 3],
+    );
+    const ref = tf.tidy(() => toUint8(G.predict(x) as tf.Tensor4D));
+    const want = await ref.data();
+    tf.dispose([x, ref]);
+    assert.deepEqual([...(await translateImage(G, img)).data], [...want]);
+    const big = await translateImage(G, smoothImage(300, 200));
+    assert.deepEqual([big.width, big.height], [300, 200]);
+    G.dispose();
   });
 
   it('tiles blend without a visible seam; naive tiling without overlap shows one', async (t) => {
