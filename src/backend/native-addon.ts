@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
 
 /**
  * The C++ addon in native/ (oneDNN convolutions, OpenMP element-wise loops); see native/src/addon.cc.
@@ -98,17 +98,12 @@ export interface NativeAddon {
 
 const ADDON_FILE = join('native', 'build', 'Release', 'pix2pix_native.node');
 
-/** The built addon's path: beside the package root, found from this file in src/ or a compiled dist/. */
+/** The built addon's path (PIX2PIX_NATIVE_ADDON, else native/build in the package root), or null. */
 export function addonPath(): string | null {
   const env = process.env['PIX2PIX_NATIVE_ADDON'];
   if (env) return resolve(env);
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const p = join(dir, ADDON_FILE);
-    if (existsSync(p)) return p;
-    dir = dirname(dir);
-  }
-  return null;
+  const p = join(packageRoot(), ADDON_FILE);
+  return existsSync(p) ? p : null;
 }
 
 let cached: NativeAddon | null = null;

@@ -1,12 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { EvalRow } from '../eval/evaluate.js';
 import { type EpochChoice, type LoadedGenerator, loadGenerator } from '../infer/load.js';
 import { type Logger, silentLogger } from '../util/log.js';
+import { packageVersion } from '../util/package-root.js';
 import { layersModelToOnnx, ONNX_IR_VERSION, ONNX_OPSET } from './onnx.js';
 import { type Quantize, writeLayersModel } from './tfjs.js';
 
@@ -107,26 +106,6 @@ export interface ExportResult {
   /** Files written, relative to outDir. */
   files: string[];
   metadata: ExportMetadata;
-}
-
-let version: string | undefined;
-/** pix2pix-ts's own version, from the package.json above this module (in src/ or dist/src/). */
-export function packageVersion(): string {
-  version ??= findPackageVersion();
-  return version;
-}
-
-function findPackageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'package.json');
-    if (existsSync(p)) {
-      const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'pix2pix-ts' && pkg.version) return pkg.version;
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
 }
 
 function scoresOf(row?: EvalRow): ExportMetadata['scores'] {

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import protobuf from 'protobufjs';
 import { UserError } from '../util/log.js';
+import { packageRoot } from '../util/package-root.js';
 
 /**
  * ONNX operator set of the exported graph. 17 is the newest that the vendored onnx.proto's release
@@ -29,15 +29,11 @@ export const ONNX_LAYER_CLASSES = [
   'ResidualOutput',
 ] as const;
 
-/** Walks up from this module to the package root's third_party/onnx/onnx.proto (src/ or dist/src/). */
+/** ONNX's schema, shipped in the package root's third_party/onnx. */
 function protoPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'third_party', 'onnx', 'onnx.proto');
-    if (existsSync(p)) return p;
-    dir = dirname(dir);
-  }
-  throw new Error('third_party/onnx/onnx.proto is missing from the pix2pix-ts package');
+  const p = join(packageRoot(), 'third_party', 'onnx', 'onnx.proto');
+  if (!existsSync(p)) throw new Error('third_party/onnx/onnx.proto is missing from the pix2pix-ts package');
+  return p;
 }
 
 let root: protobuf.Root | undefined;

@@ -5,20 +5,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
-
-/** The package's root folder (the one holding its package.json), found from this file's location. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bin', 'pix2pix.js'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the pix2pix-ts package folder above src/web');
-    dir = up;
-  }
-}
+import { packageRoot } from '../util/package-root.js';
 
 /** Entry points, relative to src/web/client, and the files they become in the output folder. */
 const ENTRIES = { dashboard: 'dashboard.ts', try: 'try.ts', style: 'style.css' } as const;
