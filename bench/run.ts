@@ -89,7 +89,9 @@ function runWorker(
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   const res = lastJsonLine(r.stdout ?? '');
   if (r.status !== 0 || !res) {
-    const err = `${r.stderr ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${r.status}`;
+    const reported = typeof res?.['error'] === 'string' ? res['error'] : undefined;
+    const stderr = `${r.stderr ?? ''}`.split('\n').find((l) => /Error|error:/.test(l))?.trim();
+    const err = reported ?? stderr ?? `exit ${r.status ?? r.signal}`;
     return { backend, kind: kind as 'train', batch, error: err };
   }
   return res as unknown as BenchEntry;
@@ -114,7 +116,9 @@ function runPytorch(kind: string, batch: number, reps: number): BenchEntry {
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   const res = lastJsonLine(r.stdout ?? '');
   if (r.status !== 0 || !res) {
-    const err = `${r.stderr ?? ''}`.trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${r.status}`;
+    const reported = typeof res?.['error'] === 'string' ? res['error'] : undefined;
+    const stderr = `${r.stderr ?? ''}`.split('\n').find((l) => /Error|error:/.test(l))?.trim();
+    const err = reported ?? stderr ?? `exit ${r.status ?? r.signal}`;
     return { backend: 'pytorch', kind: kind as 'train', batch, error: err };
   }
   return res as unknown as BenchEntry;

@@ -82,4 +82,10 @@ async function main() {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  // One line the bench prints as the reason (an uncaught error's last stderr line is Node's version).
+  process.stdout.write(`${JSON.stringify({ error: (e as Error).message.split('\n')[0] })}\n`);
+  process.exitCode = 1;
+}
