@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything pix2pix-ts needs on a fresh Debian machine of this kind, as root:
 # oneDNN and a C++ toolchain for the native backend, the npm packages from the lockfile, and the addon.
-# `--bench` also installs the PyTorch reference the benchmark compares against.
+# `--bench` also installs the PyTorch reference and scikit-image, the benchmarks' anchors.
 # Where the native backend cannot be built, training still works: `auto` falls back to WASM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libdnnl-dev g++ make python3)
-[[ " $* " == *" --bench "* ]] && packages+=(python3-torch libopenblas0-openmp)
+# chromium: the browser tests of `serve` drive Debian's own (never a downloaded browser).
+packages=(libdnnl-dev g++ make python3 chromium)
+# --bench: the PyTorch speed reference and scikit-image's classical denoisers (bench --quality).
+[[ " $* " == *" --bench "* ]] && packages+=(python3-torch libopenblas0-openmp python3-skimage)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
