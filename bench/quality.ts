@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { TopLevelSpec } from 'vega-lite';
 import { type EvalRow, readEvalCsv } from '../src/eval/evaluate.js';
 import { writePlot } from '../src/eval/plots.js';
-import { listCheckpoints, readCheckpointMeta } from '../src/train/checkpoint.js';
+import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../src/train/checkpoint.js';
 import { UserError } from '../src/util/log.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -94,10 +94,13 @@ function runTrain(args: string[]): Promise<number> {
 }
 
 /** eval.csv rows with each checkpoint's minutes of training (from its meta.json). */
-async function scoredRows(runDir: string): Promise<QualityRow[]> {
+export async function scoredRows(runDir: string): Promise<QualityRow[]> {
   const minutes = new Map<number, number>();
-  for (const c of await listCheckpoints(runDir)) {
-    const meta = await readCheckpointMeta(c.dir).catch(() => undefined);
+  // The epoch checkpoints, and the mid-epoch one --max-minutes may have stopped at (latest).
+  const latest = await latestCheckpoint(runDir);
+  const dirs = [...(await listCheckpoints(runDir)).map((c) => c.dir), ...(latest ? [latest] : [])];
+  for (const dir of dirs) {
+    const meta = await readCheckpointMeta(dir).catch(() => undefined);
     if (meta?.trainSeconds !== undefined) minutes.set(meta.step, meta.trainSeconds / 60);
   }
   return (await readEvalCsv(runDir))
@@ -152,7 +155,7 @@ export function qualityMarkdown(
     ? 'No checkpoint was evaluated.'
     : beats
       ? `The preset beats NL-means on PSNR (+${(best.psnr - anchors.nlmeans.psnr).toFixed(2)} dB) and SSIM (+${(best.ssim - anchors.nlmeans.ssim).toFixed(4)}) after ${best.minutes.toFixed(1)} minutes of training.`
-      : `The preset falls short of NL-means: best ${best.psnr.toFixed(2)} dB / SSIM ${best.ssim.toFixed(4)} at ${best.minutes.toFixed(1)} minutes, ${(anchors.nlmeans.psnr - best.psnr).toFixed(2)} dB and ${(anchors.nlmeans.ssim - best.ssim).toFixed(4)} SSIM behind.`;
+      : `The preset falls short of NL-means: best ${best.psnr.toFixed(2)} dB / SSIM ${best.ssim.toFixed(4)} at ${best.minutes.toFixed(1)} minutes, against ${anchors.nlmeans.psnr.toFixed(2)} dB / ${anchors.nlmeans.ssim.toFixed(4)}.`;
   return [
     '# Denoising quality: the preset against classical filters',
     '',
@@ -208,9 +211,18 @@ export async function runQuality(o: QualityOptions): Promise<{ rows: QualityRow[
   o.log(`training: pix2pix train ${args.join(' ')}`);
   const code = await runTrain(args);
   if (code !== 0) throw new UserError(`training exited with ${code}; the run in ${o.out} can be resumed`);
+  const rows = await writeQualityReport(o, anchors);
+  o.log(`wrote ${o.report}`);
+  return { rows, anchors };
+}
+
+/** bench/QUALITY.md and its plot from the run's eval.csv and checkpoints and the anchors' scores. */
+export async function writeQualityReport(
+  o: Pick<QualityOptions, 'data' | 'minutes' | 'trainArgs' | 'command' | 'out' | 'report'>,
+  anchors: Anchors,
+): Promise<QualityRow[]> {
   const rows = await scoredRows(o.out);
   const plot = await writePlot(dirname(o.report), 'quality-psnr', psnrSpec(rows, anchors));
   await writeFile(o.report, qualityMarkdown(o, rows, anchors, relative(dirname(o.report), plot.svgPath)));
-  o.log(`wrote ${o.report}`);
-  return { rows, anchors };
+  return rows;
 }

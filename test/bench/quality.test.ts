@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Anchors, qualityMarkdown, runQuality, scoredRows } from '../../bench/quality.js';
+import { formatEvalCsv } from '../../src/eval/evaluate.js';
+
+const anchors: Anchors = {
+  n: 10,
+  sigma: 25,
+  seconds: 1,
+  noisy: { psnr: 20.7, ssim: 0.14 },
+  nlmeans: { psnr: 30, ssim: 0.85 },
+  tv: { psnr: 29, ssim: 0.8 },
+};
+const opts = {
+  data: 'd',
+  minutes: 10,
+  trainArgs: ['--preset', 'denoise'],
+  command: 'pix2pix bench --quality',
+  out: 'r',
+};
+const row = (epoch: number, psnr: number, ssim: number, minutes: number) => ({
+  epoch,
+  step: epoch * 10,
+  psnr,
+  ssim,
+  mae: 5,
+  seconds: 1,
+  minutes,
+});
+
+describe('bench --quality', () => {
+  let root: string;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'p2p-quality-'));
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it('the verdict needs both PSNR and SSIM above NL-means, and says by how much otherwise', () => {
+    const beats = qualityMarkdown(opts, [row(1, 28, 0.8, 5), row(2, 30.5, 0.86, 10)], anchors, 'p.svg');
+    assert.match(beats, /beats NL-means on PSNR \(\+0\.50 dB\) and SSIM \(\+0\.0100\) after 10\.0 minutes/);
+    const short = qualityMarkdown(opts, [row(1, 30.5, 0.84, 5)], anchors, 'p.svg');
+    assert.match(
+      short,
+      /falls short of NL-means: best 30\.50 dB \/ SSIM 0\.8400 at 5\.0 minutes, against 30\.00 dB \/ 0\.8500/,
+    );
+    assert.match(short, /\| 1 \| 10 \| 5\.0 \| 30\.50 \| 0\.8400 \| 5\.00 \|/);
+  });
+
+  it('rows get the minutes of their checkpoint, mid-epoch stops (latest) included', async () => {
+    const run = join(root, 'run');
+    for (const [name, step, seconds] of [
+      ['epoch-0001', 10, 60],
+      ['epoch-0002-step-00000015', 15, 90],
+    ] as const) {
+      await mkdir(join(run, 'checkpoints', name), { recursive: true });
+      await writeFile(
+        join(run, 'checkpoints', name, 'meta.json'),
+        JSON.stringify({ epoch: 1, step, time: '', trainSeconds: seconds }),
+      );
+    }
+    const { symlink } = await import('node:fs/promises');
+    await symlink('epoch-0002-step-00000015', join(run, 'checkpoints', 'latest'));
+    await writeFile(
+      join(run, 'eval.csv'),
+      formatEvalCsv([
+        { epoch: 1, step: 10, psnr: 25, ssim: 0.7, mae: 6, seconds: 2 },
+        { epoch: 2, step: 15, psnr: 26, ssim: 0.72, mae: 5, seconds: 2 },
+      ]),
+    );
+    const rows = await scoredRows(run);
+    assert.deepEqual(
+      rows.map((r) => [r.epoch, r.minutes]),
+      [
+        [1, 1],
+        [2, 1.5],
+      ],
+    );
+  });
+
+  it('a dataset that is not gaussian denoising is refused in one line before anything runs', async () => {
+    const data = join(root, 'edges');
+    await mkdir(data);
+    await writeFile(
+      join(data, 'dataset.json'),
+      JSON.stringify({ options: { task: 'edges', degrade: 'edges' } }),
+    );
+    await assert.rejects(
+      runQuality({ ...opts, data, out: join(root, 'q'), report: join(root, 'Q.md'), log: () => {} }),
+      /bench --quality needs a gaussian denoising dataset .*; .* is edges edges/,
+    );
+  });
+});
