@@ -20,6 +20,12 @@ export interface BenchOptions {
   wasmBatches: number[];
   reps: number;
   /**
+   * Rounds per configuration: ours and its PyTorch anchor alternate (A B A B ...), each run in its own
+   * process, and the ratio reported is the median of the rounds' ratios, with its spread: this
+   * machine's speed drifts by ~20 % over minutes, so two medians taken minutes apart do not compare.
+   */
+  rounds: number;
+  /**
    * Micro-batches the native backend also trains at, per batch (gradient accumulation, exact with
    * instance norm): tfjs keeps every activation and gradient of a backward pass to its end, so
    * at 4 and 16 the whole batch at once holds far more memory than PyTorch.
@@ -42,6 +48,12 @@ export interface BenchEntry extends Partial<WorkerResult> {
   gflops?: number;
   pct_peak?: number;
   ratio_vs_pytorch?: number;
+  /** Lowest and highest of the per-round ratios against PyTorch. */
+  ratio_spread?: [number, number];
+  /** Rounds the figures are the median of. */
+  rounds?: number;
+  /** The first step's time (the native backend times its conv layouts then), median over rounds. */
+  first_step_ms?: number;
   error?: string;
   memory_format?: string;
 }
@@ -90,7 +102,10 @@ function runWorker(
   const res = lastJsonLine(r.stdout ?? '');
   if (r.status !== 0 || !res) {
     const reported = typeof res?.['error'] === 'string' ? res['error'] : undefined;
-    const stderr = `${r.stderr ?? ''}`.split('\n').find((l) => /Error|error:/.test(l))?.trim();
+    const stderr = `${r.stderr ?? ''}`
+      .split('\n')
+      .find((l) => /Error|error:/.test(l))
+      ?.trim();
     const err = reported ?? stderr ?? `exit ${r.status ?? r.signal}`;
     return { backend, kind: kind as 'train', batch, error: err };
   }
@@ -117,7 +132,10 @@ function runPytorch(kind: string, batch: number, reps: number): BenchEntry {
   const res = lastJsonLine(r.stdout ?? '');
   if (r.status !== 0 || !res) {
     const reported = typeof res?.['error'] === 'string' ? res['error'] : undefined;
-    const stderr = `${r.stderr ?? ''}`.split('\n').find((l) => /Error|error:/.test(l))?.trim();
+    const stderr = `${r.stderr ?? ''}`
+      .split('\n')
+      .find((l) => /Error|error:/.test(l))
+      ?.trim();
     const err = reported ?? stderr ?? `exit ${r.status ?? r.signal}`;
     return { backend: 'pytorch', kind: kind as 'train', batch, error: err };
   }
@@ -169,6 +187,12 @@ function markdownTable(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
 const fmt = (v: number | undefined, d = 0) => (v == null || !Number.isFinite(v) ? '-' : v.toFixed(d));
 
 export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
@@ -216,9 +240,8 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     configs.push({ backend: 'pytorch', kind: 'infer', batch: 1, micro: 0 });
   }
 
-  const entries: BenchEntry[] = [];
-  for (const c of configs) {
-    o.log(`running ${c.backend} ${c.kind} batch ${c.batch}${c.micro ? ` (micro-batch ${c.micro})` : ''} ...`);
+  // Ours and the PyTorch run of the same kind and batch alternate, round after round.
+  const runOne = (c: (typeof configs)[number]): BenchEntry => {
     // The native backend times its conv layouts on each shape's first call: two warm-up steps.
     const warmup = c.backend === 'native' ? 2 : 1;
     // Inference steps take ~0.1 s: more of them make its median steadier for the same time.
@@ -227,21 +250,65 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
       c.backend === 'pytorch'
         ? runPytorch(c.kind, c.batch, reps)
         : runWorker(c.backend, c.kind, c.batch, c.micro, warmup, reps, o.profile && c.backend === 'native');
-    if (e.error) o.log(`  failed: ${e.error}`);
+    const tag = `${c.backend} ${c.kind} batch ${c.batch}${c.micro ? ` (micro-batch ${c.micro})` : ''}`;
+    if (e.error) o.log(`  ${tag}: failed: ${e.error}`);
     else
       o.log(
-        `  ${fmt(e.ms_per_image)} ms/image (steps ${e.times_ms?.map((t) => t.toFixed(0)).join(', ')} ms)`,
+        `  ${tag}: ${fmt(e.ms_per_image)} ms/image (steps ${e.times_ms?.map((t) => t.toFixed(0)).join(', ')} ms)`,
       );
-    entries.push(e);
+    return e;
+  };
+  const anchorOf = (c: (typeof configs)[number]) =>
+    configs.find((p) => p.backend === 'pytorch' && p.kind === c.kind && p.batch === c.batch);
+  const perConfig = new Map<(typeof configs)[number], BenchEntry[]>(configs.map((c) => [c, []]));
+  for (let round = 1; round <= o.rounds; round++) {
+    o.log(`round ${round}/${o.rounds}`);
+    const pytorchDone = new Set<(typeof configs)[number]>();
+    for (const c of configs) {
+      if (c.backend === 'pytorch') continue;
+      // WASM steps take minutes beyond batch 1: one round is all it gets.
+      if (c.backend === 'wasm' && round > 1) continue;
+      perConfig.get(c)!.push(runOne(c));
+      const anchor = anchorOf(c);
+      if (anchor && !(c.backend === 'wasm' && pytorchDone.has(anchor))) {
+        perConfig.get(anchor)!.push(runOne(anchor));
+        pytorchDone.add(anchor);
+      }
+    }
   }
+  // Per configuration: the median over rounds of each figure, and the median of the round ratios.
+  const entries: BenchEntry[] = configs.map((c) => {
+    const runs = perConfig.get(c)!;
+    const ok = runs.filter((e) => e.ms_per_image != null);
+    if (!ok.length) return runs[0] ?? { backend: c.backend, kind: c.kind, batch: c.batch, error: 'not run' };
+    const e: BenchEntry = { ...ok[Math.floor(ok.length / 2)]!, rounds: ok.length };
+    e.ms_per_image = median(ok.map((r) => r.ms_per_image!));
+    e.ms_per_step = median(ok.map((r) => r.ms_per_step!));
+    e.peak_rss_mb = Math.max(...ok.map((r) => r.peak_rss_mb ?? 0));
+    const firsts = ok.map((r) => r.warmup_ms?.[0]).filter((t): t is number => t != null);
+    if (firsts.length) e.first_step_ms = median(firsts);
+    const anchor = anchorOf(c);
+    if (anchor && c.backend !== 'pytorch') {
+      const theirs = perConfig.get(anchor)!;
+      // Round i of ours against round i of PyTorch, run just after it.
+      const ratios = runs
+        .map((r, i) =>
+          r.ms_per_image && theirs[i]?.ms_per_image ? r.ms_per_image / theirs[i]!.ms_per_image! : NaN,
+        )
+        .filter(Number.isFinite);
+      if (ratios.length) {
+        e.ratio_vs_pytorch = median(ratios);
+        e.ratio_spread = [Math.min(...ratios), Math.max(...ratios)];
+      }
+    }
+    return e;
+  });
 
   for (const e of entries) {
     if (e.ms_per_image == null) continue;
     const flops = e.kind === 'train' ? flopsTrain : flopsInfer;
     e.gflops = flops / (e.ms_per_image * 1e6);
     if (peak) e.pct_peak = (100 * e.gflops) / peak.gflops;
-    const ref = entries.find((p) => p.backend === 'pytorch' && p.kind === e.kind && p.batch === e.batch);
-    if (ref?.ms_per_image && e.backend !== 'pytorch') e.ratio_vs_pytorch = e.ms_per_image / ref.ms_per_image;
   }
 
   const header = [
@@ -253,8 +320,10 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     'GFLOP/s',
     '% peak',
     'peak RSS MB',
-    'vs PyTorch (time)',
+    'vs PyTorch (time, median of rounds)',
+    'round ratios',
     'vs PyTorch (RSS)',
+    'first step ms',
   ];
   const rows = entries.map((e) => {
     const ref = entries.find((p) => p.backend === 'pytorch' && p.kind === e.kind && p.batch === e.batch);
@@ -274,7 +343,9 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
       fmt(e.pct_peak, 1),
       fmt(e.peak_rss_mb),
       fmt(e.ratio_vs_pytorch, 2),
+      e.ratio_spread ? `${fmt(e.ratio_spread[0], 2)}-${fmt(e.ratio_spread[1], 2)} (${e.rounds})` : '-',
       fmt(rss, 2),
+      fmt(e.first_step_ms),
     ];
   });
   const table = markdownTable(header, rows);
@@ -305,7 +376,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     `- Machine: ${machine()}; load average at start ${load.toFixed(2)}`,
     `- Command: \`${o.command}\``,
     `- ${peakLine}`,
-    `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median of ${o.reps} training steps (${Math.max(9, 3 * o.reps)} inference runs) after warm-up.`,
+    `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median over ${o.rounds} rounds (ours and PyTorch alternating, each in its own process) of the median of ${o.reps} training steps (${Math.max(9, 3 * o.reps)} inference runs) after warm-up; the ratio is the median of the rounds' ratios.`,
     '',
     table,
     '',

@@ -29,7 +29,13 @@ export function benchCommand(): Command {
       batchList,
       [1],
     )
-    .option('--reps <n>', 'timed steps per configuration (median)', (v) => Number(v), 3)
+    .option('--reps <n>', 'timed steps per configuration and round (median)', (v) => Number(v), 3)
+    .option(
+      '--rounds <n>',
+      'rounds per configuration: ours and PyTorch alternate, the ratio is the median of the rounds (WASM runs once)',
+      (v) => Number(v),
+      5,
+    )
     .option(
       '--micro-batch <list>',
       'micro-batches native also trains each batch at (gradient accumulation); default 1 at batch 4, 4 at 16 and above',
@@ -60,6 +66,7 @@ export function benchCommand(): Command {
         batch: number[];
         wasmBatch: number[];
         reps: number;
+        rounds: number;
         microBatch?: number[];
         pytorch: boolean;
         profile?: boolean;
@@ -88,6 +95,7 @@ export function benchCommand(): Command {
           batches: o.batch,
           wasmBatches: o.wasmBatch,
           reps: Math.max(1, o.reps),
+          rounds: Math.max(1, Math.floor(o.rounds) || 1),
           microBatches: (batch) => o.microBatch ?? (batch >= 16 ? [4] : batch >= 4 ? [1] : []),
           pytorch: o.pytorch,
           profile: !!o.profile,
