@@ -14,6 +14,7 @@ import { type EvalRow, readEvalCsv } from '../src/eval/evaluate.js';
 import { writePlot } from '../src/eval/plots.js';
 import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../src/train/checkpoint.js';
 import { UserError } from '../src/util/log.js';
+import { markdownTable } from './run.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -165,22 +166,26 @@ export function qualityMarkdown(
     '',
     `**${verdict}**`,
     '',
-    '| method | PSNR dB | SSIM |',
-    '|---|---|---|',
-    `| noisy input | ${anchors.noisy.psnr.toFixed(2)} | ${anchors.noisy.ssim.toFixed(4)} |`,
-    `| TV (Chambolle, weight 0.08) | ${anchors.tv.psnr.toFixed(2)} | ${anchors.tv.ssim.toFixed(4)} |`,
-    `| NL-means (h 0.8 sigma, 5x5 patches, distance 6, fast) | ${anchors.nlmeans.psnr.toFixed(2)} | ${anchors.nlmeans.ssim.toFixed(4)} |`,
-    ...(best
-      ? [
-          `| pix2pix-ts preset, best epoch ${best.epoch} | ${best.psnr.toFixed(2)} | ${best.ssim.toFixed(4)} |`,
-        ]
-      : []),
+    markdownTable(
+      ['method', 'PSNR dB', 'SSIM'],
+      [
+        ['noisy input', anchors.noisy] as const,
+        ['TV (Chambolle, weight 0.08)', anchors.tv] as const,
+        ['NL-means (h 0.8 sigma, 5x5 patches, distance 6, fast)', anchors.nlmeans] as const,
+        ...(best ? [[`pix2pix-ts preset, best epoch ${best.epoch}`, best] as const] : []),
+      ].map(([name, sc]) => [name, sc.psnr.toFixed(2), sc.ssim.toFixed(4)]),
+    ),
     '',
-    '| epoch | step | minutes of training | PSNR dB | SSIM | MAE |',
-    '|---|---|---|---|---|---|',
-    ...rows.map(
-      (r) =>
-        `| ${r.epoch} | ${r.step} | ${r.minutes.toFixed(1)} | ${r.psnr.toFixed(2)} | ${r.ssim.toFixed(4)} | ${r.mae.toFixed(2)} |`,
+    markdownTable(
+      ['epoch', 'step', 'minutes of training', 'PSNR dB', 'SSIM', 'MAE'],
+      rows.map((r) => [
+        String(r.epoch),
+        String(r.step),
+        r.minutes.toFixed(1),
+        r.psnr.toFixed(2),
+        r.ssim.toFixed(4),
+        r.mae.toFixed(2),
+      ]),
     ),
     '',
     `![PSNR vs minutes](${plotPath})`,

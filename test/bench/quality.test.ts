@@ -46,7 +46,7 @@ describe('bench --quality', () => {
       short,
       /falls short of NL-means: best 30\.50 dB \/ SSIM 0\.8400 at 5\.0 minutes, against 30\.00 dB \/ 0\.8500/,
     );
-    assert.match(short, /\| 1 \| 10 \| 5\.0 \| 30\.50 \| 0\.8400 \| 5\.00 \|/);
+    assert.match(short, /\| 1 +\| 10 +\| 5\.0 +\| 30\.50 +\| 0\.8400 \| 5\.00 \|/);
   });
 
   it('rows get the minutes of their checkpoint, mid-epoch stops (latest) included', async () => {
