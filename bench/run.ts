@@ -4,7 +4,7 @@
  * share of the machine's measured FP32 peak. Each configuration runs in its own process (its peak
  * RSS is its own); results go to stdout, to bench/RESULTS.md, and (with --json) one JSON line last.
  */
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -99,17 +99,27 @@ function runWorker(
   ];
   const env = { ...process.env, ...(profile ? { P2P_NATIVE_PROFILE: '1' } : {}) };
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
+  return entryOf(r, backend, kind, batch);
+}
+
+/**
+ * A bench process's JSON result, or its failure with a one-line reason: the error it reported, else
+ * the first error line of its stderr (an uncaught error's last line is only Node's version).
+ */
+function entryOf(r: SpawnSyncReturns<string>, backend: string, kind: string, batch: number): BenchEntry {
   const res = lastJsonLine(r.stdout ?? '');
-  if (r.status !== 0 || !res) {
-    const reported = typeof res?.['error'] === 'string' ? res['error'] : undefined;
-    const stderr = `${r.stderr ?? ''}`
-      .split('\n')
-      .find((l) => /Error|error:/.test(l))
-      ?.trim();
-    const err = reported ?? stderr ?? `exit ${r.status ?? r.signal}`;
-    return { backend, kind: kind as 'train', batch, error: err };
-  }
-  return res as unknown as BenchEntry;
+  if (r.status === 0 && res) return res as unknown as BenchEntry;
+  const reported = typeof res?.['error'] === 'string' ? res['error'] : undefined;
+  const stderr = `${r.stderr ?? ''}`
+    .split('\n')
+    .find((l) => /Error|error:/.test(l))
+    ?.trim();
+  return {
+    backend,
+    kind: kind as 'train',
+    batch,
+    error: reported ?? stderr ?? `exit ${r.status ?? r.signal}`,
+  };
 }
 
 function pytorchAvailable(): string | null {
@@ -129,17 +139,7 @@ function runPytorch(kind: string, batch: number, reps: number): BenchEntry {
     String(reps),
   ];
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const res = lastJsonLine(r.stdout ?? '');
-  if (r.status !== 0 || !res) {
-    const reported = typeof res?.['error'] === 'string' ? res['error'] : undefined;
-    const stderr = `${r.stderr ?? ''}`
-      .split('\n')
-      .find((l) => /Error|error:/.test(l))
-      ?.trim();
-    const err = reported ?? stderr ?? `exit ${r.status ?? r.signal}`;
-    return { backend: 'pytorch', kind: kind as 'train', batch, error: err };
-  }
-  return res as unknown as BenchEntry;
+  return entryOf(r, 'pytorch', kind, batch);
 }
 
 interface Peak {

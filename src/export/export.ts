@@ -6,7 +6,7 @@ import type { EvalRow } from '../eval/evaluate.js';
 import { type EpochChoice, type LoadedGenerator, loadGenerator } from '../infer/load.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { packageVersion } from '../util/package-root.js';
-import { layersModelToOnnx, ONNX_IR_VERSION, ONNX_OPSET } from './onnx.js';
+import { layersModelToOnnx, ONNX_IR_VERSION, ONNX_OPSET, type OnnxExport } from './onnx.js';
 import { type Quantize, writeLayersModel } from './tfjs.js';
 
 export const METADATA_FILE = 'metadata.json';
@@ -88,17 +88,8 @@ export interface ExportMetadata {
   };
   /** This epoch's row of the run's eval.csv (test split, uint8 RGB), when it was evaluated. */
   scores: { psnr: number | null; ssim: number; mae: number; step: number; evalSeconds: number } | null;
-  onnx: {
-    file: string;
-    opset: number;
-    irVersion: number;
-    inputName: string;
-    outputName: string;
-    inputShape: (number | string)[];
-    outputShape: (number | string)[];
-    ops: string[];
-    bytes: number;
-  } | null;
+  /** generator.onnx's interface (OnnxExport without the bytes themselves, but their count). */
+  onnx: (Omit<OnnxExport, 'bytes'> & { file: string; bytes: number }) | null;
 }
 
 export interface ExportResult {
@@ -242,17 +233,8 @@ export async function exportModel(
         },
       });
       await writeAtomic(onnxPath, onnx.bytes);
-      metadata.onnx = {
-        file: ONNX_FILE,
-        opset: onnx.opset,
-        irVersion: onnx.irVersion,
-        inputName: onnx.inputName,
-        outputName: onnx.outputName,
-        inputShape: onnx.inputShape,
-        outputShape: onnx.outputShape,
-        ops: onnx.ops,
-        bytes: onnx.bytes.byteLength,
-      };
+      const { bytes, ...described } = onnx;
+      metadata.onnx = { file: ONNX_FILE, ...described, bytes: bytes.byteLength };
       files.push(ONNX_FILE);
       log.info(
         `wrote ${onnxPath} (${(onnx.bytes.byteLength / 2 ** 20).toFixed(1)} MiB, opset ${ONNX_OPSET}, IR ${ONNX_IR_VERSION})`,
