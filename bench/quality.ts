@@ -14,10 +14,9 @@ import { type EvalRow, readEvalCsv } from '../src/eval/evaluate.js';
 import { writePlot } from '../src/eval/plots.js';
 import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../src/train/checkpoint.js';
 import { UserError } from '../src/util/log.js';
-import { markdownTable } from './run.js';
+import { markdownTable, PYTHON } from './run.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3';
 
 export interface QualityOptions {
   /** A dataset made by `prepare --task denoise --degrade gaussian:SIGMA`. */

@@ -60,7 +60,8 @@ export interface BenchEntry extends Partial<WorkerResult> {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const PYTHON = '/usr/bin/python3';
+/** Debian's Python (its python3-torch and python3-skimage), not whatever `python3` is first on PATH. */
+export const PYTHON = '/usr/bin/python3';
 const SIZE = 256;
 
 function lastJsonLine(out: string): Record<string, unknown> | null {

@@ -1,5 +1,5 @@
 // Scores generators on a dataset's test split (PSNR, SSIM, MAE), checkpoint by checkpoint, into eval.csv.
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -9,6 +9,7 @@ import { loadModel } from '../models/io.js';
 import { listCheckpoints, verifyCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
 import { type EpochScores, readSavedRun } from '../train/loop.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { imageMetrics } from './metrics.js';
 
@@ -142,8 +143,7 @@ export async function mergeEvalCsv(runDir: string, rows: EvalRow[], dropout?: bo
   for (const r of rows) byEpoch.set(r.epoch, r);
   const all = [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch);
   const path = join(runDir, evalCsvName(dropout));
-  await writeFile(`${path}.tmp`, formatEvalCsv(all));
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, formatEvalCsv(all));
   return all;
 }
 

@@ -1,9 +1,10 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { EvalRow } from '../eval/evaluate.js';
 import { type EpochChoice, type LoadedGenerator, loadGenerator } from '../infer/load.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { packageVersion } from '../util/package-root.js';
 import { layersModelToOnnx, ONNX_IR_VERSION, ONNX_OPSET, type OnnxExport } from './onnx.js';
@@ -129,11 +130,6 @@ function trainingOf(g: LoadedGenerator): ExportMetadata['training'] {
   };
 }
 
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(`${path}.tmp`, data);
-  await rename(`${path}.tmp`, path);
-}
-
 /**
  * Exports the generator of a run (`model` = run folder, `epoch` picks the checkpoint) or of one
  * checkpoint folder into `outDir`:
@@ -232,7 +228,7 @@ export async function exportModel(
           step: String(meta.step),
         },
       });
-      await writeAtomic(onnxPath, onnx.bytes);
+      await writeFileAtomic(onnxPath, onnx.bytes);
       const { bytes, ...described } = onnx;
       metadata.onnx = { file: ONNX_FILE, ...described, bytes: bytes.byteLength };
       files.push(ONNX_FILE);
@@ -243,7 +239,7 @@ export async function exportModel(
       // An ONNX file of an earlier export would not match this model.json.
       await rm(onnxPath, { force: true });
     }
-    await writeAtomic(join(outDir, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
+    await writeFileAtomic(join(outDir, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
     files.push(METADATA_FILE);
     return { outDir, files, metadata };
   } finally {

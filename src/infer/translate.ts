@@ -1,9 +1,10 @@
 // Translates image files and folders with a trained generator (see tiling.ts for how any size is run).
-import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { decodeRgb, type RgbImage } from '../data/image.js';
 import '../models/instance-norm.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { type EpochChoice, type LoadedGenerator, loadGenerator } from './load.js';
 import {
@@ -249,8 +250,7 @@ export async function translate(opts: TranslateOptions): Promise<TranslateResult
       const bytes = await encodeImage(opts.compare ? sideBySide(img, out) : out, job.format);
       try {
         await mkdir(dirname(job.output), { recursive: true });
-        await writeFile(`${job.output}.tmp`, bytes);
-        await rename(`${job.output}.tmp`, job.output);
+        await writeFileAtomic(job.output, bytes);
       } catch (e) {
         throw new UserError(`cannot write ${job.output}: ${(e as Error).message.split('\n')[0]}`);
       }

@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -7,6 +7,7 @@ import type { Degradation } from '../data/degrade.js';
 import { checkDataset, isRandomDegradation, onTheFlyDegradation, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
 import { writeGrid } from '../eval/images.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import {
   checkpointName,
@@ -160,16 +161,6 @@ async function hasCheckpoints(out: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  try {
-    await writeFile(`${path}.tmp`, text);
-  } catch (e) {
-    await rm(`${path}.tmp`, { force: true }).catch(() => {});
-    throw e;
-  }
-  await rename(`${path}.tmp`, path);
 }
 
 /** Keeps the metrics.jsonl lines up to `step` (a torn last line goes too), atomically. */

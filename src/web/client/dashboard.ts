@@ -147,13 +147,7 @@ function renderRun(detail: RunDetail): void {
   const stats = h('p', { class: 'stats' });
   const losses = new LineChart({ title: 'GAN losses (per step)', xLabel: 'step', digits: 3 });
   const l1 = new LineChart({ title: 'L1 loss (per step)', xLabel: 'step', digits: 4 });
-  const psnr = new LineChart({
-    title: 'PSNR on the test split, dB',
-    xLabel: 'epoch',
-    digits: 2,
-    integerX: true,
-  });
-  const ssim = new LineChart({ title: 'SSIM on the test split', xLabel: 'epoch', digits: 4, integerX: true });
+  const { psnr, ssim } = evalCharts();
   const sampleBox = h('div', { class: 'sample' });
   const ckptBox = h('div');
   const configBox = h('div');
@@ -340,18 +334,20 @@ function renderRun(detail: RunDetail): void {
   };
 }
 
+/** The PSNR and SSIM vs epoch charts, of one run or of a comparison. */
+function evalCharts(): { psnr: LineChart; ssim: LineChart } {
+  return {
+    psnr: new LineChart({ title: 'PSNR on the test split, dB', xLabel: 'epoch', digits: 2, integerX: true }),
+    ssim: new LineChart({ title: 'SSIM on the test split', xLabel: 'epoch', digits: 4, integerX: true }),
+  };
+}
+
 // ---- a compare folder (or any folder of runs) ----
 
 function renderGroup(detail: RunDetail): void {
   const { summary } = detail;
   document.title = `${summary.name || 'runs'}: comparison`;
-  const psnr = new LineChart({
-    title: 'PSNR on the test split, dB',
-    xLabel: 'epoch',
-    digits: 2,
-    integerX: true,
-  });
-  const ssim = new LineChart({ title: 'SSIM on the test split', xLabel: 'epoch', digits: 4, integerX: true });
+  const { psnr, ssim } = evalCharts();
   const table = h('tbody');
   const draw = (d: RunDetail) => {
     const runs = d.runs ?? [];
