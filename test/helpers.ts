@@ -1,7 +1,21 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import type * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/backend/index.js';
+
+const made: string[] = [];
+// Registered at import, so it belongs to the file's root and runs once every test of the file is done
+// (an `after` inside a test would fire when that test ends).
+after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
+
+/** A fresh temp folder, removed when the test file ends (training runs leave gigabytes otherwise). */
+export async function tempDir(prefix = 'p2p-data-'): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
 
 /** The portable backend that every machine has; the native one has its own tests. */
 export async function useWasm(): Promise<void> {

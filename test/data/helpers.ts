@@ -1,21 +1,9 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after } from 'node:test';
 import sharp from 'sharp';
 import { sha256 } from '../../src/data/image.js';
 
-const made: string[] = [];
-// Registered at import, so it belongs to the file's root and runs once every test of the file is done
-// (an `after` inside a test would fire when that test ends).
-after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
-
-/** A fresh temp folder, removed when the test file ends. */
-export async function tempDir(): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'p2p-data-'));
-  made.push(d);
-  return d;
-}
+export { tempDir } from '../helpers.js';
 
 /** Every file under `dir` (recursive) with its SHA-256, keyed by relative path. */
 export async function hashTree(dir: string): Promise<Record<string, string>> {

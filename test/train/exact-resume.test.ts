@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { TrainingStopped, train } from '../../src/train/loop.js';
-import { readMetrics, useWasm } from '../helpers.js';
+import { readMetrics, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -35,7 +34,7 @@ describe('exact resume', () => {
   let data: string;
   let root: string;
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'p2p-exact-'));
+    root = await tempDir('p2p-exact-');
     data = join(root, 'data');
     await writeSyntheticDataset(data, { count: 10, size: 32, seed: 8 });
   });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { cp, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -11,19 +10,19 @@ import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { validateConfig } from '../../src/train/config.js';
 import { type TimeLimitEvent, train } from '../../src/train/loop.js';
 import { createTrainState } from '../../src/train/step.js';
-import { readMetrics, useWasm } from '../helpers.js';
+import { readMetrics, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
 describe('train loop', () => {
   let data: string;
   before(async () => {
-    data = join(await mkdtemp(join(tmpdir(), 'p2p-loop-')), 'data');
+    data = join(await tempDir('p2p-loop-'), 'data');
     await writeSyntheticDataset(data, { count: 10, size: 32, seed: 3 });
   });
 
   it('writes config, per-step metrics, a checkpoint and a sample grid per epoch, and resumes', async () => {
-    const out = join(await mkdtemp(join(tmpdir(), 'p2p-run-')), 'run');
+    const out = join(await tempDir('p2p-run-'), 'run');
     const config = validateConfig({ data, out, size: 32, batchSize: 4, epochs: 2, maxStepsPerEpoch: 2 });
     const steps: number[] = [];
     const epochs = await train(config, false, { onStep: (e) => steps.push(e.globalStep) });
@@ -71,7 +70,7 @@ describe('train loop', () => {
   });
 
   it('refuses to resume a run on a dataset whose files changed since it started', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'p2p-run-'));
+    const root = await tempDir('p2p-run-');
     const own = join(root, 'data');
     await writeSyntheticDataset(own, { count: 10, size: 32, seed: 3 });
     const config = validateConfig({
@@ -88,7 +87,7 @@ describe('train loop', () => {
   });
 
   it('refuses a dataset of smaller images than --size, and a missing folder, with one-line reasons', async () => {
-    const out = join(await mkdtemp(join(tmpdir(), 'p2p-run-')), 'run');
+    const out = join(await tempDir('p2p-run-'), 'run');
     await assert.rejects(
       train(validateConfig({ data, out, size: 64 }), false),
       /holds 32 px images, smaller than --size 64/,
@@ -97,7 +96,7 @@ describe('train loop', () => {
   });
 
   it('--crop: trains on 32 px crops of 64 px images, and evaluates and samples at --size 64', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'p2p-crop-'));
+    const root = await tempDir('p2p-crop-');
     const big = join(root, 'data');
     await writeSyntheticDataset(big, { count: 10, size: 64, seed: 3 });
     const config = validateConfig({
@@ -131,7 +130,7 @@ describe('train loop', () => {
   });
 
   it('--max-minutes stops after the step that used the time up: checkpoint, evaluation, normal return', async () => {
-    const out = join(await mkdtemp(join(tmpdir(), 'p2p-minutes-')), 'run');
+    const out = join(await tempDir('p2p-minutes-'), 'run');
     // 0.002 minutes = 0.12 s: the first step's hook sleeps past it.
     const config = validateConfig({
       data,
@@ -178,7 +177,7 @@ describe('train loop', () => {
     );
 
     // At an epoch's last step, the epoch's own checkpoint is the stop's.
-    const out2 = join(await mkdtemp(join(tmpdir(), 'p2p-minutes-')), 'run');
+    const out2 = join(await tempDir('p2p-minutes-'), 'run');
     const one = await train({ ...config, out: out2, maxStepsPerEpoch: 1, maxMinutes: 0.002 }, false, hooks);
     assert.deepEqual(
       one.map((e) => e.epoch),
@@ -188,7 +187,7 @@ describe('train loop', () => {
   });
 
   it('--degrade-on-the-fly trains on a recorded degradation and refuses a dataset without one', async () => {
-    const out = join(await mkdtemp(join(tmpdir(), 'p2p-fly-')), 'run');
+    const out = join(await tempDir('p2p-fly-'), 'run');
     const config = validateConfig({
       data,
       out,
@@ -206,10 +205,10 @@ describe('train loop', () => {
     const saved = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).config;
     assert.equal(saved.degradeOnTheFly, true);
 
-    const bare = join(await mkdtemp(join(tmpdir(), 'p2p-fly-')), 'bare');
+    const bare = join(await tempDir('p2p-fly-'), 'bare');
     await cp(data, bare, { recursive: true });
     await rm(join(bare, 'dataset.json'));
-    const out2 = join(await mkdtemp(join(tmpdir(), 'p2p-fly-')), 'run');
+    const out2 = join(await tempDir('p2p-fly-'), 'run');
     await assert.rejects(
       train({ ...config, data: bare, out: out2 }, false),
       /--degrade-on-the-fly needs a dataset .*: it has no dataset.json/,

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { loadModel } from '../../src/models/io.js';
 import { resumedConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { readMetrics, useWasm } from '../helpers.js';
+import { readMetrics, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -18,7 +17,7 @@ describe('resume and faults', () => {
   let data: string;
   let root: string;
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'p2p-resume-'));
+    root = await tempDir('p2p-resume-');
     data = join(root, 'data');
     await writeSyntheticDataset(data, { count: 10, size: 32, seed: 3 });
   });
