@@ -5,8 +5,8 @@
  * RSS is its own); results go to stdout, to bench/RESULTS.md, and (with --json) one JSON line last.
  */
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chooseMicroBatch } from '../src/train/memory.js';
@@ -54,6 +54,17 @@ export interface BenchEntry extends Partial<WorkerResult> {
   rounds?: number;
   /** The first step's time (the native backend times its conv layouts then), median over rounds. */
   first_step_ms?: number;
+  /**
+   * Native: the first step of round 1, with an empty layout cache (every shape's layouts timed), and
+   * the median first step of the later rounds, which start from the cache round 1 wrote; each over
+   * the median later (timed) step.
+   */
+  first_step_cold_ms?: number;
+  first_step_warm_ms?: number;
+  first_over_later_cold?: number;
+  first_over_later_warm?: number;
+  /** Native inference time over onnxruntime-node's on the same generator: median of the rounds' ratios. */
+  ratio_vs_onnxruntime?: number;
   error?: string;
   memory_format?: string;
 }
@@ -86,6 +97,7 @@ function runWorker(
   warmup: number,
   reps: number,
   profile: boolean,
+  layoutCache: string,
 ): BenchEntry {
   const args = [
     '--import',
@@ -98,7 +110,11 @@ function runWorker(
     String(reps),
     String(micro),
   ];
-  const env = { ...process.env, ...(profile ? { P2P_NATIVE_PROFILE: '1' } : {}) };
+  const env = {
+    ...process.env,
+    P2P_LAYOUT_CACHE: layoutCache,
+    ...(profile ? { P2P_NATIVE_PROFILE: '1' } : {}),
+  };
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   return entryOf(r, backend, kind, batch);
 }
@@ -121,6 +137,20 @@ function entryOf(r: SpawnSyncReturns<string>, backend: string, kind: string, bat
     batch,
     error: reported ?? stderr ?? `exit ${r.status ?? r.signal}`,
   };
+}
+
+/** Null when onnxruntime-node (a dev dependency) loads here, else why not. */
+function onnxRuntimeAvailable(): string | null {
+  const r = spawnSync(process.execPath, ['-e', "require('onnxruntime-node')"], {
+    encoding: 'utf8',
+    cwd: join(here, '..'),
+  });
+  return r.status === 0
+    ? null
+    : (r.stderr
+        .split('\n')
+        .find((l) => /Error/.test(l))
+        ?.trim() ?? `exit ${r.status}`);
 }
 
 function pytorchAvailable(): string | null {
@@ -196,6 +226,15 @@ function median(xs: number[]): number {
 
 const fmt = (v: number | undefined, d = 0) => (v == null || !Number.isFinite(v) ? '-' : v.toFixed(d));
 
+/** Round i's time per image of `ours` over that of `theirs` (run just after it), for every round both finished. */
+function roundRatios(ours: BenchEntry[], theirs: BenchEntry[]): number[] {
+  return ours
+    .map((r, i) =>
+      r.ms_per_image && theirs[i]?.ms_per_image ? r.ms_per_image / theirs[i]!.ms_per_image! : NaN,
+    )
+    .filter(Number.isFinite);
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
   const load = loadavg()[0]!;
   if (load > 0.7) {
@@ -240,7 +279,14 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     for (const batch of o.batches) configs.push({ backend: 'pytorch', kind: 'train', batch, micro: 0 });
     configs.push({ backend: 'pytorch', kind: 'infer', batch: 1, micro: 0 });
   }
+  // The second inference anchor: the same generator exported to ONNX, in onnxruntime-node.
+  const ortReason = o.backends.includes('native') ? onnxRuntimeAvailable() : 'no native run to compare';
+  if (ortReason) o.log(`onnxruntime-node anchor skipped: ${ortReason}`);
+  else configs.push({ backend: 'onnxruntime', kind: 'infer', batch: 1, micro: 0 });
 
+  // The bench's own layout cache: round 1 starts cold whatever the user's cache holds, later rounds
+  // start from what round 1 chose (what a second `train` run on this machine gets).
+  const layoutCache = mkdtempSync(join(tmpdir(), 'p2p-bench-layouts-'));
   // Ours and the PyTorch run of the same kind and batch alternate, round after round.
   const runOne = (c: (typeof configs)[number]): BenchEntry => {
     // The native backend times its conv layouts on each shape's first call: two warm-up steps.
@@ -250,7 +296,16 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     const e =
       c.backend === 'pytorch'
         ? runPytorch(c.kind, c.batch, reps)
-        : runWorker(c.backend, c.kind, c.batch, c.micro, warmup, reps, o.profile && c.backend === 'native');
+        : runWorker(
+            c.backend,
+            c.kind,
+            c.batch,
+            c.micro,
+            warmup,
+            reps,
+            o.profile && c.backend === 'native',
+            layoutCache,
+          );
     const tag = `${c.backend} ${c.kind} batch ${c.batch}${c.micro ? ` (micro-batch ${c.micro})` : ''}`;
     if (e.error) o.log(`  ${tag}: failed: ${e.error}`);
     else
@@ -263,7 +318,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     configs.find((p) => p.backend === 'pytorch' && p.kind === c.kind && p.batch === c.batch);
   const perConfig = new Map<(typeof configs)[number], BenchEntry[]>(configs.map((c) => [c, []]));
   for (let round = 1; round <= o.rounds; round++) {
-    o.log(`round ${round}/${o.rounds}`);
+    o.log(`round ${round}/${o.rounds}${round === 1 ? ' (empty layout cache)' : ''}`);
     const pytorchDone = new Set<(typeof configs)[number]>();
     for (const c of configs) {
       if (c.backend === 'pytorch') continue;
@@ -271,7 +326,8 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
       if (c.backend === 'wasm' && round > 1) continue;
       perConfig.get(c)!.push(runOne(c));
       const anchor = anchorOf(c);
-      if (anchor && !(c.backend === 'wasm' && pytorchDone.has(anchor))) {
+      // One PyTorch run per round and configuration, shared by WASM and onnxruntime.
+      if (anchor && !pytorchDone.has(anchor)) {
         perConfig.get(anchor)!.push(runOne(anchor));
         pytorchDone.add(anchor);
       }
@@ -288,15 +344,20 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     e.peak_rss_mb = Math.max(...ok.map((r) => r.peak_rss_mb ?? 0));
     const firsts = ok.map((r) => r.warmup_ms?.[0]).filter((t): t is number => t != null);
     if (firsts.length) e.first_step_ms = median(firsts);
+    if (c.backend === 'native' && runs[0]?.warmup_ms?.length && runs[0].ms_per_step) {
+      e.first_step_cold_ms = runs[0].warmup_ms[0];
+      e.first_over_later_cold = e.first_step_cold_ms! / runs[0].ms_per_step;
+      const warm = runs.slice(1).filter((r) => r.ms_per_step && r.warmup_ms?.length);
+      if (warm.length) {
+        e.first_step_warm_ms = median(warm.map((r) => r.warmup_ms![0]!));
+        e.first_over_later_warm = median(warm.map((r) => r.warmup_ms![0]! / r.ms_per_step!));
+      }
+    }
     const anchor = anchorOf(c);
     if (anchor && c.backend !== 'pytorch') {
       const theirs = perConfig.get(anchor)!;
       // Round i of ours against round i of PyTorch, run just after it.
-      const ratios = runs
-        .map((r, i) =>
-          r.ms_per_image && theirs[i]?.ms_per_image ? r.ms_per_image / theirs[i]!.ms_per_image! : NaN,
-        )
-        .filter(Number.isFinite);
+      const ratios = roundRatios(runs, theirs);
       if (ratios.length) {
         e.ratio_vs_pytorch = median(ratios);
         e.ratio_spread = [Math.min(...ratios), Math.max(...ratios)];
@@ -305,6 +366,20 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     return e;
   });
 
+  rmSync(layoutCache, { recursive: true, force: true });
+  // Native inference against onnxruntime's, round by round (they ran minutes apart at most).
+  const ortRuns = [...perConfig].find(([c]) => c.backend === 'onnxruntime')?.[1];
+  const nativeInfer = entries.find((e) => e.backend === 'native' && e.kind === 'infer');
+  const nativeInferRuns = [...perConfig].find(([c]) => c.backend === 'native' && c.kind === 'infer')?.[1];
+  if (ortRuns && nativeInfer && nativeInferRuns) {
+    const ratios = roundRatios(nativeInferRuns, ortRuns);
+    if (ratios.length) {
+      nativeInfer.ratio_vs_onnxruntime = median(ratios);
+      o.log(
+        `native inference / onnxruntime-node: ${fmt(nativeInfer.ratio_vs_onnxruntime, 2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(', ')})`,
+      );
+    }
+  }
   for (const e of entries) {
     if (e.ms_per_image == null) continue;
     const flops = e.kind === 'train' ? flopsTrain : flopsInfer;
@@ -323,8 +398,10 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     'peak RSS MB',
     'vs PyTorch (time, median of rounds)',
     'round ratios',
+    'vs onnxruntime (time)',
     'vs PyTorch (RSS)',
     'first step ms',
+    'first step cold / warm cache (x later step)',
   ];
   const rows = entries.map((e) => {
     const ref = entries.find((p) => p.backend === 'pytorch' && p.kind === e.kind && p.batch === e.batch);
@@ -345,8 +422,12 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
       fmt(e.peak_rss_mb),
       fmt(e.ratio_vs_pytorch, 2),
       e.ratio_spread ? `${fmt(e.ratio_spread[0], 2)}-${fmt(e.ratio_spread[1], 2)} (${e.rounds})` : '-',
+      fmt(e.ratio_vs_onnxruntime, 2),
       fmt(rss, 2),
       fmt(e.first_step_ms),
+      e.first_step_cold_ms != null
+        ? `${fmt(e.first_step_cold_ms)} (${fmt(e.first_over_later_cold, 1)}x) / ${e.first_step_warm_ms != null ? `${fmt(e.first_step_warm_ms)} (${fmt(e.first_over_later_warm, 2)}x)` : '-'}`
+        : '-',
     ];
   });
   const table = markdownTable(header, rows);

@@ -2,10 +2,14 @@
  * One bench configuration in its own process, so that its peak RSS is its own: times the full
  * pix2pix training step (G and D forward/backward, both Adam updates) or generator inference of the
  * 256x256 reference model on one backend, and prints one JSON line.
- * Usage: node --import tsx bench/worker.ts <native|wasm|cpu> <train|infer> <batch> <warmup> <reps> [microBatch]
+ * `onnxruntime` (infer only) exports the same generator to ONNX (src/export/onnx.ts) and runs it in
+ * onnxruntime-node on the CPU with as many threads as the machine has cores, as PyTorch gets.
+ * Usage: node --import tsx bench/worker.ts <native|wasm|cpu|onnxruntime> <train|infer> <batch> <warmup> <reps> [microBatch]
  */
+import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type BackendChoice, setupBackend } from '../src/backend/index.js';
 import { DEFAULT_CONFIG } from '../src/train/config.js';
 import { createTrainState, trainStep } from '../src/train/step.js';
@@ -38,34 +42,42 @@ async function main() {
   const batch = Number(batchArg);
   const warmup = Number(warmupArg ?? 1);
   const reps = Number(repsArg ?? 3);
-  const { name } = await setupBackend(backend as BackendChoice);
+  const ort = backend === 'onnxruntime';
+  if (ort && kind !== 'infer') throw new Error('onnxruntime runs inference only');
+  const { name } = await setupBackend((ort ? 'cpu' : backend) as BackendChoice);
   const microBatch = Number(microArg ?? 0);
   const config = { ...DEFAULT_CONFIG, size: SIZE, microBatch };
   const state = createTrainState(config);
   const a = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 1)) as tf.Tensor4D;
   const b = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 2)) as tf.Tensor4D;
-  const run =
-    kind === 'train'
-      ? () => {
+  const run = ort
+    ? await onnxRuntimeInference(state.G, a)
+    : kind === 'train'
+      ? async () => {
           trainStep(state, a, b);
         }
-      : () => {
+      : async () => {
           const y = tf.tidy(() => state.G.apply(a, { training: false }) as tf.Tensor);
           y.dataSync();
           y.dispose();
         };
-  const time = () => {
+  const time = async () => {
     const t = performance.now();
-    run();
+    await run();
     return performance.now() - t;
   };
-  const warm = Array.from({ length: warmup }, time);
+  const repeat = async (n: number) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(await time());
+    return out;
+  };
+  const warm = await repeat(warmup);
   const profile = name === 'native' ? await import('../src/backend/native.js') : null;
   profile?.nativeKernelTimes(true);
-  const times = Array.from({ length: reps }, time);
+  const times = await repeat(reps);
   const med = median(times);
   const result: WorkerResult = {
-    backend: name,
+    backend: ort ? 'onnxruntime' : name,
     kind: kind as 'train' | 'infer',
     batch,
     micro_batch: microBatch,
@@ -80,6 +92,23 @@ async function main() {
     result.kernels = kernels.map((k) => ({ kernel: k.kernel, ms: k.ms / reps, calls: k.calls / reps }));
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/** A function running G's ONNX export on `x` in onnxruntime-node (a dev dependency: imported here only). */
+async function onnxRuntimeInference(G: LayersModel, x: tf.Tensor4D): Promise<() => Promise<void>> {
+  const ort = await import('onnxruntime-node');
+  const { layersModelToOnnx } = await import('../src/export/onnx.js');
+  const session = await ort.InferenceSession.create(layersModelToOnnx(G).bytes, {
+    intraOpNumThreads: cpus().length,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+  });
+  const input = new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape);
+  return async () => {
+    const out = await session.run({ input });
+    out['output']!.dispose();
+  };
 }
 
 try {

@@ -321,6 +321,47 @@ Napi::Value ConvRelease(const Napi::CallbackInfo& info) {
   });
 }
 
+// [[key, mode], ...]: the layout choices made so far (see conv_choices in conv.h).
+Napi::Value ConvChoices(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const auto choices = p2p::conv_choices();
+    auto out = Napi::Array::New(env, choices.size());
+    for (size_t i = 0; i < choices.size(); ++i) {
+      auto pair = Napi::Array::New(env, 2);
+      pair.Set(uint32_t{0}, Napi::String::New(env, choices[i].first));
+      pair.Set(uint32_t{1}, Napi::Number::New(env, choices[i].second));
+      out.Set(static_cast<uint32_t>(i), pair);
+    }
+    return out;
+  });
+}
+
+// setConvChoices([[key, mode], ...]) -> how many were taken. Entries that are not a [string, integer]
+// pair are skipped like unknown keys: the file they come from is a cache, never an error.
+Napi::Value SetConvChoices(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Args a(info, "setConvChoices", 1);
+    std::vector<std::pair<std::string, int>> choices;
+    for (const auto& e : a.elements(a[0], "choices", 1u << 20)) {
+      if (!e.IsArray()) continue;
+      auto pair = e.As<Napi::Array>();
+      if (pair.Length() != 2) continue;
+      Napi::Value key = pair.Get(uint32_t{0}), mode = pair.Get(uint32_t{1});
+      if (!key.IsString() || !mode.IsNumber()) continue;
+      const double m = mode.As<Napi::Number>().DoubleValue();
+      if (m != std::trunc(m) || m < 0 || m > 16) continue;
+      choices.emplace_back(key.As<Napi::String>().Utf8Value(), static_cast<int>(m));
+    }
+    return Napi::Number::New(env, p2p::conv_set_choices(choices));
+  });
+}
+
+Napi::Value ConvTunings(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(p2p::conv_tunings()));
+  });
+}
+
 bool known_binary(int64_t op) {
   return (op >= p2p::kAdd && op <= p2p::kPow) || (op >= p2p::kGreater && op <= p2p::kNotEqual);
 }
@@ -519,6 +560,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("convBackwardWeights", Napi::Function::New(env, ConvBackwardWeights));
   exports.Set("convImpl", Napi::Function::New(env, ConvImpl));
   exports.Set("convRelease", Napi::Function::New(env, ConvRelease));
+  exports.Set("convChoices", Napi::Function::New(env, ConvChoices));
+  exports.Set("setConvChoices", Napi::Function::New(env, SetConvChoices));
+  exports.Set("convTunings", Napi::Function::New(env, ConvTunings));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("select", Napi::Function::New(env, Select));

@@ -334,6 +334,7 @@ void gemm_backward_data(const ConvShape& s, const float* dy, const float* w, flo
 // layer (plain-layout GEMM for tiny maps with big filters, blocked direct kernels for wide layers,
 // brgemm on NHWC in between) and on the reorder traffic, so the first call of each times them all.
 std::unordered_map<std::string, int> g_choice;
+int64_t g_tunings = 0;
 
 template <typename Run>
 int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
@@ -345,9 +346,15 @@ int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
   const std::string key = key_of(pass, s, 0, bias);
   auto it = g_choice.find(key);
   if (it != g_choice.end()) {
-    run(it->second);
-    return it->second;
+    try {
+      run(it->second);
+      return it->second;
+    } catch (const dnnl::error&) {
+      // A choice loaded from another process (conv_set_choices) that this build cannot run: time anew.
+      g_choice.erase(it);
+    }
   }
+  ++g_tunings;
   // Two timed rounds over the candidates, interleaved, keeping each one's best: one round alone is
   // easily skewed by another process taking a core for a moment.
   const int cands[] = {kLayoutPlain, kLayoutPlainActAnyWei, kLayoutBlocked, kLayoutGemmCol2im};
@@ -421,6 +428,27 @@ std::string conv_impl_names(const ConvShape& s, int mode) {
   out += " / " + tagged(pick('w'), bwd_weights_entry(s, plain_if_gemm(pick('w'))).impl);
   return out;
 }
+
+std::vector<std::pair<std::string, int>> conv_choices() {
+  return {g_choice.begin(), g_choice.end()};
+}
+
+int conv_set_choices(const std::vector<std::pair<std::string, int>>& choices) {
+  int taken = 0;
+  for (const auto& [key, mode] : choices) {
+    // key_of(pass, shape, 0, bias): "f0b,1,2,..." with 15 numbers; anything else is not ours.
+    if (key.size() < 4 || (key[0] != 'f' && key[0] != 'd' && key[0] != 'w') || key[1] != '0') continue;
+    if (std::count(key.begin(), key.end(), ',') != 15) continue;
+    const bool candidate = mode == kLayoutPlain || mode == kLayoutPlainActAnyWei || mode == kLayoutBlocked ||
+                           (mode == kLayoutGemmCol2im && key[0] == 'd');
+    if (!candidate || g_choice.count(key)) continue;
+    g_choice[key] = mode;
+    ++taken;
+  }
+  return taken;
+}
+
+int64_t conv_tunings() { return g_tunings; }
 
 void conv_release() {
   g_cache.clear();

@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace p2p {
 
@@ -34,5 +36,14 @@ void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, 
 std::string conv_impl_names(const ConvShape& s, int mode);
 // Drops cached primitives and scratch buffers (tests, and the bench between configurations).
 void conv_release();
+
+// The layout choices made so far, as (key, mode) pairs: what a later process may start from instead
+// of timing the candidates again (src/backend/layout-cache.ts keeps them on disk).
+std::vector<std::pair<std::string, int>> conv_choices();
+// Adds choices another process made; a key already chosen here, a malformed key or a mode that is
+// not a candidate for its pass is skipped. Returns how many were taken.
+int conv_set_choices(const std::vector<std::pair<std::string, int>>& choices);
+// How many (pass, shape) choices this process has timed itself.
+int64_t conv_tunings();
 
 }  // namespace p2p

@@ -26,6 +26,12 @@ export interface NativeAddon {
   convBackwardWeights(params: number[], x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   convImpl(params: number[]): string;
   convRelease(): void;
+  /** The layout choice made for each (pass, shape) so far: [key, mode] pairs (see conv_choices in conv.h). */
+  convChoices(): [string, number][];
+  /** Adds choices made by another process; malformed or known keys are skipped. Returns how many were taken. */
+  setConvChoices(choices: unknown[]): number;
+  /** How many (pass, shape) layout choices this process has timed itself. */
+  convTunings(): number;
   binary(
     op: number,
     a: Float32Array,

@@ -2,6 +2,7 @@ import { totalmem } from 'node:os';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AdamKernel, registerAdamKernel, tfjsAdamKernel } from './adam-kernel.js';
+import { useLayoutCache } from './layout-cache.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
 import { fusedKernels } from './native-fused.js';
 import { nativeKernels } from './native-kernels.js';
@@ -241,7 +242,7 @@ let registered: Promise<void> | null = null;
 export function registerNativeBackend(): Promise<void> {
   registered ??= (async () => {
     const addon = loadAddon();
-    addon.info();
+    useLayoutCache(addon);
     const replaced = new Map(nativeKernels(addon).map((k) => [k.name, k.func]));
     const cpuKernels = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
     for (const k of cpuKernels.values()) {

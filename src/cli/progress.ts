@@ -1,7 +1,8 @@
 import { fmtNum } from '../eval/evaluate.js';
 import type { EpochEvent, StepEvent } from '../train/loop.js';
 
-const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4));
+/** NaN is a loss that was not computed (the GAN terms during the L1 warm-up). */
+const fmt = (x: number) => (Number.isNaN(x) ? '-' : Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4));
 
 function duration(s: number): string {
   if (!Number.isFinite(s)) return '?';

@@ -12,6 +12,11 @@ import type { Rng } from './rng.js';
 export interface Degradation {
   /** Canonical spec, e.g. `gaussian:25`. */
   readonly spec: string;
+  /**
+   * Each output pixel depends on its input pixel alone (noise, gray), so degrading a crop gives what
+   * cropping the degraded image would, in distribution: `--degrade-on-the-fly` then draws only the crop.
+   */
+  readonly pixelwise?: true;
   apply(img: RgbImage, rng: Rng): RgbImage | Promise<RgbImage>;
 }
 
@@ -37,13 +42,18 @@ function mapPixels(img: RgbImage, f: (v: number) => number): RgbImage {
 }
 
 function gaussianNoise(sigma: number): Degradation {
-  return { spec: `gaussian:${sigma}`, apply: (img, rng) => mapPixels(img, (v) => v + sigma * rng.normal()) };
+  return {
+    spec: `gaussian:${sigma}`,
+    pixelwise: true,
+    apply: (img, rng) => mapPixels(img, (v) => v + sigma * rng.normal()),
+  };
 }
 
 /** Shot noise: each channel value becomes a photon count with mean value/255*peak, rescaled back. */
 function poissonNoise(peak: number): Degradation {
   return {
     spec: `poisson:${peak}`,
+    pixelwise: true,
     apply: (img, rng) => mapPixels(img, (v) => (rng.poisson((v / 255) * peak) / peak) * 255),
   };
 }
@@ -52,6 +62,7 @@ function poissonNoise(peak: number): Degradation {
 function saltPepper(p: number): Degradation {
   return {
     spec: `saltpepper:${p}`,
+    pixelwise: true,
     apply: (img, rng) => {
       const out = newImage(img.width, img.height);
       out.data.set(img.data);
@@ -91,6 +102,7 @@ function blur(sigma: number): Degradation {
 /** Luma copied to all three channels, so A keeps the 3-channel shape the networks expect. */
 const gray: Degradation = {
   spec: 'gray',
+  pixelwise: true,
   apply: (img) => {
     const y = luma(img);
     const out = newImage(img.width, img.height);

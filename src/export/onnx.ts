@@ -3,6 +3,7 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import protobuf from 'protobufjs';
+import { blurRadius, gaussianTaps } from '../models/residual.js';
 import { UserError } from '../util/log.js';
 import { packageRoot } from '../util/package-root.js';
 
@@ -45,16 +46,23 @@ export function onnxSchema(): protobuf.Root {
 
 // TensorProto.DataType.FLOAT and the AttributeProto.AttributeType values used here.
 const FLOAT = 1;
-const ATTR = { FLOAT: 1, INT: 2, INTS: 7 } as const;
+const INT64 = 7;
+const ATTR = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;
 
 type Attr =
   | { name: string; type: typeof ATTR.FLOAT; f: number }
   | { name: string; type: typeof ATTR.INT; i: number }
+  | { name: string; type: typeof ATTR.STRING; s: Uint8Array }
   | { name: string; type: typeof ATTR.INTS; ints: number[] };
 
 const fAttr = (name: string, f: number): Attr => ({ name, type: ATTR.FLOAT, f });
 const iAttr = (name: string, i: number): Attr => ({ name, type: ATTR.INT, i });
 const intsAttr = (name: string, ints: number[]): Attr => ({ name, type: ATTR.INTS, ints });
+const sAttr = (name: string, text: string): Attr => ({
+  name,
+  type: ATTR.STRING,
+  s: new TextEncoder().encode(text),
+});
 
 interface NodeSpec {
   opType: string;
@@ -145,6 +153,14 @@ class GraphBuilder {
   tensor(name: string, dims: number[], values: Float32Array): string {
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     this.initializers.push({ name, dims, dataType: FLOAT, rawData: Uint8Array.from(bytes) });
+    return name;
+  }
+
+  /** An int64 initializer (shapes and pads that ops take as inputs). */
+  int64(name: string, values: number[]): string {
+    const data = BigInt64Array.from(values.map((v) => BigInt(v)));
+    const rawData = new Uint8Array(data.buffer.slice(0));
+    this.initializers.push({ name, dims: [values.length], dataType: INT64, rawData });
     return name;
   }
 
@@ -376,7 +392,38 @@ export function layersModelToOnnx(model: tfl.LayersModel, opts: OnnxExportOption
         // since opset 11.
         const lo = g.tensor(`${name}/min`, [], new Float32Array([(cfg.min as number | undefined) ?? -1]));
         const hi = g.tensor(`${name}/max`, [], new Float32Array([(cfg.max as number | undefined) ?? 1]));
-        const sum = emit('Add', `${name}/add`, [inputs[0]!, inputs[1]!]);
+        let base = inputs[0]!;
+        const sigma = (cfg.blur as number | undefined) ?? 0;
+        if (sigma > 0) {
+          // blur(x) as in gaussianBlur: reflect pad by the radius, then the 1-D Gaussian along W and
+          // along H, each a depthwise Conv (group = channels, weights [C, 1, kh, kw]).
+          const r = blurRadius(sigma);
+          const taps = gaussianTaps(sigma);
+          const channels = shapeOf(layer.input).at(-1) as number;
+          const weights = new Float32Array(channels * taps.length);
+          for (let c = 0; c < channels; c++) weights.set(taps, c * taps.length);
+          const pads = g.int64(`${name}/blur_pads`, [0, 0, r, r, 0, 0, r, r]);
+          const padded = emit('Pad', `${name}/blur_pad`, [base, pads], [sAttr('mode', 'reflect')]);
+          const pass = (axis: 'w' | 'h', x: string) =>
+            emit(
+              'Conv',
+              `${name}/blur_${axis}`,
+              [
+                x,
+                g.tensor(
+                  `${name}/blur_${axis}/kernel`,
+                  axis === 'w' ? [channels, 1, 1, taps.length] : [channels, 1, taps.length, 1],
+                  weights,
+                ),
+              ],
+              [
+                intsAttr('kernel_shape', axis === 'w' ? [1, taps.length] : [taps.length, 1]),
+                iAttr('group', channels),
+              ],
+            );
+          base = pass('h', pass('w', padded));
+        }
+        const sum = emit('Add', `${name}/add`, [base, inputs[1]!]);
         tensorOf.set(name, emit('Clip', name, [sum, lo, hi]));
         break;
       }

@@ -24,6 +24,8 @@ export interface UnetOptions {
    * layer) where r is the last transposed conv's output, without tanh (see unetGenerator).
    */
   residual?: boolean;
+  /** With `residual`: sigma in px of the Gaussian blur of the input the correction is added to (0: none). */
+  residualBlur?: number;
 }
 
 type Sym = tfl.SymbolicTensor;
@@ -115,7 +117,7 @@ function upBlock(
  */
 export function unetGenerator(opts: UnetOptions): tfl.LayersModel {
   const { size, inChannels = 3, outChannels = 3, norm = 'instance', seed = 1 } = opts;
-  const { ngf = 64, dropout = true, residual = false } = opts;
+  const { ngf = 64, dropout = true, residual = false, residualBlur = 0 } = opts;
   if (!Number.isInteger(ngf) || ngf < 1) throw new UserError(`--ngf must be an integer >= 1 (got ${ngf})`);
   const depth = resolveUnetDepth(size, opts.depth ?? 0);
   const seeds = new SeedSequence(seed);
@@ -150,7 +152,7 @@ export function unetGenerator(opts: UnetOptions): tfl.LayersModel {
   // correction at +-1 (half the range: a white input pixel could never become black) and flatten its
   // gradient where r is large. With the N(0, 0.02) init r starts small (std ~0.2 at ngf 64).
   const output = residual
-    ? (new ResidualOutput({ name: 'output', min: -1, max: 1 }).apply([input, x]) as Sym)
+    ? (new ResidualOutput({ name: 'output', min: -1, max: 1, blur: residualBlur }).apply([input, x]) as Sym)
     : apply(tfl.layers.activation({ name: 'output', activation: 'tanh' }), x);
   return tfl.model({ inputs: input, outputs: output, name: 'unet' });
 }

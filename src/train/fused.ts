@@ -124,18 +124,33 @@ function convForward(x: tf.Tensor4D, c: ConvSpec): tf.Tensor4D {
   return tf.conv2dTranspose(x, w, outShape, c.strides, c.padding);
 }
 
-/** dx and dW of the conv for the gradient g of its output. */
-function convBackward(x: tf.Tensor4D, g: tf.Tensor4D, c: ConvSpec): [tf.Tensor4D, tf.Tensor4D] {
+/**
+ * dx and dW of the conv for the gradient g of its output. A gradient nobody reads is zeros instead
+ * (customGrad wants one per input): dW of D's convs in the G update, dx of G's first conv.
+ */
+function convBackward(
+  x: tf.Tensor4D,
+  g: tf.Tensor4D,
+  c: ConvSpec,
+  grads: BlockGrads,
+): [tf.Tensor4D, tf.Tensor4D] {
   const attrs = { strides: c.strides, pad: c.padding, dataFormat: 'NHWC', dimRoundingMode: undefined };
   const w = c.kernel as unknown as tf.Tensor4D;
+  const skipped = (t: tf.Tensor4D) => tf.zerosLike(t);
   if (c.transpose) {
     // A transposed conv is the data gradient of a conv: its own gradients swap the roles.
-    const dx = tf.conv2d(g, w, c.strides, c.padding);
-    const dw = runKernel('Conv2DBackpropFilter', { x: g, dy: x }, { ...attrs, filterShape: w.shape });
+    const dx = grads.input ? tf.conv2d(g, w, c.strides, c.padding) : skipped(x);
+    const dw = grads.weights
+      ? runKernel('Conv2DBackpropFilter', { x: g, dy: x }, { ...attrs, filterShape: w.shape })
+      : skipped(w);
     return [dx, dw];
   }
-  const dx = runKernel('Conv2DBackpropInput', { dy: g, filter: w }, { ...attrs, inputShape: x.shape });
-  const dw = runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...attrs, filterShape: w.shape });
+  const dx = grads.input
+    ? runKernel('Conv2DBackpropInput', { dy: g, filter: w }, { ...attrs, inputShape: x.shape })
+    : skipped(x);
+  const dw = grads.weights
+    ? runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...attrs, filterShape: w.shape })
+    : skipped(w);
   return [dx, dw];
 }
 
@@ -174,7 +189,7 @@ function dropoutMask(shape: number[], rate: number): tf.Tensor4D {
  * the mask: y is recovered from h through the leaky slope, so z, y and every gradient in between
  * live only inside this function.
  */
-function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean): tf.Tensor4D {
+function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, grads: BlockGrads): tf.Tensor4D {
   const { conv } = b;
   const useMask = training && b.dropRate > 0;
   const inputs: tf.Tensor[] = conv.bias ? [x, conv.kernel, conv.bias] : [x, conv.kernel];
@@ -214,12 +229,29 @@ function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean): tf.Tensor4D
             const meanGY = tf.mean(tf.mul(g, y), [1, 2], true);
             g = tf.mul(tf.sub(tf.sub(g, meanG), tf.mul(y, meanGY)), rs);
           }
-          const [dx, dw] = convBackward(xs, g, conv);
-          return conv.bias ? [dx, dw, tf.sum(g, [0, 1, 2])] : [dx, dw];
+          const [dx, dw] = convBackward(xs, g, conv, grads);
+          const db = conv.bias ? (grads.weights ? tf.sum(g, [0, 1, 2]) : tf.zerosLike(conv.bias)) : null;
+          return db ? [dx, dw, db] : [dx, dw];
         }),
     };
   });
   return op(...inputs) as tf.Tensor4D;
+}
+
+/**
+ * Which gradients of a fused model a backward pass needs; the others are not computed (zeros stand in).
+ * `weights`: of the model's conv kernels and biases (false: D's in the G update, where only the
+ * gradient through D to the fake counts). `inputs`: of the model's inputs (false: G's data batch).
+ */
+export interface FusedGrads {
+  weights?: boolean;
+  inputs?: boolean;
+}
+
+/** What one block's backward computes: its weights' gradients, its input's. */
+interface BlockGrads {
+  weights: boolean;
+  input: boolean;
 }
 
 /**
@@ -228,8 +260,14 @@ function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean): tf.Tensor4D
  * ResidualOutput add + clip) run through their own apply, under tfjs autodiff. Nothing here reads the
  * model's input shape: `--crop` trains a generator built at --size on smaller crops.
  */
-export function fusedApply(model: tfl.LayersModel, inputs: tf.Tensor[], training: boolean): tf.Tensor {
+export function fusedApply(
+  model: tfl.LayersModel,
+  inputs: tf.Tensor[],
+  training: boolean,
+  grads: FusedGrads = {},
+): tf.Tensor {
   const { plan, fusedAway } = planFor(model);
+  const inputNames = new Set(model.inputLayers.map((l) => l.name));
   const values = new Map<string, tf.Tensor>();
   model.inputLayers.forEach((l, i) => {
     values.set(l.name, inputs[i]);
@@ -243,7 +281,15 @@ export function fusedApply(model: tfl.LayersModel, inputs: tf.Tensor[], training
     });
     const block = plan.get(layer.name);
     if (block) {
-      values.set(block.last, convBlock(inbound[0] as tf.Tensor4D, block, training));
+      // dx of a conv that reads a model input is wanted only when the caller says so.
+      const readsInput = inputNames.has(layer.inboundNodes[0].inboundLayers[0]!.name);
+      values.set(
+        block.last,
+        convBlock(inbound[0] as tf.Tensor4D, block, training, {
+          weights: grads.weights ?? true,
+          input: !readsInput || (grads.inputs ?? true),
+        }),
+      );
     } else if (training && layer.getClassName() === 'Dropout' && !layer.getConfig().noiseShape) {
       // A dropout outside a chain: the same (seeded) masks as the fused ones, not tfjs's unseeded draw.
       const x = inbound[0] as tf.Tensor4D;

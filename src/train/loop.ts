@@ -393,7 +393,7 @@ export async function train(
         try {
           // Dropout masks seeded by the step, so a resumed run draws what the uninterrupted one did.
           const stepSeed = (config.seed * 1_000_003 + globalStep + 1) % 2 ** 31;
-          losses = withDropoutSeed(stepSeed, () => trainStep(state, a, b));
+          losses = withDropoutSeed(stepSeed, () => trainStep(state, a, b, epoch > config.l1Warmup));
         } catch (e) {
           tf.dispose([a, b]);
           if (!(e instanceof NonFiniteError)) throw e;

@@ -11,7 +11,7 @@ import { ganLoss, l1Loss } from './losses.js';
 /** What the networks are built from. */
 export type NetworkConfig = Pick<
   TrainConfig,
-  'size' | 'crop' | 'netD' | 'norm' | 'ngf' | 'depth' | 'dropout' | 'residual' | 'seed'
+  'size' | 'crop' | 'netD' | 'norm' | 'ngf' | 'depth' | 'dropout' | 'residual' | 'residualBlur' | 'seed'
 >;
 
 export type ModelConfig = NetworkConfig &
@@ -32,6 +32,7 @@ export function buildNetworks(c: NetworkConfig): { G: tfl.LayersModel; D: tfl.La
     depth: generatorDepth(c),
     dropout: c.dropout,
     residual: c.residual,
+    residualBlur: c.residualBlur,
   });
   const D = patchDiscriminator({ size: trainingSide(c), kind: c.netD, norm: c.norm, seed: c.seed + 1 });
   return { G, D };
@@ -46,11 +47,11 @@ export interface TrainState {
 }
 
 export interface StepLosses {
-  /** BCE(D(fake, a), real): the generator's adversarial term. */
+  /** BCE(D(fake, a), real): the generator's adversarial term (NaN in an L1-only step: D did not run). */
   gGan: number;
   /** L1(fake, b), unweighted. */
   gL1: number;
-  /** (BCE(D(b, a), real) + BCE(D(fake, a), fake)) / 2. */
+  /** (BCE(D(b, a), real) + BCE(D(fake, a), fake)) / 2 (NaN in an L1-only step). */
   d: number;
 }
 
@@ -157,16 +158,23 @@ export function accumulatedGrads(
  * G update: loss = GAN(D(fake, a), real) + lambda * L1(fake, b), gradients taken for G's variables
  * only, so D's weights are untouched. The reference fed D (fake_b, real_b) here, i.e. the target as
  * the condition; pix2pix conditions D on the input, D(fake, a), as the D update does.
+ * Without `adversarial` (the L1 warm-up) D does not run and the loss is lambda * L1 alone; the GAN
+ * term is reported as NaN.
  * Returns `fake` (kept, the caller disposes it) and the two loss terms.
  */
-export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D) {
+export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true) {
   const fakes: tf.Tensor4D[] = [];
   const terms: tf.Tensor[] = [];
   const { value, grads } = accumulatedGrads(s, s.optG.variables, [a, b], ([ai, bi], weight) => {
-    const f = fusedApply(s.G, [ai], true) as tf.Tensor4D;
-    const gan = ganLoss(fusedApply(s.D, [f, ai], true), true, s.config.ganMode);
+    // Neither the data batch's gradient nor D's weight gradients are used here: not computed.
+    const f = fusedApply(s.G, [ai], true, { inputs: false }) as tf.Tensor4D;
     const l1 = l1Loss(f, bi);
     fakes.push(tf.keep(f));
+    if (!adversarial) {
+      terms.push(tf.keep(tf.mul(tf.stack([tf.scalar(Number.NaN), l1]), weight)));
+      return tf.mul(l1, s.config.lambdaL1);
+    }
+    const gan = ganLoss(fusedApply(s.D, [f, ai], true, { weights: false }), true, s.config.ganMode);
     terms.push(tf.keep(tf.mul(tf.stack([gan, l1]), weight)));
     return tf.add(gan, tf.mul(l1, s.config.lambdaL1));
   });
@@ -223,9 +231,19 @@ export function discriminatorUpdate(
   return value;
 }
 
-/** One pix2pix step on a batch: G update, then D update on the same fake. Leaves no tensor behind. */
-export function trainStep(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D): StepLosses {
-  const { fake, parts } = generatorUpdate(s, a, b);
+/**
+ * One pix2pix step on a batch: G update, then D update on the same fake. Leaves no tensor behind.
+ * With `adversarial` false (the L1 warm-up) it is the G update on lambda * L1 alone: D neither runs
+ * nor learns, so the step costs G's forward and backward passes only.
+ */
+export function trainStep(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true): StepLosses {
+  const { fake, parts } = generatorUpdate(s, a, b, adversarial);
+  if (!adversarial) {
+    fake.dispose();
+    const [gGan, gL1] = parts.dataSync();
+    parts.dispose();
+    return { gGan, gL1, d: Number.NaN };
+  }
   let d: tf.Scalar;
   try {
     d = discriminatorUpdate(s, a, b, fake);

@@ -30,6 +30,32 @@ describe('pix2pix CLI', () => {
     assert.ok(out.generator.layers.some((l: { type: string }) => l.type === 'InstanceNorm'));
   });
 
+  it('info shows the denoise generator (--residual --residual-blur 3); --residual-blur without --residual is one error line', () => {
+    const r = cli(
+      'info',
+      '--size',
+      '128',
+      '--ngf',
+      '32',
+      '--depth',
+      '5',
+      '--no-dropout',
+      '--residual',
+      '--residual-blur',
+      '3',
+      '--json',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(out.residual, true);
+    assert.equal(out.residualBlur, 3);
+    assert.ok(out.generator.layers.some((l: { type: string }) => l.type === 'ResidualOutput'));
+    assertOneLineError(
+      cli('info', '--size', '128', '--residual-blur', '3'),
+      /--residual-blur 3 needs --residual/,
+    );
+  });
+
   it('rejects a missing data directory', () => {
     assertOneLineError(
       cli('train', '--data', '/no/such/dataset', '--out', '/tmp/p2p-x', '--backend', 'cpu'),

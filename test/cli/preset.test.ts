@@ -29,6 +29,14 @@ describe('--preset', () => {
     assert.equal(c.ganMode, DEFAULT_CONFIG.ganMode);
   });
 
+  it('a flag the preset turns on is switched off by --no-<flag>, and --no-<flag> alone is the default', () => {
+    assert.equal(parse(['--preset', 'denoise']).degradeOnTheFly, true);
+    assert.equal(parse(['--preset', 'denoise', '--no-degrade-on-the-fly']).degradeOnTheFly, false);
+    assert.equal(parse(['--no-degrade-on-the-fly']).degradeOnTheFly, false);
+    assert.equal(parse(['--degrade-on-the-fly']).degradeOnTheFly, true);
+    assert.deepEqual(parse(['--no-degrade-on-the-fly']), { ...DEFAULT_CONFIG, data: 'data', out: 'out' });
+  });
+
   it('an unknown preset is refused by the parser', () => {
     assert.throws(() => parse(['--preset', 'sharpen']), /Allowed choices are denoise/);
   });

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import '@tensorflow/tfjs-backend-cpu';
 import { DatasetWriter } from '../../src/data/dataset.js';
 import { newImage } from '../../src/data/image.js';
-import { onTheFlyDegradation, openPairs } from '../../src/data/loader.js';
+import { cropRgb, onTheFlyDegradation, openPairs } from '../../src/data/loader.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import type { LoaderOptions, PairBatch } from '../../src/data/types.js';
 import { type Logger, UserError } from '../../src/util/log.js';
@@ -395,4 +395,21 @@ test('--degrade-on-the-fly refuses a dataset without a recorded synthetic degrad
     (await onTheFlyDegradation(gray)).map((d) => d.spec),
     ['gray'],
   );
+});
+
+test('cropRgb cuts the crop (and mirror) that sharp extract + flop give, byte for byte', async () => {
+  const img = newImage(40, 40);
+  for (let i = 0; i < img.data.length; i++) img.data[i] = (i * 37 + (i >> 5)) % 256;
+  const raw = { raw: { width: 40, height: 40, channels: 3 as const } };
+  for (const p of [
+    { left: 0, top: 0, flip: false },
+    { left: 8, top: 3, flip: false },
+    { left: 8, top: 3, flip: true },
+    { left: 24, top: 24, flip: true },
+  ]) {
+    let s = sharp(img.data, raw).extract({ left: p.left, top: p.top, width: 16, height: 16 });
+    if (p.flip) s = s.flop();
+    const want = new Uint8Array(await s.raw().toBuffer());
+    assert.deepEqual(cropRgb(img, p, 16).data, want, JSON.stringify(p));
+  }
 });

@@ -275,6 +275,30 @@ describe('export', () => {
     assert.ok(maxAbsDiff(out2.data as Float32Array, (small.predict(xs) as tf.Tensor).dataSync()) < 1e-5);
   });
 
+  /**
+   * G's ONNX export in onnxruntime within 1e-4 of `ref` (G's output on x), and its tfjs export,
+   * reloaded as a browser does, exactly; disposes G and x.
+   */
+  async function bothExportsGive(
+    G: tfl.LayersModel,
+    onnxBytes: Uint8Array,
+    x: tf.Tensor4D,
+    ref: Float32Array,
+    label: string,
+    t: { diagnostic: (s: string) => void },
+  ) {
+    const d = maxAbsDiff((await runOnnx(onnxBytes, x)).data as Float32Array, ref);
+    t.diagnostic(`${label} ONNX vs tfjs: max abs diff ${d.toExponential(3)}`);
+    assert.ok(d < 1e-4, String(d));
+    const dir = join(root, `export-${label}`);
+    await writeLayersModel(G, dir);
+    const { model } = await loadLikeBrowser(dir);
+    assert.equal(maxAbsDiff((model.predict(x) as tf.Tensor).dataSync(), ref), 0);
+    tf.dispose([x]);
+    G.dispose();
+    model.dispose();
+  }
+
   it('a residual generator (--residual --ngf 16 --depth 4 --no-dropout): tfjs export and ONNX (Add + Clip) give its output, clipping included', async (t) => {
     const G = unetGenerator({ size: 32, ngf: 16, depth: 4, dropout: false, residual: true, seed: 6 });
     // Inputs near the range's ends, so x + r leaves [-1, 1] and the clip matters.
@@ -287,16 +311,24 @@ describe('export', () => {
     assert.ok(ref.some((v) => v === 1) && ref.some((v) => v === -1), 'some outputs are clipped');
     const onnx = layersModelToOnnx(G);
     assert.ok(onnx.ops.includes('Add') && onnx.ops.includes('Clip'));
-    const d = maxAbsDiff((await runOnnx(onnx.bytes, x)).data as Float32Array, ref);
-    t.diagnostic(`residual ONNX vs tfjs: max abs diff ${d.toExponential(3)}`);
-    assert.ok(d < 1e-4, String(d));
-    const dir = join(root, 'export-residual');
-    await writeLayersModel(G, dir);
-    const { model } = await loadLikeBrowser(dir);
-    assert.equal(maxAbsDiff((model.predict(x) as tf.Tensor).dataSync(), ref), 0);
-    tf.dispose([x]);
-    G.dispose();
-    model.dispose();
+    await bothExportsGive(G, onnx.bytes, x, ref, 'residual', t);
+  });
+
+  it('a --residual-blur generator: ONNX (Pad reflect + depthwise Convs + Add + Clip) and the tfjs export give its output', async (t) => {
+    const G = unetGenerator({
+      size: 32,
+      ngf: 16,
+      depth: 4,
+      dropout: false,
+      residual: true,
+      residualBlur: 3,
+      seed: 7,
+    });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 14) as tf.Tensor4D;
+    const ref = (G.predict(x) as tf.Tensor).dataSync() as Float32Array;
+    const onnx = layersModelToOnnx(G);
+    assert.ok(onnx.ops.includes('Pad'));
+    await bothExportsGive(G, onnx.bytes, x, ref, 'residual-blur', t);
   });
 
   it('ONNX: a layer class it does not know is a one-line error naming the layer', () => {

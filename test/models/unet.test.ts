@@ -7,6 +7,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, saveModel } from '../../src/models/io.js';
+import { gaussianBlur, gaussianTaps } from '../../src/models/residual.js';
 import { resolveUnetDepth, unetDepth, unetGenerator } from '../../src/models/unet.js';
 import { useWasm } from '../helpers.js';
 
@@ -192,5 +193,60 @@ describe('unetGenerator options: --ngf, --depth, --no-dropout, --residual', () =
     g.dispose();
     g2.dispose();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('--residual-blur: output = clip(blur(input) + r, -1, 1), the blur a mirrored-border Gaussian (checked against a plain loop)', () => {
+    const sigma = 1.5;
+    const taps = gaussianTaps(sigma);
+    assert.equal(taps.length, 2 * Math.ceil(3 * sigma) + 1);
+    assert.ok(Math.abs(taps.reduce((a, b) => a + b, 0) - 1) < 1e-6);
+    // Reference: the separable Gaussian with reflected indices (-1 -> 1, n -> n - 2), in double.
+    const [h, w, c] = [12, 10, 2];
+    const x = tf.randomUniform([1, h, w, c], -1, 1, 'float32', 9) as tf.Tensor4D;
+    const xs = x.dataSync();
+    const r = (taps.length - 1) / 2;
+    const reflect = (i: number, n: number) => (i < 0 ? -i : i >= n ? 2 * n - 2 - i : i);
+    const want = new Float64Array(h * w * c);
+    for (let y = 0; y < h; y++)
+      for (let xx = 0; xx < w; xx++)
+        for (let ch = 0; ch < c; ch++) {
+          let sum = 0;
+          for (let i = -r; i <= r; i++)
+            for (let j = -r; j <= r; j++)
+              sum += taps[i + r]! * taps[j + r]! * xs[(reflect(y + i, h) * w + reflect(xx + j, w)) * c + ch]!;
+          want[(y * w + xx) * c + ch] = sum;
+        }
+    const got = gaussianBlur(x, sigma).dataSync();
+    assert.ok(
+      got.every((v, i) => Math.abs(v - want[i]!) < 1e-5),
+      'blur differs from the reference',
+    );
+    // A flat image stays flat up to its borders (a zero pad would darken them).
+    const flat = gaussianBlur(tf.fill([1, 16, 16, 3], 0.7) as tf.Tensor4D, 3).dataSync();
+    assert.ok(flat.every((v) => Math.abs(v - 0.7) < 1e-5));
+
+    const g = unetGenerator({
+      size: 32,
+      ngf: 8,
+      depth: 4,
+      dropout: false,
+      residual: true,
+      residualBlur: 2,
+      seed: 2,
+    });
+    const rOut = tfl.model({
+      inputs: g.inputs,
+      outputs: g.getLayer('up4_deconv').output as tfl.SymbolicTensor,
+    });
+    const x32 = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 5) as tf.Tensor4D;
+    const y = g.predict(x32) as tf.Tensor;
+    const wantY = tf.clipByValue(tf.add(gaussianBlur(x32, 2), rOut.predict(x32) as tf.Tensor), -1, 1);
+    assert.deepEqual(y.dataSync(), wantY.dataSync());
+    assert.equal(
+      g.countParams(),
+      unetGenerator({ size: 32, ngf: 8, depth: 4, dropout: false, residual: true, seed: 2 }).countParams(),
+    );
+    tf.dispose([x, x32, y, wantY]);
+    g.dispose();
   });
 });

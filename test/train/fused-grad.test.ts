@@ -84,3 +84,43 @@ describe('fused blocks: hand-written gradients against tfjs autodiff (dropout of
     });
   }
 });
+
+describe('fused blocks: gradients nobody reads are skipped, the others unchanged', () => {
+  it("D with weights: false gives the same gradient to its input (G's fake) as the full backward pass", () => {
+    const D = patchDiscriminator({ size: 32, kind: 'patch16', norm: 'instance', seed: 8 });
+    const fake = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 9);
+    const cond = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 10);
+    const inputGrad = (weights: boolean) =>
+      tf.tidy(() =>
+        tf.grad((f: tf.Tensor) => tf.sum(tf.square(fusedApply(D, [f, cond], true, { weights }))))(fake),
+      );
+    const full = inputGrad(true);
+    const skipped = inputGrad(false);
+    assert.ok((full.dataSync() as Float32Array).some((v) => v !== 0));
+    assert.deepEqual(skipped.dataSync(), full.dataSync());
+    tf.dispose([fake, cond, full, skipped]);
+    D.dispose();
+  });
+
+  it('G with inputs: false gives the same weight gradients as the full backward pass', () => {
+    const G = unetGenerator({
+      size: 32,
+      ngf: 8,
+      depth: 4,
+      dropout: false,
+      residual: true,
+      residualBlur: 1,
+      seed: 11,
+    });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 12);
+    const r = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 13);
+    const full = grads(G, () => fusedApply(G, [x], true), r);
+    const skipped = grads(G, () => fusedApply(G, [x], true, { inputs: false }), r);
+    assert.equal(skipped.length, full.length);
+    skipped.forEach((g, i) => {
+      assert.deepEqual(g, full[i], G.trainableWeights[i]!.originalName);
+    });
+    tf.dispose([x, r]);
+    G.dispose();
+  });
+});

@@ -125,4 +125,34 @@ describe('training step', () => {
     assert.ok(last.gL1 < first.gL1 / 3, `L1 ${first.gL1.toFixed(4)} -> ${last.gL1.toFixed(4)}`);
     tf.dispose([a, b]);
   });
+
+  it("an L1 warm-up step (adversarial off) moves G by lambda * L1 alone: D's weights play no part and are not trained", () => {
+    const small: ModelConfig = { ...config, ngf: 16, dropout: false };
+    const { a, b } = pairs(2, 6);
+    const run = (perturbD: boolean) => {
+      const s = createTrainState(small);
+      if (perturbD) {
+        for (const v of s.optD.variables) {
+          v.assign(tf.tidy(() => tf.add(v, tf.randomNormal(v.shape, 0, 0.1, 'float32', 7))));
+        }
+      }
+      const d0 = snapshot(s.optD.variables);
+      const g0 = snapshot(s.optG.variables);
+      const losses = trainStep(s, a, b, false);
+      assert.equal(changedCount(d0, s.optD.variables), 0);
+      assert.equal(s.optD.step, 0);
+      assert.equal(changedCount(g0, s.optG.variables), s.optG.variables.length);
+      assert.ok(Number.isNaN(losses.gGan) && Number.isNaN(losses.d), 'GAN terms reported as not computed');
+      assert.ok(Number.isFinite(losses.gL1) && losses.gL1 > 0);
+      return { g: snapshot(s.optG.variables), gL1: losses.gL1 };
+    };
+    const plain = run(false);
+    const otherD = run(true);
+    // The same G after the step whatever D holds: the G update did not pass through D.
+    assert.equal(plain.gL1, otherD.gL1);
+    plain.g.forEach((w, i) => {
+      assert.deepEqual(w, otherD.g[i], `G weight ${i}`);
+    });
+    tf.dispose([a, b]);
+  });
 });

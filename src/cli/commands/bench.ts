@@ -53,12 +53,12 @@ export function benchCommand(): Command {
       'with --quality: a gaussian denoising dataset made by prepare',
       'data/denoise-256',
     )
-    .option('--minutes <m>', 'with --quality: training budget in minutes', (v) => Number(v), 75)
+    .option('--minutes <m>', 'with --quality: training budget in minutes', (v) => Number(v), 90)
     .option('--run <dir>', 'with --quality: the run folder (resumed when present)', 'runs/quality')
     .option(
       '--train <flags>',
       'with --quality: the train flags under test',
-      '--preset denoise --eval-every 4',
+      '--preset denoise --eval-every 7',
     )
     .action(
       async (o: {

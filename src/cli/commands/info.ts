@@ -21,7 +21,16 @@ interface LayerRow {
 }
 
 /** The training options that change the networks, with the flags, defaults and help `train` has. */
-const MODEL_OPTIONS = ['netD', 'norm', 'ngf', 'depth', 'dropout', 'residual', 'crop'] as const;
+const MODEL_OPTIONS = [
+  'netD',
+  'norm',
+  'ngf',
+  'depth',
+  'dropout',
+  'residual',
+  'residualBlur',
+  'crop',
+] as const;
 
 function describe(model: tfl.LayersModel): { name: string; params: number; layers: LayerRow[] } {
   return {
@@ -74,6 +83,7 @@ export function infoCommand(): Command {
         depth: generatorDepth(c),
         dropout: c.dropout,
         residual: c.residual,
+        residualBlur: c.residualBlur,
         trainingSide: trainingSide(c),
       };
       if (o.json) {
@@ -81,7 +91,7 @@ export function infoCommand(): Command {
       } else {
         const crop = c.crop ? ` (D built at the --crop ${c.crop} it trains on)` : '';
         process.stdout.write(
-          `generator: ngf ${c.ngf}, depth ${options.depth}, dropout ${c.dropout ? 'on' : 'off'}, ${c.residual ? 'residual' : 'tanh'} output${crop}\n${table(nets.generator)}\n\n${table(nets.discriminator)}\n`,
+          `generator: ngf ${c.ngf}, depth ${options.depth}, dropout ${c.dropout ? 'on' : 'off'}, ${c.residual ? `residual${c.residualBlur ? ` (on a sigma ${c.residualBlur} px blur of the input)` : ''}` : 'tanh'} output${crop}\n${table(nets.generator)}\n\n${table(nets.discriminator)}\n`,
         );
       }
     });

@@ -35,7 +35,17 @@ export function cliOption(o: TrainOption): Option {
 
 /** The training options shared by `train`, `demo` and `compare`, all from TRAIN_OPTIONS, and `--preset`. */
 export function addTrainOptions(cmd: Command): Command {
-  for (const o of TRAIN_OPTIONS) cmd.addOption(cliOption(o));
+  for (const o of TRAIN_OPTIONS) {
+    cmd.addOption(cliOption(o));
+    // A flag that is off by default can be switched off again where a --preset turns it on.
+    if (
+      o.kind === 'flag' &&
+      !o.default &&
+      PRESET_NAMES.some((n) => (PRESETS[n] as Partial<TrainConfig>)[o.key])
+    ) {
+      cmd.addOption(new Option(`--no-${o.flag}`, `not --${o.flag} (where a --preset sets it)`));
+    }
+  }
   const presets = PRESET_NAMES.map(
     (n) =>
       `${n}: ${Object.entries(PRESETS[n])
