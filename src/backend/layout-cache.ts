@@ -28,30 +28,27 @@ interface Machine {
 }
 
 /** The cache folder: P2P_LAYOUT_CACHE (`off` disables it), else $XDG_CACHE_HOME or ~/.cache, /pix2pix-ts. */
-export function layoutCacheDir(): string | null {
+function layoutCacheDir(): string | null {
   const env = process.env['P2P_LAYOUT_CACHE'];
   if (env === 'off') return null;
   if (env) return env;
   return join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'pix2pix-ts');
 }
 
-function machineOf(addon: NativeAddon): Machine {
-  const { onednn, threads } = addon.info();
-  return { onednn, threads, cpu: cpus()[0]?.model ?? 'unknown' };
-}
-
-/** This machine's cache file, or null when caching is off. */
-export function layoutCacheFile(addon: NativeAddon): string | null {
-  const dir = layoutCacheDir();
-  if (dir == null) return null;
+/** The machine's cache file in `dir`, named by what the choices depend on. */
+function cacheFileIn(dir: string, machine: Machine): string {
   const id = createHash('sha256')
-    .update(JSON.stringify({ format: FORMAT, ...machineOf(addon) }))
+    .update(JSON.stringify({ format: FORMAT, ...machine }))
     .digest('hex')
     .slice(0, 16);
   return join(dir, `conv-layouts-${id}.json`);
 }
 
-function readChoices(file: string, machine: Machine): Choice[] {
+/**
+ * The file's choices when it was written for this machine, else none. Entries are passed on as they
+ * are: the addon's setConvChoices skips whatever is not a valid [key, mode] pair.
+ */
+function readChoices(file: string, machine: Machine): unknown[] {
   try {
     const c = JSON.parse(readFileSync(file, 'utf8')) as Partial<CacheFile>;
     const same =
@@ -59,12 +56,7 @@ function readChoices(file: string, machine: Machine): Choice[] {
       c.machine?.onednn === machine.onednn &&
       c.machine.threads === machine.threads &&
       c.machine.cpu === machine.cpu;
-    if (!same || !Array.isArray(c.choices)) return [];
-    // Only [key, mode] pairs; the addon checks the keys and modes themselves.
-    return c.choices.filter(
-      (e): e is Choice =>
-        Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'number',
-    );
+    return same && Array.isArray(c.choices) ? c.choices : [];
   } catch {
     return [];
   }
@@ -73,12 +65,17 @@ function readChoices(file: string, machine: Machine): Choice[] {
 /**
  * Gives the addon the choices earlier processes made here, and saves those it took and this
  * process's own when it exits (synchronously, through a temporary file and a rename, so a reader
- * never sees half a file). Returns how many were loaded.
+ * never sees half a file). `info` is the addon's own (oneDNN version, OpenMP threads). Returns how
+ * many were loaded.
  */
-export function useLayoutCache(addon: NativeAddon): number {
-  const file = layoutCacheFile(addon);
-  if (file == null) return 0;
-  const machine = machineOf(addon);
+export function useLayoutCache(
+  addon: NativeAddon,
+  { onednn, threads }: { onednn: string; threads: number },
+): number {
+  const dir = layoutCacheDir();
+  if (dir == null) return 0;
+  const machine: Machine = { onednn, threads, cpu: cpus()[0]?.model ?? 'unknown' };
+  const file = cacheFileIn(dir, machine);
   const loaded = addon.setConvChoices(readChoices(file, machine));
   const tuningsAtLoad = addon.convTunings();
   process.on('exit', () => {

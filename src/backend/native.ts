@@ -242,7 +242,9 @@ let registered: Promise<void> | null = null;
 export function registerNativeBackend(): Promise<void> {
   registered ??= (async () => {
     const addon = loadAddon();
-    useLayoutCache(addon);
+    // The first call into the addon (a broken build fails here, in one line), and what the layout
+    // cache is keyed by.
+    useLayoutCache(addon, addon.info());
     const replaced = new Map(nativeKernels(addon).map((k) => [k.name, k.func]));
     const cpuKernels = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
     for (const k of cpuKernels.values()) {
