@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type BackendChoice, setupBackend } from '../src/backend/index.js';
+import { generate } from '../src/models/fused.js';
 import { DEFAULT_CONFIG } from '../src/train/config.js';
 import { createTrainState, trainStep } from '../src/train/step.js';
 
@@ -57,7 +58,7 @@ async function main() {
           trainStep(state, a, b);
         }
       : async () => {
-          const y = tf.tidy(() => state.G.apply(a, { training: false }) as tf.Tensor);
+          const y = tf.tidy(() => generate(state.G, a));
           y.dataSync();
           y.dispose();
         };

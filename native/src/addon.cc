@@ -526,6 +526,18 @@ Napi::Value InormActBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value LeakyBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Args a(info, "leakyBackward", 5);
+    const int64_t n = a.integer(a[2], "n", 0);
+    const double alpha = a.finite(a[3], "alpha");
+    a.check(alpha > 0.0, "alpha", "be > 0", alpha);
+    p2p::leaky_backward(a.f32(a[0], "g", n), a.f32(a[1], "h", n), n, static_cast<float>(alpha),
+                        a.f32(a[4], "dz", n));
+    return env.Undefined();
+  });
+}
+
 Napi::Value Peak(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Args a(info, "peak", 1);
@@ -573,6 +585,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("inormActForward", Napi::Function::New(env, InormActForward));
   exports.Set("inormActBackward", Napi::Function::New(env, InormActBackward));
+  exports.Set("leakyBackward", Napi::Function::New(env, LeakyBackward));
   exports.Set("peak", Napi::Function::New(env, Peak));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

@@ -543,4 +543,23 @@ void inorm_act_backward(const float* g, const float* h, const float* rs, int64_t
   }
 }
 
+void leaky_backward(const float* g, const float* h, int64_t n, float alpha, float* dz) {
+  // The slope picked by a bit mask, as in select (gcc leaves `?:` on random signs a branch), then one
+  // multiply: g * 1 is g exactly.
+  uint32_t one_bits, alpha_bits;
+  const float one = 1.0f;
+  std::memcpy(&one_bits, &one, 4);
+  std::memcpy(&alpha_bits, &alpha, 4);
+  parallel_flat(n, [&](int64_t s, int64_t e) {
+#pragma omp simd
+    for (int64_t i = s; i < e; ++i) {
+      const uint32_t m = 0u - static_cast<uint32_t>(h[i] > 0.0f);
+      const uint32_t bits = (one_bits & m) | (alpha_bits & ~m);
+      float slope;
+      std::memcpy(&slope, &bits, 4);
+      dz[i] = g[i] * slope;
+    }
+  });
+}
+
 }  // namespace p2p

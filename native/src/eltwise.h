@@ -42,5 +42,7 @@ void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float e
 // dz = (g' - mean(g') - y * mean(g' y)) * rs, means over hw.
 void inorm_act_backward(const float* g, const float* h, const float* rs, int64_t n, int64_t hw, int64_t c,
                         bool has_alpha, float alpha, float* dz);
+// LeakyReLU's gradient from its output h (alpha > 0 keeps the sign): dz = g * (h > 0 ? 1 : alpha).
+void leaky_backward(const float* g, const float* h, int64_t n, float alpha, float* dz);
 
 }  // namespace p2p

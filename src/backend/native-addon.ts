@@ -89,6 +89,8 @@ export interface NativeAddon {
     alpha: number | null,
     dz: Float32Array,
   ): void;
+  /** dz = g * (h > 0 ? 1 : alpha): LeakyReLU's gradient from its output h (alpha > 0). */
+  leakyBackward(g: Float32Array, h: Float32Array, n: number, alpha: number, dz: Float32Array): void;
   /** FP32 FMA-loop GFLOP/s of `threads` OpenMP threads (default all). */
   peak(
     secondsEach: number,

@@ -4,12 +4,13 @@ import type { NativeAddon } from './native-addon.js';
 
 /**
  * Instance norm + LeakyReLU as single native passes, for training code that writes its own
- * gradients (src/train/fused.ts): tf.moments, the normalisation, the activation and the closed-form
+ * gradients (src/models/fused.ts): tf.moments, the normalisation, the activation and the closed-form
  * backward are a dozen full-size tfjs ops, each a pass over memory; these are two (forward) and two
  * (backward) passes. Registered for the 'native' backend only: callers check nativeFusedAvailable().
  */
 export const INORM_ACT = 'P2PInstanceNormAct';
 export const INORM_ACT_GRAD = 'P2PInstanceNormActGrad';
+export const LEAKY_GRAD = 'P2PLeakyReluGrad';
 
 /** Whether the current backend runs the fused kernels. */
 export function nativeFusedAvailable(): boolean {
@@ -40,6 +41,11 @@ export function instanceNormActGrad(
   return tf
     .engine()
     .runKernel(INORM_ACT_GRAD, { g, h, rs }, { alpha } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+/** dL/dx of h = leakyRelu(x, alpha) from dL/dh (g) and h (alpha > 0): one pass instead of three. */
+export function leakyReluGrad(g: tf.Tensor4D, h: tf.Tensor4D, alpha: number): tf.Tensor4D {
+  return tf.engine().runKernel(LEAKY_GRAD, { g, h }, { alpha }) as tf.Tensor4D;
 }
 
 type Args = { inputs: tf.NamedTensorInfoMap; backend: MathBackendCPU; attrs?: tf.NamedAttrMap };
@@ -96,6 +102,20 @@ export function fusedKernels(
           alpha,
           dz,
         );
+        return backend.makeTensorInfo(h.shape, 'float32', dz);
+      },
+    },
+    {
+      name: LEAKY_GRAD,
+      func: ({ inputs, backend, attrs }) => {
+        const { g, h } = inputs as { g: tf.TensorInfo; h: tf.TensorInfo };
+        const alpha = attrs?.['alpha'] as number;
+        if (!tf.util.arraysEqual(g.shape, h.shape)) {
+          throw new Error(`${LEAKY_GRAD}: shapes ${g.shape} and ${h.shape} do not match`);
+        }
+        const n = tf.util.sizeFromShape(h.shape);
+        const dz = alloc(backend, n);
+        addon.leakyBackward(f32(backend, g, LEAKY_GRAD), f32(backend, h, LEAKY_GRAD), n, alpha, dz);
         return backend.makeTensorInfo(h.shape, 'float32', dz);
       },
     },

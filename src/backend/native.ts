@@ -270,7 +270,7 @@ export function registerNativeBackend(): Promise<void> {
           func(args, fallback)) as unknown as tf.KernelFunc),
       });
     }
-    // Kernels of our own (no cpu counterpart): src/train/fused.ts calls them on this backend.
+    // Kernels of our own (no cpu counterpart): src/models/fused.ts calls them on this backend.
     for (const k of fusedKernels(addon)) {
       tf.registerKernel({
         kernelName: k.name,

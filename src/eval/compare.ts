@@ -3,6 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkDataset } from '../data/loader.js';
+import { generate } from '../models/fused.js';
 import { loadModel } from '../models/io.js';
 import {
   checkpointName,
@@ -328,11 +329,7 @@ async function writeGrids(
           continue;
         }
         const s = sample;
-        fakes.push(
-          tf.tidy(() =>
-            dropout ? (G.apply(s.a, { training: true }) as tf.Tensor4D) : (G.predict(s.a) as tf.Tensor4D),
-          ),
-        );
+        fakes.push(tf.tidy(() => generate(G, s.a, dropout)));
         G.dispose();
         labels.push(`${runs[i]!.name} (epoch ${epoch})`);
       }

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataset, openPairs } from '../data/loader.js';
 import type { PairSource } from '../data/types.js';
+import { generate } from '../models/fused.js';
 import { loadModel } from '../models/io.js';
 import { listCheckpoints, verifyCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
@@ -53,9 +54,7 @@ export async function evaluateGenerator(
   const sum = { psnr: 0, ssim: 0, mae: 0 };
   let count = 0;
   for await (const { a, b } of source.batches(0)) {
-    const fake = tf.tidy(() =>
-      opts.dropout ? (G.apply(a, { training: true }) as tf.Tensor4D) : (G.predict(a) as tf.Tensor4D),
-    );
+    const fake = tf.tidy(() => generate(G, a, opts.dropout));
     const m = imageMetrics(fake, b);
     tf.dispose([a, b, fake]);
     for (let i = 0; i < m.psnr.length; i++) {

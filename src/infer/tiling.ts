@@ -33,6 +33,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { newImage, type RgbImage } from '../data/rgb.js';
+import { generate } from '../models/fused.js';
 import '../models/instance-norm.js';
 import { UserError } from '../util/log.js';
 // Nothing here imports Node: the try-it page bundles this module and runs the same code in the browser.
@@ -242,7 +243,7 @@ export async function translateImage(
           }
         }
       });
-      const out = tf.tidy(() => gen.model.predict(tf.tensor4d(input, [part.length, th, tw, 3])) as tf.Tensor);
+      const out = tf.tidy(() => generate(gen.model, tf.tensor4d(input, [part.length, th, tw, 3])));
       const y = (await out.data()) as Float32Array;
       out.dispose();
       part.forEach(({ r, c }, b) => {

@@ -7,6 +7,7 @@ import type { Degradation } from '../data/degrade.js';
 import { checkDataset, isRandomDegradation, onTheFlyDegradation, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
 import { writeGrid } from '../eval/images.js';
+import { generate, withDropoutSeed } from '../models/fused.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import {
@@ -25,7 +26,6 @@ import {
   type TrainConfig,
   trainingSide,
 } from './config.js';
-import { withDropoutSeed } from './fused.js';
 import { chooseMicroBatch } from './memory.js';
 import { createTrainState, disposeTrainState, NonFiniteError, type StepLosses, trainStep } from './step.js';
 
@@ -458,7 +458,7 @@ export async function train(
         }),
       );
       const samplePath = join(config.out, 'samples', `${checkpointName(epoch)}.png`);
-      const fake = tf.tidy(() => state.G.predict(sample.a) as tf.Tensor4D);
+      const fake = tf.tidy(() => generate(state.G, sample.a));
       try {
         await guardWrite(samplePath, config.out, () => writeGrid(samplePath, [sample.a, sample.b, fake]));
       } finally {

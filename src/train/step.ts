@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { fusedApply } from '../models/fused.js';
 import { patchDiscriminator } from '../models/patchgan.js';
 import { unetGenerator } from '../models/unet.js';
 import { UserError } from '../util/log.js';
 import { Adam } from './adam.js';
 import { generatorDepth, type TrainConfig, trainingSide } from './config.js';
-import { fusedApply } from './fused.js';
 import { ganLoss, l1Loss } from './losses.js';
 
 /** What the networks are built from. */

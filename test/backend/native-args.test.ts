@@ -161,6 +161,7 @@ describe('native addon argument checks', { skip: nativeSkip }, () => {
     short('reduceSum', 'out', 8, 4, () => a['reduceSum']!(F(64), 2, 8, 4, F(4), false));
     short('adam', 'v', 4, 3, () => a['adam']!(...adamArgs({ 3: F(3) })));
     short('inormActForward', 'rs', 6, 5, () => a['inormActForward']!(F(24), 2, 4, 3, 1e-5, 0.2, F(24), F(5)));
+    short('leakyBackward', 'h', 8, 7, () => a['leakyBackward']!(F(8), F(7), 8, 0.2, F(8)));
     short('copyBox', 'dst', 12, 11, () =>
       a['copyBox']!(F(12), [3, 4], [0, 0], F(11), [3, 4], [0, 0], [3, 4]),
     );
@@ -270,6 +271,7 @@ describe('native addon argument checks', { skip: nativeSkip }, () => {
       /^inormActForward: hw must .* >= 1/,
     );
     range(() => a['inormActBackward']!(F(4), F(4), F(4), 1, 1, 4, -0.2, F(4)), /alpha must be > 0 or null/);
+    range(() => a['leakyBackward']!(F(4), F(4), 4, 0, F(4)), /^leakyBackward: alpha must be > 0 \(got 0\)$/);
     range(() => a['peak']!(0), /^peak: secondsEach must be in \(0, 60\] \(got 0\)$/);
     range(() => a['peak']!(0.01, 1e6), /^peak: threads must be an integer in \[0, 1024\] \(got 1000000\)$/);
   });

@@ -4,13 +4,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   instanceNormAct,
   instanceNormActGrad,
+  leakyReluGrad,
   nativeFusedAvailable,
 } from '../../src/backend/native-fused.js';
 import { nativeSkip, randomArray, relErr, setupNative } from './native-helpers.js';
 
 const TOL = 1e-5;
 
-/** The same maths in tfjs ops (as src/train/fused.ts writes it), run on the cpu backend. */
+/** The same maths in tfjs ops (as src/models/fused.ts writes it), run on the cpu backend. */
 function reference(zv: Float32Array, gv: Float32Array, shape: number[], eps: number, alpha: number | null) {
   return tf.tidy(() => {
     const z = tf.tensor4d(zv, shape as [number, number, number, number]);
@@ -81,6 +82,33 @@ describe('native fused instance norm + LeakyReLU', { skip: nativeSkip }, () => {
     const h = tf.zeros([1, 4, 4, 8]) as tf.Tensor4D;
     const rs = tf.ones([1, 1, 1, 4]) as tf.Tensor4D;
     assert.throws(() => instanceNormActGrad(h, h, rs, 0.2), /do not match/);
+    assert.throws(() => leakyReluGrad(h, rs, 0.2), /do not match/);
     tf.dispose([h, rs]);
+  });
+
+  test("LeakyReLU's gradient from its output matches tfjs's where(h > 0, g, alpha g)", async () => {
+    const shape: [number, number, number, number] = [2, 33, 17, 64];
+    const n = shape.reduce((a, b) => a * b);
+    const xv = randomArray(n, 31, 2);
+    const gv = randomArray(n, 32);
+    const run = () =>
+      tf.tidy(() => {
+        const h = tf.leakyRelu(tf.tensor4d(xv, shape), 0.2) as tf.Tensor4D;
+        const g = tf.tensor4d(gv, shape);
+        const dz =
+          tf.getBackend() === 'native'
+            ? leakyReluGrad(g, h, 0.2)
+            : tf.where(tf.greater(h, 0), g, tf.mul(g, 0.2));
+        return dz.dataSync().slice();
+      });
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('native');
+    const got = run();
+    assert.ok(
+      ref.some((v, i) => v !== gv[i]),
+      'some inputs are negative',
+    );
+    assert.deepEqual(got, ref);
   });
 });

@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { InstanceNorm } from '../models/instance-norm.js';
+import {
+  instanceNormAct,
+  instanceNormActGrad,
+  leakyReluGrad,
+  nativeFusedAvailable,
+} from '../backend/native-fused.js';
+import { InstanceNorm } from './instance-norm.js';
 
 /**
  * Training-time execution of our LayersModels with every conv -> [InstanceNorm] -> [LeakyReLU] ->
@@ -17,7 +23,8 @@ import { InstanceNorm } from '../models/instance-norm.js';
 interface ConvSpec {
   transpose: boolean;
   strides: [number, number];
-  padding: 'same' | 'valid';
+  /** Explicit for a conv whose ZeroPadding2D input layer is folded into it. */
+  padding: 'same' | 'valid' | tf.backend_util.ExplicitPadding;
   kernel: tf.Variable;
   bias: tf.Variable | null;
 }
@@ -31,6 +38,8 @@ interface BlockSpec {
   dropRate: number;
   /** Name of the block's last layer, whose output the block produces. */
   last: string;
+  /** The layer whose output the block reads: the conv's input, or a folded ZeroPadding2D's. */
+  source: string;
 }
 
 type Plan = Map<string, BlockSpec>;
@@ -49,11 +58,13 @@ function convSpec(layer: tfl.layers.Layer): ConvSpec | null {
     strides: number | [number, number];
     padding: string;
     dataFormat: string;
-    dilationRate: number | [number, number];
+    dilationRate?: number | [number, number];
     useBias: boolean;
     activation: string;
   };
-  const dilation = Array.isArray(c.dilationRate) ? c.dilationRate : [c.dilationRate, c.dilationRate];
+  // Conv2DTranspose's config has no dilationRate (tfjs-layers supports none there): 1.
+  const d = c.dilationRate ?? 1;
+  const dilation = Array.isArray(d) ? d : [d, d];
   if (c.dataFormat !== 'channelsLast' || dilation.some((d) => d !== 1) || c.activation !== 'linear')
     return null;
   if (c.padding !== 'same' && c.padding !== 'valid') return null;
@@ -68,6 +79,13 @@ function convSpec(layer: tfl.layers.Layer): ConvSpec | null {
   };
 }
 
+/** A ZeroPadding2D layer's [[top, bottom], [left, right]], when its output feeds one layer only. */
+function foldablePad(layer: tfl.layers.Layer): [[number, number], [number, number]] | null {
+  if (layer.getClassName() !== 'ZeroPadding2D' || layer.outboundNodes.length !== 1) return null;
+  const c = layer.getConfig() as { padding: [[number, number], [number, number]]; dataFormat?: string };
+  return c.dataFormat === 'channelsFirst' ? null : c.padding;
+}
+
 /** Finds each fusable chain, keyed by its conv layer's name. */
 function planFor(model: tfl.LayersModel): { plan: Plan; fusedAway: Set<string> } {
   const cached = plans.get(model);
@@ -77,7 +95,23 @@ function planFor(model: tfl.LayersModel): { plan: Plan; fusedAway: Set<string> }
   for (const layer of model.layers) {
     const conv = convSpec(layer);
     if (!conv) continue;
-    const block: BlockSpec = { conv, normEpsilon: null, alpha: null, dropRate: 0, last: layer.name };
+    const inbound = layer.inboundNodes[0].inboundLayers[0]!;
+    const block: BlockSpec = {
+      conv,
+      normEpsilon: null,
+      alpha: null,
+      dropRate: 0,
+      last: layer.name,
+      source: inbound.name,
+    };
+    const pad = foldablePad(inbound);
+    if (pad && !conv.transpose && conv.padding === 'valid') {
+      // D's zero padding (patchgan.ts's torchConv) as the conv's own explicit pad: no padded copy of
+      // the activation, and no slice of its gradient.
+      conv.padding = [[0, 0], pad[0], pad[1], [0, 0]];
+      block.source = inbound.inboundNodes[0].inboundLayers[0]!.name;
+      fusedAway.add(inbound.name);
+    }
     let tail = layer;
     let next = onlyConsumer(tail);
     if (next instanceof InstanceNorm && !next.affine) {
@@ -114,6 +148,7 @@ function convForward(x: tf.Tensor4D, c: ConvSpec): tf.Tensor4D {
   if (!c.transpose) return tf.conv2d(x, w, c.strides, c.padding);
   const [n, h, wd] = x.shape;
   const [kh, kw, filters] = w.shape;
+  if (typeof c.padding !== 'string') throw new Error('fusedApply: explicit padding on a transposed conv');
   const len = (size: number, k: number, s: number) => (c.padding === 'same' ? size * s : (size - 1) * s + k);
   const outShape: [number, number, number, number] = [
     n,
@@ -192,14 +227,21 @@ function dropoutMask(shape: number[], rate: number): tf.Tensor4D {
 function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, grads: BlockGrads): tf.Tensor4D {
   const { conv } = b;
   const useMask = training && b.dropRate > 0;
+  // Instance norm + LeakyReLU as one native pass each way (src/backend/native-fused.ts) where it runs.
+  const native = nativeFusedAvailable();
   const inputs: tf.Tensor[] = conv.bias ? [x, conv.kernel, conv.bias] : [x, conv.kernel];
   const op = tf.customGrad((...args: unknown[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const input = args[0] as tf.Tensor4D;
     const [h, r, m] = tf.tidy((): tf.Tensor[] => {
       let z = convForward(input, conv);
-      if (conv.bias) z = tf.add(z, conv.bias);
+      // Under an instance norm the bias cancels ((z + b) - mean(z + b) = z - mean(z)): not added.
+      if (conv.bias && b.normEpsilon === null) z = tf.add(z, conv.bias);
       let rs: tf.Tensor = tf.scalar(1);
+      if (native && b.normEpsilon !== null) {
+        [z, rs] = instanceNormAct(z, b.normEpsilon, b.alpha);
+        return useMask ? [z, rs, dropoutMask(z.shape, b.dropRate)] : [z, rs];
+      }
       if (b.normEpsilon !== null) {
         const { mean, variance } = tf.moments(z, [1, 2], true);
         rs = tf.rsqrt(tf.add(variance, b.normEpsilon));
@@ -219,18 +261,24 @@ function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, grads: Block
           let g = dy as tf.Tensor4D;
           if (ms) g = tf.mul(g, ms);
           let y = hs;
-          if (b.alpha !== null) {
+          if (native && b.normEpsilon !== null) {
+            g = instanceNormActGrad(g, hs, rs, b.alpha);
+          } else if (native && b.alpha !== null) {
+            g = leakyReluGrad(g, hs, b.alpha);
+          } else if (b.alpha !== null) {
             const positive = tf.greater(hs, 0);
             g = tf.where(positive, g, tf.mul(g, b.alpha)) as tf.Tensor4D;
             y = tf.where(positive, hs, tf.div(hs, b.alpha)) as tf.Tensor4D;
           }
-          if (b.normEpsilon !== null) {
+          if (!native && b.normEpsilon !== null) {
             const meanG = tf.mean(g, [1, 2], true);
             const meanGY = tf.mean(tf.mul(g, y), [1, 2], true);
             g = tf.mul(tf.sub(tf.sub(g, meanG), tf.mul(y, meanGY)), rs);
           }
           const [dx, dw] = convBackward(xs, g, conv, grads);
-          const db = conv.bias ? (grads.weights ? tf.sum(g, [0, 1, 2]) : tf.zerosLike(conv.bias)) : null;
+          // Under a norm, dL/db is exactly 0: the norm's input gradient sums to 0 over each map.
+          const biasGrad = grads.weights && b.normEpsilon === null;
+          const db = conv.bias ? (biasGrad ? tf.sum(g, [0, 1, 2]) : tf.zerosLike(conv.bias)) : null;
           return db ? [dx, dw, db] : [dx, dw];
         }),
     };
@@ -274,15 +322,16 @@ export function fusedApply(
   });
   for (const layer of model.layers) {
     if (values.has(layer.name) || fusedAway.has(layer.name)) continue;
-    const inbound = layer.inboundNodes[0].inboundLayers.map((l) => {
-      const v = values.get(l.name);
-      if (!v) throw new Error(`fusedApply: ${l.name} has not run before ${layer.name}`);
+    const block = plan.get(layer.name);
+    const sources = block ? [block.source] : layer.inboundNodes[0].inboundLayers.map((l) => l.name);
+    const inbound = sources.map((name) => {
+      const v = values.get(name);
+      if (!v) throw new Error(`fusedApply: ${name} has not run before ${layer.name}`);
       return v;
     });
-    const block = plan.get(layer.name);
     if (block) {
       // dx of a conv that reads a model input is wanted only when the caller says so.
-      const readsInput = inputNames.has(layer.inboundNodes[0].inboundLayers[0]!.name);
+      const readsInput = inputNames.has(block.source);
       values.set(
         block.last,
         convBlock(inbound[0] as tf.Tensor4D, block, training, {
@@ -306,4 +355,14 @@ export function fusedApply(
   const out = values.get(model.outputLayers[0].name);
   if (!out) throw new Error(`fusedApply: ${model.name} produced no output`);
   return out;
+}
+
+/**
+ * G's output for images `x`: G.predict(x), or G.apply(x, {training: true}) with `dropout`, through
+ * the fused blocks (one native instance norm + activation pass each on the native backend). What
+ * translate, evaluate, compare and the bench run; without a gradient tape nothing is kept for a
+ * backward pass.
+ */
+export function generate(G: tfl.LayersModel, x: tf.Tensor4D, dropout = false): tf.Tensor4D {
+  return fusedApply(G, [x], dropout) as tf.Tensor4D;
 }

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { fusedApply } from '../../src/models/fused.js';
 import { patchDiscriminator } from '../../src/models/patchgan.js';
 import { unetGenerator } from '../../src/models/unet.js';
-import { fusedApply } from '../../src/train/fused.js';
 import { relErr, useWasm } from '../helpers.js';
 
 before(useWasm);
