@@ -9,6 +9,7 @@
 // exception (TypeError for a wrong JS type or a missing argument, RangeError for a bad value).
 #include <napi.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <cmath>
 #include <cstdio>
@@ -538,6 +539,22 @@ Napi::Value LeakyBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// Asks the kernel for 2 MiB pages under the 2 MiB-aligned part of x (transparent huge pages in
+// "madvise" mode, as on Debian): one fault per 2 MiB instead of 512, and fewer TLB misses on the
+// weights. Returns whether the kernel took the advice (false: nothing aligned inside, or no THP).
+Napi::Value AdviseHugePages(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Args a(info, "adviseHugePages", 2);
+    const int64_t n = a.integer(a[1], "n", 0);
+    const uintptr_t p = reinterpret_cast<uintptr_t>(a.f32(a[0], "x", static_cast<size_t>(n)));
+    constexpr uintptr_t kHuge = uintptr_t{1} << 21;
+    const uintptr_t start = (p + kHuge - 1) & ~(kHuge - 1);
+    const uintptr_t end = (p + static_cast<uintptr_t>(n) * sizeof(float)) & ~(kHuge - 1);
+    const bool ok = end > start && madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE) == 0;
+    return Napi::Boolean::New(env, ok);
+  });
+}
+
 Napi::Value Peak(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Args a(info, "peak", 1);
@@ -586,6 +603,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inormActForward", Napi::Function::New(env, InormActForward));
   exports.Set("inormActBackward", Napi::Function::New(env, InormActBackward));
   exports.Set("leakyBackward", Napi::Function::New(env, LeakyBackward));
+  exports.Set("adviseHugePages", Napi::Function::New(env, AdviseHugePages));
   exports.Set("peak", Napi::Function::New(env, Peak));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

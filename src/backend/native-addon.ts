@@ -91,6 +91,10 @@ export interface NativeAddon {
   ): void;
   /** dz = g * (h > 0 ? 1 : alpha): LeakyReLU's gradient from its output h (alpha > 0). */
   leakyBackward(g: Float32Array, h: Float32Array, n: number, alpha: number, dz: Float32Array): void;
+  /**
+   * madvise(MADV_HUGEPAGE) over the 2 MiB-aligned part of x's first n elements; whether it was taken.
+   */
+  adviseHugePages(x: Float32Array, n: number): boolean;
   /** FP32 FMA-loop GFLOP/s of `threads` OpenMP threads (default all). */
   peak(
     secondsEach: number,

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { adamKernelFor, tfjsAdamKernel } from '../../src/backend/adam-kernel.js';
-import { NativeBackend } from '../../src/backend/native.js';
+import { loadAddon, NativeBackend } from '../../src/backend/native.js';
 import { setConvLayoutMode } from '../../src/backend/native-kernels.js';
 import { type ConvCase, conv } from './conv-cases.js';
 import { assertSame, nativeSkip, randomArray, relErr, setupNative, sizeOf } from './native-helpers.js';
@@ -358,6 +359,26 @@ describe('native backend kernels vs cpu', { skip: nativeSkip }, () => {
     }
     tf.dispose([w, w2, alias, m, v, g]);
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  });
+
+  test('huge-page advice is taken where the kernel offers THP, and leaves the data as it was', () => {
+    const thp = (() => {
+      try {
+        return /\[(always|madvise)\]/.test(
+          readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'),
+        );
+      } catch {
+        return false;
+      }
+    })();
+    const addon = loadAddon();
+    const x = randomArray(3 * 2 ** 20, 5);
+    const copy = x.slice();
+    assert.equal(addon.adviseHugePages(x, x.length), thp);
+    assert.deepEqual(x, copy);
+    // Nothing 2 MiB-aligned inside a 4 KiB array: no advice.
+    assert.equal(addon.adviseHugePages(new Float32Array(1024), 1024), false);
+    assert.throws(() => addon.adviseHugePages(new Float32Array(4), 5), RangeError);
   });
 
   test('registerNativeBackend throws one clear line when the addon cannot load', () => {
