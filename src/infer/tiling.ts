@@ -273,7 +273,7 @@ export async function translateImage(
       if (!(wsum[p]! > 0)) throw new Error(`tiling left pixel (${p % W}, ${Math.floor(p / W)}) uncovered`);
       for (let k = 0; k < 3; k++) {
         // [-1, 1] -> uint8 rounded as eval's toUint8 (and torchvision's save_image), in float32 steps
-        // as toUint8 computes them, so that one whole tile gives exactly toUint8(G.predict(x)).
+        // as toUint8 computes them, so that one whole tile gives exactly toUint8(generate(G, x)).
         const x = Math.fround(acc[3 * p + k]! / wsum[p]!);
         const v = Math.floor(f32(f32(f32(x + 1) * 127.5) + 0.5));
         result.data[3 * p + k] = Math.min(255, Math.max(0, v));
