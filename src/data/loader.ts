@@ -5,7 +5,7 @@ import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { listPairs } from './check.js';
 import { readDatasetInfo } from './dataset.js';
 import { applyDegradation, type Degradation, parseDegradation } from './degrade.js';
-import type { RgbImage } from './image.js';
+import { crop, type RgbImage } from './image.js';
 import { Rng } from './rng.js';
 import { DIRECTIONS, type LoaderOptions, type PairBatch, type PairSource, type Split } from './types.js';
 
@@ -311,20 +311,14 @@ export function cropRgb(
   p: { left: number; top: number; flip: boolean },
   side: number,
 ): RgbImage {
-  const out = new Uint8Array(side * side * 3);
-  for (let y = 0; y < side; y++) {
-    const row = ((p.top + y) * img.width + p.left) * 3;
-    if (!p.flip) {
-      out.set(img.data.subarray(row, row + side * 3), y * side * 3);
-      continue;
-    }
-    for (let x = 0; x < side; x++) {
-      const from = row + (side - 1 - x) * 3;
-      const to = (y * side + x) * 3;
-      out[to] = img.data[from]!;
-      out[to + 1] = img.data[from + 1]!;
-      out[to + 2] = img.data[from + 2]!;
+  const out = crop(img, p.left, p.top, side, side);
+  if (p.flip) {
+    const d = out.data;
+    for (let row = 0; row < side * side * 3; row += side * 3) {
+      for (let l = row, r = row + (side - 1) * 3; l < r; l += 3, r -= 3) {
+        for (let k = 0; k < 3; k++) [d[l + k], d[r + k]] = [d[r + k]!, d[l + k]!];
+      }
     }
   }
-  return { width: side, height: side, data: out };
+  return out;
 }
