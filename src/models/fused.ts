@@ -261,20 +261,21 @@ function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, grads: Block
           const [xs, hs, rs, ms] = saved as tf.Tensor4D[];
           let g = dy as tf.Tensor4D;
           if (ms) g = tf.mul(g, ms);
-          let y = hs;
-          if (native && b.normEpsilon !== null) {
-            g = instanceNormActGrad(g, hs, rs, b.alpha);
-          } else if (native && b.alpha !== null) {
-            g = leakyReluGrad(g, hs, b.alpha);
-          } else if (b.alpha !== null) {
-            const positive = tf.greater(hs, 0);
-            g = tf.where(positive, g, tf.mul(g, b.alpha)) as tf.Tensor4D;
-            y = tf.where(positive, hs, tf.div(hs, b.alpha)) as tf.Tensor4D;
-          }
-          if (!native && b.normEpsilon !== null) {
-            const meanG = tf.mean(g, [1, 2], true);
-            const meanGY = tf.mean(tf.mul(g, y), [1, 2], true);
-            g = tf.mul(tf.sub(tf.sub(g, meanG), tf.mul(y, meanGY)), rs);
+          if (native) {
+            if (b.normEpsilon !== null) g = instanceNormActGrad(g, hs, rs, b.alpha);
+            else if (b.alpha !== null) g = leakyReluGrad(g, hs, b.alpha);
+          } else {
+            let y = hs;
+            if (b.alpha !== null) {
+              const positive = tf.greater(hs, 0);
+              g = tf.where(positive, g, tf.mul(g, b.alpha)) as tf.Tensor4D;
+              y = tf.where(positive, hs, tf.div(hs, b.alpha)) as tf.Tensor4D;
+            }
+            if (b.normEpsilon !== null) {
+              const meanG = tf.mean(g, [1, 2], true);
+              const meanGY = tf.mean(tf.mul(g, y), [1, 2], true);
+              g = tf.mul(tf.sub(tf.sub(g, meanG), tf.mul(y, meanGY)), rs);
+            }
           }
           const [dx, dw] = convBackward(xs, g, conv, grads);
           // Under a norm, dL/db is exactly 0: the norm's input gradient sums to 0 over each map.
