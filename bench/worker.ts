@@ -9,11 +9,10 @@
 import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type BackendChoice, setupBackend } from '../src/backend/index.js';
 import { generate } from '../src/models/fused.js';
 import { DEFAULT_CONFIG } from '../src/train/config.js';
-import { createTrainState, trainStep } from '../src/train/step.js';
+import { createTrainState, disposeTrainState, type TrainState, trainStep } from '../src/train/step.js';
 
 export interface WorkerResult {
   backend: string;
@@ -52,7 +51,7 @@ async function main() {
   const a = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 1)) as tf.Tensor4D;
   const b = tf.tidy(() => tf.randomUniform([batch, SIZE, SIZE, 3], -1, 1, 'float32', 2)) as tf.Tensor4D;
   const run = ort
-    ? await onnxRuntimeInference(state.G, a)
+    ? await onnxRuntimeInference(state, a)
     : kind === 'train'
       ? async () => {
           trainStep(state, a, b);
@@ -95,17 +94,23 @@ async function main() {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-/** A function running G's ONNX export on `x` in onnxruntime-node (a dev dependency: imported here only). */
-async function onnxRuntimeInference(G: LayersModel, x: tf.Tensor4D): Promise<() => Promise<void>> {
+/**
+ * A function running G's ONNX export on `x` in onnxruntime-node (a dev dependency: imported here
+ * only). The tfjs networks are disposed once exported, so the peak RSS is ONNX Runtime's own (the
+ * model's bytes and the session), as for a user who loads an exported file.
+ */
+async function onnxRuntimeInference(state: TrainState, x: tf.Tensor4D): Promise<() => Promise<void>> {
   const ort = await import('onnxruntime-node');
   const { layersModelToOnnx } = await import('../src/export/onnx.js');
-  const session = await ort.InferenceSession.create(layersModelToOnnx(G).bytes, {
+  const bytes = layersModelToOnnx(state.G).bytes;
+  const input = new ort.Tensor('float32', Float32Array.from(x.dataSync()), x.shape);
+  disposeTrainState(state);
+  const session = await ort.InferenceSession.create(bytes, {
     intraOpNumThreads: cpus().length,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionProviders: ['cpu'],
   });
-  const input = new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape);
   return async () => {
     const out = await session.run({ input });
     out['output']!.dispose();
