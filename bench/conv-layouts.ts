@@ -6,7 +6,13 @@
 import { loadAddon } from '../src/backend/native-addon.js';
 import { type ConvLayer, discriminatorLayers, generatorLayers, macs } from './conv-layers.js';
 
-const MODE_NAMES: Record<number, string> = { 0: 'auto', 1: 'plain', 2: 'blocked', 3: 'plain+anyW' };
+const MODE_NAMES: Record<number, string> = {
+  0: 'auto',
+  1: 'plain',
+  2: 'blocked',
+  3: 'plain+anyW',
+  4: 'gemm+col2im (D only)',
+};
 
 export function paramsOf(l: ConvLayer, batch: number, mode: number): number[] {
   return [batch, l.ih, l.ih, l.ic, l.oh, l.oh, l.oc, l.k, l.k, l.stride, l.stride, l.pad, l.pad, 1, 1, mode];

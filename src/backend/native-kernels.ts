@@ -1,83 +1,69 @@
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native-addon.js';
+import {
+  alloc,
+  allocBytes,
+  type Fallback,
+  f32,
+  type KernelArgs,
+  type NativeKernel,
+  nativeKernel,
+} from './native-kernel.js';
 
 type TensorInfo = tf.TensorInfo;
-type Attrs = tf.NamedAttrMap;
-type Args = { inputs: tf.NamedTensorInfoMap; backend: MathBackendCPU; attrs?: Attrs };
-type Fallback = (args: Args) => TensorInfo | TensorInfo[];
+type Kernel<I, A> = (args: KernelArgs<I, A>, fallback: Fallback) => TensorInfo | TensorInfo[];
 
 /** Op codes of native/src/eltwise.h. */
 const BINARY: Record<string, number> = {
-  Add: 0,
-  Sub: 1,
-  Multiply: 2,
-  RealDiv: 3,
-  Maximum: 4,
-  Minimum: 5,
-  SquaredDifference: 6,
-  Pow: 7,
-  Greater: 32,
-  GreaterEqual: 33,
-  Less: 34,
-  LessEqual: 35,
-  Equal: 36,
-  NotEqual: 37,
+  [tf.Add]: 0,
+  [tf.Sub]: 1,
+  [tf.Multiply]: 2,
+  [tf.RealDiv]: 3,
+  [tf.Maximum]: 4,
+  [tf.Minimum]: 5,
+  [tf.SquaredDifference]: 6,
+  [tf.Pow]: 7,
+  [tf.Greater]: 32,
+  [tf.GreaterEqual]: 33,
+  [tf.Less]: 34,
+  [tf.LessEqual]: 35,
+  [tf.Equal]: 36,
+  [tf.NotEqual]: 37,
 };
 const UNARY: Record<string, number> = {
-  Neg: 0,
-  Square: 1,
-  Sqrt: 2,
-  Rsqrt: 3,
-  Abs: 4,
-  Exp: 5,
-  Log: 6,
-  Log1p: 7,
-  Tanh: 8,
-  Sigmoid: 9,
-  Relu: 10,
-  LeakyRelu: 11,
-  Step: 12,
-  Sign: 13,
-  Reciprocal: 14,
-  Softplus: 15,
-  Elu: 16,
-  Relu6: 17,
+  [tf.Neg]: 0,
+  [tf.Square]: 1,
+  [tf.Sqrt]: 2,
+  [tf.Rsqrt]: 3,
+  [tf.Abs]: 4,
+  [tf.Exp]: 5,
+  [tf.Log]: 6,
+  [tf.Log1p]: 7,
+  [tf.Tanh]: 8,
+  [tf.Sigmoid]: 9,
+  [tf.Relu]: 10,
+  [tf.LeakyRelu]: 11,
+  [tf.Step]: 12,
+  [tf.Sign]: 13,
+  [tf.Reciprocal]: 14,
+  [tf.Softplus]: 15,
+  [tf.Elu]: 16,
+  [tf.Relu6]: 17,
 };
+/** FusedConv2D's activations, as the unary kernel that applies each (linear: none). */
 const FUSED_ACTIVATION: Record<string, string | null> = {
   linear: null,
-  relu: 'Relu',
-  relu6: 'Relu6',
-  elu: 'Elu',
-  leakyrelu: 'LeakyRelu',
-  sigmoid: 'Sigmoid',
+  relu: tf.Relu,
+  relu6: tf.Relu6,
+  elu: tf.Elu,
+  leakyrelu: tf.LeakyRelu,
+  sigmoid: tf.Sigmoid,
 };
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** The tensor's own Float32Array (no copy), or null where it is not plain float32 data. */
-function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array | null {
-  if (t.dtype !== 'float32') return null;
-  const v = backend.data.get(t.dataId).values;
-  return v instanceof Float32Array ? v : null;
-}
-
-/**
- * A kernel's output array: recycled by the native backend where it can (contents undefined, so
- * every kernel writes every element), else fresh.
- */
-function alloc(backend: MathBackendCPU, n: number): Float32Array {
-  const b = backend as MathBackendCPU & { alloc?: (n: number) => Float32Array };
-  return b.alloc ? b.alloc(n) : new Float32Array(n);
-}
-
-function allocBytes(backend: MathBackendCPU, n: number): Uint8Array {
-  const b = backend as MathBackendCPU & { allocBytes?: (n: number) => Uint8Array };
-  return b.allocBytes ? b.allocBytes(n) : new Uint8Array(n);
-}
-
 function out(
-  backend: MathBackendCPU,
+  backend: KernelArgs<unknown, unknown>['backend'],
   shape: number[],
   values: Float32Array | Uint8Array,
   dtype: tf.DataType,
@@ -126,38 +112,20 @@ function tryConv(call: () => void): boolean {
   }
 }
 
-export interface NativeKernel {
-  name: string;
-  func: (args: Args, fallback: Fallback) => TensorInfo | TensorInfo[];
-}
+type ConvAttrs = tf.Conv2DAttrs & Partial<Pick<tf.FusedConv2DAttrs, 'activation' | 'leakyreluAlpha'>>;
 
-export function nativeKernels(addon: NativeAddon): NativeKernel[] {
-  const kernels: NativeKernel[] = [];
-
-  const conv2d = (args: Args, fallback: Fallback, fused: boolean): TensorInfo => {
-    const { backend } = args;
-    const attrs = args.attrs as unknown as {
-      strides: [number, number] | number;
-      pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-      dataFormat: 'NHWC' | 'NCHW';
-      dilations: [number, number] | number;
-      dimRoundingMode?: 'floor' | 'round' | 'ceil';
-      activation?: string;
-      leakyreluAlpha?: number;
-    };
-    const { bias, preluActivationWeights } = args.inputs;
-    const x = args.inputs['x']!;
-    const filter = args.inputs['filter']!;
+/** Conv2D, and FusedConv2D's bias and activation after it. */
+const conv2d =
+  (addon: NativeAddon): Kernel<tf.FusedConv2DInputs, ConvAttrs> =>
+  (args, fallback) => {
+    const { inputs, backend, attrs } = args;
+    const { x, filter, bias, preluActivationWeights } = inputs;
     const xv = f32(backend, x);
     const wv = f32(backend, filter);
-    const act = attrs.activation ?? 'linear';
-    const actKernel = FUSED_ACTIVATION[act];
-    let biasV: Float32Array | null = null;
-    let biasBroadcast = false;
-    if (bias) {
-      biasV = f32(backend, bias);
-      biasBroadcast = size(bias.shape) !== filter.shape[3] || bias.shape.length > 1;
-    }
+    const actKernel = FUSED_ACTIVATION[attrs.activation ?? 'linear'];
+    const biasV = bias ? f32(backend, bias) : null;
+    // A bias of other than [oc] elements is added by broadcasting after the conv.
+    const biasBroadcast = !!bias && (size(bias.shape) !== filter.shape[3] || bias.shape.length > 1);
     if (
       !xv ||
       !wv ||
@@ -167,7 +135,7 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
       actKernel === undefined ||
       x.shape.length !== 4
     ) {
-      return fallback(args) as TensorInfo;
+      return fallback(args);
     }
     const info = tf.backend_util.computeConv2DInfo(
       x.shape as [number, number, number, number],
@@ -181,321 +149,290 @@ export function nativeKernels(addon: NativeAddon): NativeKernel[] {
     );
     const y = alloc(backend, size(info.outShape));
     if (!tryConv(() => addon.convForward(convParams(info), xv, wv, biasBroadcast ? null : biasV, y))) {
-      return fallback(args) as TensorInfo;
+      return fallback(args);
     }
-    if (fused && biasV && biasBroadcast) {
-      addon.binary(BINARY['Add']!, y, info.outShape, biasV, bias!.shape, y, info.outShape);
+    if (biasV && biasBroadcast) {
+      addon.binary(BINARY[tf.Add]!, y, info.outShape, biasV, bias!.shape, y, info.outShape);
     }
     if (actKernel) {
-      const alpha = actKernel === 'LeakyRelu' ? (attrs.leakyreluAlpha ?? 0.2) : 0;
+      const alpha = actKernel === tf.LeakyRelu ? (attrs.leakyreluAlpha ?? 0.2) : 0;
       addon.unary(UNARY[actKernel]!, alpha, y, y, y.length);
     }
     return out(backend, info.outShape, y, 'float32');
   };
-  kernels.push({ name: 'Conv2D', func: (a, fb) => conv2d(a, fb, false) });
-  kernels.push({ name: 'FusedConv2D', func: (a, fb) => conv2d(a, fb, true) });
 
-  kernels.push({
-    name: 'Conv2DBackpropInput',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const { dy, filter } = args.inputs;
-      const attrs = args.attrs as unknown as {
-        inputShape: [number, number, number, number];
-        strides: [number, number] | number;
-        pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-        dataFormat: 'NHWC' | 'NCHW';
-        dimRoundingMode?: 'floor' | 'round' | 'ceil';
-      };
-      const dyv = f32(backend, dy!);
-      const wv = f32(backend, filter!);
-      if (!dyv || !wv || attrs.dataFormat === 'NCHW') return fallback(args);
-      const info = tf.backend_util.computeConv2DInfo(
-        attrs.inputShape,
-        filter!.shape as [number, number, number, number],
-        attrs.strides,
-        1,
-        attrs.pad,
-        attrs.dimRoundingMode,
-        false,
-        'channelsLast',
-      );
-      const dx = alloc(backend, size(attrs.inputShape));
-      if (!tryConv(() => addon.convBackwardData(convParams(info), dyv, wv, dx))) return fallback(args);
-      return out(backend, attrs.inputShape, dx, 'float32');
-    },
-  });
+const conv2dBackpropInput =
+  (addon: NativeAddon): Kernel<tf.Conv2DBackpropInputInputs, tf.Conv2DBackpropInputAttrs> =>
+  (args, fallback) => {
+    const { inputs, backend, attrs } = args;
+    const dyv = f32(backend, inputs.dy!);
+    const wv = f32(backend, inputs.filter!);
+    if (!dyv || !wv || attrs.dataFormat === 'NCHW') return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape,
+      inputs.filter!.shape as [number, number, number, number],
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const dx = alloc(backend, size(attrs.inputShape));
+    if (!tryConv(() => addon.convBackwardData(convParams(info), dyv, wv, dx))) return fallback(args);
+    return out(backend, attrs.inputShape, dx, 'float32');
+  };
 
-  kernels.push({
-    name: 'Conv2DBackpropFilter',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const { x, dy } = args.inputs;
-      const attrs = args.attrs as unknown as {
-        filterShape: [number, number, number, number];
-        strides: [number, number] | number;
-        pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-        dataFormat: 'NHWC' | 'NCHW';
-        dimRoundingMode?: 'floor' | 'round' | 'ceil';
-      };
-      const xv = f32(backend, x!);
-      const dyv = f32(backend, dy!);
-      if (!xv || !dyv || attrs.dataFormat === 'NCHW') return fallback(args);
-      const info = tf.backend_util.computeConv2DInfo(
-        x!.shape as [number, number, number, number],
-        attrs.filterShape,
-        attrs.strides,
-        1,
-        attrs.pad,
-        attrs.dimRoundingMode,
-        false,
-        'channelsLast',
-      );
-      const dw = alloc(backend, size(attrs.filterShape));
-      if (!tryConv(() => addon.convBackwardWeights(convParams(info), xv, dyv, dw))) return fallback(args);
-      return out(backend, attrs.filterShape, dw, 'float32');
-    },
-  });
+const conv2dBackpropFilter =
+  (addon: NativeAddon): Kernel<tf.Conv2DBackpropFilterInputs, tf.Conv2DBackpropFilterAttrs> =>
+  (args, fallback) => {
+    const { inputs, backend, attrs } = args;
+    const xv = f32(backend, inputs.x!);
+    const dyv = f32(backend, inputs.dy!);
+    if (!xv || !dyv || attrs.dataFormat === 'NCHW') return fallback(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      inputs.x!.shape as [number, number, number, number],
+      attrs.filterShape,
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const dw = alloc(backend, size(attrs.filterShape));
+    if (!tryConv(() => addon.convBackwardWeights(convParams(info), xv, dyv, dw))) return fallback(args);
+    return out(backend, attrs.filterShape, dw, 'float32');
+  };
 
-  for (const [name, op] of Object.entries(BINARY)) {
-    kernels.push({
-      name,
-      func: (args, fallback) => {
-        const { backend } = args;
-        const { a, b } = args.inputs;
-        const av = f32(backend, a!);
-        const bv = f32(backend, b!);
-        if (!av || !bv) return fallback(args);
-        const shape = tf.backend_util.assertAndGetBroadcastShape(a!.shape, b!.shape);
-        const n = size(shape);
-        const logical = op >= 32;
-        const o = logical ? allocBytes(backend, n) : alloc(backend, n);
-        addon.binary(op, av, a!.shape, bv, b!.shape, o, shape);
-        return out(backend, shape, o, logical ? 'bool' : 'float32');
-      },
-    });
-  }
+/** Element-wise a op b with broadcasting; comparisons (op codes from 32) give bool. */
+const binary =
+  (addon: NativeAddon, op: number): Kernel<tf.BinaryInputs, unknown> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const { a, b } = args.inputs;
+    const av = f32(backend, a!);
+    const bv = f32(backend, b!);
+    if (!av || !bv) return fallback(args);
+    const shape = tf.backend_util.assertAndGetBroadcastShape(a!.shape, b!.shape);
+    const n = size(shape);
+    const logical = op >= 32;
+    const o = logical ? allocBytes(backend, n) : alloc(backend, n);
+    addon.binary(op, av, a!.shape, bv, b!.shape, o, shape);
+    return out(backend, shape, o, logical ? 'bool' : 'float32');
+  };
 
-  for (const [name, op] of Object.entries(UNARY)) {
-    kernels.push({
-      name,
-      func: (args, fallback) => {
-        const { backend } = args;
-        const { x } = args.inputs;
-        const xv = f32(backend, x!);
-        if (!xv) return fallback(args);
-        const alpha = (args.attrs?.['alpha'] as number | undefined) ?? 0;
-        const o = alloc(backend, xv.length);
-        addon.unary(op, alpha, xv, o, xv.length);
-        return out(backend, x!.shape, o, 'float32');
-      },
-    });
-  }
+/** Element-wise op(x); alpha is LeakyRelu's and Step's attr (0 for the others). */
+const unary =
+  (addon: NativeAddon, op: number): Kernel<tf.UnaryInputs, Partial<tf.LeakyReluAttrs> | undefined> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const { x } = args.inputs;
+    const xv = f32(backend, x!);
+    if (!xv) return fallback(args);
+    const o = alloc(backend, xv.length);
+    addon.unary(op, args.attrs?.alpha ?? 0, xv, o, xv.length);
+    return out(backend, x!.shape, o, 'float32');
+  };
 
-  kernels.push({
-    name: 'Select',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const { condition, t, e } = args.inputs;
-      const cv = backend.data.get(condition!.dataId).values;
-      const tv = f32(backend, t!);
-      const ev = f32(backend, e!);
-      const n = size(t!.shape);
-      if (!(cv instanceof Uint8Array) || !tv || !ev || cv.length !== n || ev.length !== n)
-        return fallback(args);
-      const o = alloc(backend, n);
-      addon.select(cv, tv, ev, o, n);
-      return out(backend, t!.shape, o, 'float32');
-    },
-  });
+const select =
+  (addon: NativeAddon): Kernel<tf.SelectInputs, unknown> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const { condition, t, e } = args.inputs;
+    const cv = backend.data.get(condition!.dataId).values;
+    const tv = f32(backend, t!);
+    const ev = f32(backend, e!);
+    const n = size(t!.shape);
+    if (!(cv instanceof Uint8Array) || !tv || !ev || cv.length !== n || ev.length !== n)
+      return fallback(args);
+    const o = alloc(backend, n);
+    addon.select(cv, tv, ev, o, n);
+    return out(backend, t!.shape, o, 'float32');
+  };
 
-  kernels.push({
-    name: 'Fill',
-    func: (args, fallback) => {
-      const { shape, value, dtype } = args.attrs as unknown as {
-        shape: number[];
-        value: number;
-        dtype: string;
-      };
-      if ((dtype ?? 'float32') !== 'float32' || typeof value !== 'number') return fallback(args);
-      const o = alloc(args.backend, size(shape));
-      addon.fill(o, value, o.length);
-      return out(args.backend, shape, o, 'float32');
-    },
-  });
-  for (const [name, value] of [
-    ['OnesLike', 1],
-    ['ZerosLike', 0],
-  ] as const) {
-    kernels.push({
-      name,
-      func: (args, fallback) => {
-        const { x } = args.inputs;
-        if (x!.dtype !== 'float32') return fallback(args);
-        const o = alloc(args.backend, size(x!.shape));
-        addon.fill(o, value, o.length);
-        return out(args.backend, x!.shape, o, 'float32');
-      },
-    });
-  }
+const fill =
+  (addon: NativeAddon): Kernel<unknown, tf.FillAttrs> =>
+  (args, fallback) => {
+    const { shape, value, dtype } = args.attrs;
+    if ((dtype ?? 'float32') !== 'float32' || typeof value !== 'number') return fallback(args);
+    const o = alloc(args.backend, size(shape));
+    addon.fill(o, value, o.length);
+    return out(args.backend, shape, o, 'float32');
+  };
 
-  kernels.push({
-    name: 'AddN',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const xs = args.inputs as unknown as TensorInfo[];
-      const vs = xs.map((t) => f32(backend, t));
-      if (vs.some((v) => v == null)) return fallback(args);
-      const o = alloc(backend, size(xs[0]!.shape));
-      addon.addN(vs as Float32Array[], o, o.length);
-      return out(backend, xs[0]!.shape, o, 'float32');
-    },
-  });
+/** OnesLike and ZerosLike. */
+const constantLike =
+  (addon: NativeAddon, value: number): Kernel<tf.ZerosLikeInputs, unknown> =>
+  (args, fallback) => {
+    const { x } = args.inputs;
+    if (x!.dtype !== 'float32') return fallback(args);
+    const o = alloc(args.backend, size(x!.shape));
+    addon.fill(o, value, o.length);
+    return out(args.backend, x!.shape, o, 'float32');
+  };
 
-  for (const name of ['Sum', 'Mean']) {
-    kernels.push({
-      name,
-      func: (args, fallback) => {
-        const { backend } = args;
-        const { x } = args.inputs;
-        const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
-        const xv = f32(backend, x!);
-        if (!xv) return fallback(args);
-        const shape = x!.shape;
-        const axes = [...new Set(tf.util.parseAxisParam(axis, shape))].sort((p, q) => p - q);
-        // Reduced axes must be one block once size-1 dims are ignored: [outer, r, inner].
-        const real = axes.filter((ax) => shape[ax] !== 1);
-        const first = real.length ? real[0]! : 0;
-        const last = real.length ? real[real.length - 1]! : -1;
-        for (let d = first; d <= last; d++) {
-          if (shape[d] !== 1 && !axes.includes(d)) return fallback(args);
-        }
-        const outer = size(shape.slice(0, first));
-        const r = real.length ? size(shape.slice(first, last + 1)) : 1;
-        const inner = size(shape.slice(last + 1));
-        const [outShape] = tf.backend_util.computeOutAndReduceShapes(shape, axes);
-        const shown = keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
-        const o = alloc(backend, outer * inner);
-        addon.reduceSum(xv, outer, r, inner, o, name === 'Mean');
-        return out(backend, shown, o, 'float32');
-      },
-    });
-  }
+const addN =
+  (addon: NativeAddon): Kernel<tf.AddNInputs, unknown> =>
+  (args, fallback) => {
+    const { backend, inputs: xs } = args;
+    const vs = xs.map((t) => f32(backend, t));
+    if (vs.some((v) => v == null)) return fallback(args);
+    const o = alloc(backend, size(xs[0]!.shape));
+    addon.addN(vs as Float32Array[], o, o.length);
+    return out(backend, xs[0]!.shape, o, 'float32');
+  };
 
-  kernels.push({
-    name: 'Concat',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const xs = (args.inputs as unknown as TensorInfo[]).filter((t) => size(t.shape) > 0);
-      const vs = xs.map((t) => f32(backend, t));
-      if (xs.length === 0 || vs.some((v) => v == null)) return fallback(args);
-      const first = xs[0]!.shape;
-      const axis = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, first)[0]!;
-      const shape = first.slice();
-      shape[axis] = xs.reduce((s, t) => s + t.shape[axis]!, 0);
-      const o = alloc(backend, size(shape));
-      const begin = shape.map(() => 0);
-      xs.forEach((t, i) => {
-        addon.copyBox(
-          vs[i]!,
-          t.shape,
-          t.shape.map(() => 0),
-          o,
-          shape,
-          begin,
-          t.shape,
-        );
-        begin[axis]! += t.shape[axis]!;
-      });
-      return out(backend, shape, o, 'float32');
-    },
-  });
+/** Sum and Mean (mean: true) over axes that are one block once size-1 dims are ignored. */
+const reduceSum =
+  (addon: NativeAddon, mean: boolean): Kernel<tf.SumInputs, tf.SumAttrs> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const { x } = args.inputs;
+    const { axis, keepDims } = args.attrs;
+    const xv = f32(backend, x!);
+    if (!xv) return fallback(args);
+    const shape = x!.shape;
+    const axes = [...new Set(tf.util.parseAxisParam(axis, shape))].sort((p, q) => p - q);
+    // Reduced axes must be one block once size-1 dims are ignored: [outer, r, inner].
+    const real = axes.filter((ax) => shape[ax] !== 1);
+    const first = real.length ? real[0]! : 0;
+    const last = real.length ? real[real.length - 1]! : -1;
+    for (let d = first; d <= last; d++) {
+      if (shape[d] !== 1 && !axes.includes(d)) return fallback(args);
+    }
+    const outer = size(shape.slice(0, first));
+    const r = real.length ? size(shape.slice(first, last + 1)) : 1;
+    const inner = size(shape.slice(last + 1));
+    const [outShape] = tf.backend_util.computeOutAndReduceShapes(shape, axes);
+    const shown = keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
+    const o = alloc(backend, outer * inner);
+    addon.reduceSum(xv, outer, r, inner, o, mean);
+    return out(backend, shown, o, 'float32');
+  };
 
-  kernels.push({
-    name: 'Slice',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const { x } = args.inputs;
-      const xv = f32(backend, x!);
-      if (!xv) return fallback(args);
-      const { begin, size: sz } = args.attrs as unknown as {
-        begin: number | number[];
-        size: number | number[];
-      };
-      const [b, s] = tf.slice_util.parseSliceParams(x!, begin, sz) as [number[], number[]];
-      const o = alloc(backend, size(s));
+const concat =
+  (addon: NativeAddon): Kernel<tf.ConcatInputs, tf.ConcatAttrs> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const xs = args.inputs.filter((t) => size(t.shape) > 0);
+    const vs = xs.map((t) => f32(backend, t));
+    if (xs.length === 0 || vs.some((v) => v == null)) return fallback(args);
+    const first = xs[0]!.shape;
+    const axis = tf.util.parseAxisParam(args.attrs.axis, first)[0]!;
+    const shape = first.slice();
+    shape[axis] = xs.reduce((s, t) => s + t.shape[axis]!, 0);
+    const o = alloc(backend, size(shape));
+    const begin = shape.map(() => 0);
+    xs.forEach((t, i) => {
       addon.copyBox(
-        xv,
-        x!.shape,
-        b,
-        o,
-        s,
-        s.map(() => 0),
-        s,
-      );
-      return out(backend, s, o, 'float32');
-    },
-  });
-
-  kernels.push({
-    name: 'SplitV',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const { x } = args.inputs;
-      const xv = f32(backend, x!);
-      if (!xv) return fallback(args);
-      const { numOrSizeSplits, axis } = args.attrs as unknown as {
-        numOrSizeSplits: number | number[];
-        axis: number;
-      };
-      const ax = tf.util.parseAxisParam(axis, x!.shape)[0]!;
-      const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
-      const begin = x!.shape.map(() => 0);
-      return sizes.map((s) => {
-        const shape = x!.shape.slice();
-        shape[ax] = s;
-        const o = alloc(backend, size(shape));
-        addon.copyBox(
-          xv,
-          x!.shape,
-          begin,
-          o,
-          shape,
-          shape.map(() => 0),
-          shape,
-        );
-        begin[ax]! += s;
-        return out(backend, shape, o, 'float32');
-      });
-    },
-  });
-
-  kernels.push({
-    name: 'PadV2',
-    func: (args, fallback) => {
-      const { backend } = args;
-      const { x } = args.inputs;
-      const xv = f32(backend, x!);
-      if (!xv) return fallback(args);
-      const { paddings, constantValue } = args.attrs as unknown as {
-        paddings: Array<[number, number]>;
-        constantValue: number;
-      };
-      const shape = x!.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
-      const o = alloc(backend, size(shape));
-      addon.fill(o, constantValue, o.length);
-      addon.copyBox(
-        xv,
-        x!.shape,
-        x!.shape.map(() => 0),
+        vs[i]!,
+        t.shape,
+        t.shape.map(() => 0),
         o,
         shape,
-        paddings.map((p) => p[0]),
-        x!.shape,
+        begin,
+        t.shape,
       );
-      return out(backend, shape, o, 'float32');
-    },
-  });
+      begin[axis]! += t.shape[axis]!;
+    });
+    return out(backend, shape, o, 'float32');
+  };
 
-  return kernels;
+const slice =
+  (addon: NativeAddon): Kernel<tf.SliceInputs, tf.SliceAttrs> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const { x } = args.inputs;
+    const xv = f32(backend, x!);
+    if (!xv) return fallback(args);
+    const [b, s] = tf.slice_util.parseSliceParams(x!, args.attrs.begin, args.attrs.size) as [
+      number[],
+      number[],
+    ];
+    const o = alloc(backend, size(s));
+    addon.copyBox(
+      xv,
+      x!.shape,
+      b,
+      o,
+      s,
+      s.map(() => 0),
+      s,
+    );
+    return out(backend, s, o, 'float32');
+  };
+
+const splitV =
+  (addon: NativeAddon): Kernel<tf.SplitVInputs, tf.SplitVAttrs> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const { x } = args.inputs;
+    const xv = f32(backend, x!);
+    if (!xv) return fallback(args);
+    const ax = tf.util.parseAxisParam(args.attrs.axis, x!.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, args.attrs.numOrSizeSplits, ax);
+    const begin = x!.shape.map(() => 0);
+    return sizes.map((s) => {
+      const shape = x!.shape.slice();
+      shape[ax] = s;
+      const o = alloc(backend, size(shape));
+      addon.copyBox(
+        xv,
+        x!.shape,
+        begin,
+        o,
+        shape,
+        shape.map(() => 0),
+        shape,
+      );
+      begin[ax]! += s;
+      return out(backend, shape, o, 'float32');
+    });
+  };
+
+const padV2 =
+  (addon: NativeAddon): Kernel<tf.PadV2Inputs, tf.PadV2Attrs> =>
+  (args, fallback) => {
+    const { backend } = args;
+    const { x } = args.inputs;
+    const xv = f32(backend, x!);
+    if (!xv) return fallback(args);
+    const { paddings, constantValue } = args.attrs;
+    const shape = x!.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
+    const o = alloc(backend, size(shape));
+    addon.fill(o, constantValue, o.length);
+    addon.copyBox(
+      xv,
+      x!.shape,
+      x!.shape.map(() => 0),
+      o,
+      shape,
+      paddings.map((p) => p[0]),
+      x!.shape,
+    );
+    return out(backend, shape, o, 'float32');
+  };
+
+/** The kernels the addon replaces, each falling back to the cpu backend's for what it does not take. */
+export function nativeKernels(addon: NativeAddon): NativeKernel[] {
+  return [
+    nativeKernel(tf.Conv2D, conv2d(addon)),
+    nativeKernel(tf.FusedConv2D, conv2d(addon)),
+    nativeKernel(tf.Conv2DBackpropInput, conv2dBackpropInput(addon)),
+    nativeKernel(tf.Conv2DBackpropFilter, conv2dBackpropFilter(addon)),
+    ...Object.entries(BINARY).map(([name, op]) => nativeKernel(name, binary(addon, op))),
+    ...Object.entries(UNARY).map(([name, op]) => nativeKernel(name, unary(addon, op))),
+    nativeKernel(tf.Select, select(addon)),
+    nativeKernel(tf.Fill, fill(addon)),
+    nativeKernel(tf.OnesLike, constantLike(addon, 1)),
+    nativeKernel(tf.ZerosLike, constantLike(addon, 0)),
+    nativeKernel(tf.AddN, addN(addon)),
+    nativeKernel(tf.Sum, reduceSum(addon, false)),
+    nativeKernel(tf.Mean, reduceSum(addon, true)),
+    nativeKernel(tf.Concat, concat(addon)),
+    nativeKernel(tf.Slice, slice(addon)),
+    nativeKernel(tf.SplitV, splitV(addon)),
+    nativeKernel(tf.PadV2, padV2(addon)),
+  ];
 }

@@ -5,6 +5,7 @@ import { type AdamKernel, registerAdamKernel, tfjsAdamKernel } from './adam-kern
 import { useLayoutCache } from './layout-cache.js';
 import { loadAddon, type NativeAddon } from './native-addon.js';
 import { fusedKernels } from './native-fused.js';
+import type { Fallback } from './native-kernel.js';
 import { nativeKernels } from './native-kernels.js';
 
 export const NATIVE_BACKEND = 'native';
@@ -263,7 +264,10 @@ export function registerNativeBackend(): Promise<void> {
     // The first call into the addon (a broken build fails here, in one line), and what the layout
     // cache is keyed by.
     useLayoutCache(addon, addon.info());
-    const replaced = new Map(nativeKernels(addon).map((k) => [k.name, k.func]));
+    // The addon's kernels, and kernels of our own (no cpu counterpart: src/models/fused.ts calls
+    // them on this backend, so their fallback is never needed).
+    const ours = [...nativeKernels(addon), ...fusedKernels(addon)];
+    const replaced = new Set(ours.map((k) => k.name));
     const cpuKernels = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
     for (const k of cpuKernels.values()) {
       if (!replaced.has(k.kernelName)) {
@@ -274,10 +278,10 @@ export function registerNativeBackend(): Promise<void> {
         });
       }
     }
-    for (const [name, func] of replaced) {
+    for (const { name, func } of ours) {
       const cpu = cpuKernels.get(name);
-      const fallback = cpu
-        ? (cpu.kernelFunc as (a: unknown) => tf.TensorInfo | tf.TensorInfo[])
+      const fallback: Fallback = cpu
+        ? (cpu.kernelFunc as unknown as Fallback)
         : () => {
             throw new Error(`no fallback for ${name}`);
           };
@@ -286,14 +290,6 @@ export function registerNativeBackend(): Promise<void> {
         backendName: NATIVE_BACKEND,
         kernelFunc: timed(name, ((args: Parameters<typeof func>[0]) =>
           func(args, fallback)) as unknown as tf.KernelFunc),
-      });
-    }
-    // Kernels of our own (no cpu counterpart): src/models/fused.ts calls them on this backend.
-    for (const k of fusedKernels(addon)) {
-      tf.registerKernel({
-        kernelName: k.name,
-        backendName: NATIVE_BACKEND,
-        kernelFunc: timed(k.name, k.func as unknown as tf.KernelFunc),
       });
     }
     if (!tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(addon))) {

@@ -26,7 +26,7 @@ interface ConvSpec {
   strides: [number, number];
   /** Explicit for a conv whose ZeroPadding2D input layer is folded into it. */
   padding: 'same' | 'valid' | tf.backend_util.ExplicitPadding;
-  kernel: tf.Variable;
+  kernel: tf.Variable<tf.Rank.R4>;
   bias: tf.Variable | null;
 }
 
@@ -75,7 +75,7 @@ function convSpec(layer: tfl.layers.Layer): ConvSpec | null {
     transpose: cls === 'Conv2DTranspose',
     strides,
     padding: c.padding,
-    kernel: weights[0],
+    kernel: weights[0] as tf.Variable<tf.Rank.R4>,
     bias: c.useBias ? weights[1] : null,
   };
 }
@@ -140,12 +140,25 @@ function planFor(model: tfl.LayersModel): { plan: Plan; fusedAway: Set<string> }
   return result;
 }
 
-function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: object): tf.Tensor4D {
-  return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+/** The conv's gradients as tfjs's own kernels compute them (tfjs exports no op for them). */
+function backpropInput(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  attrs: tf.Conv2DBackpropInputAttrs,
+): tf.Tensor4D {
+  return tf
+    .engine()
+    .runKernel(tf.Conv2DBackpropInput, { dy, filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
+function backpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: tf.Conv2DBackpropFilterAttrs): tf.Tensor4D {
+  return tf
+    .engine()
+    .runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 }
 
 function convForward(x: tf.Tensor4D, c: ConvSpec): tf.Tensor4D {
-  const w = c.kernel as unknown as tf.Tensor4D;
+  const w = c.kernel;
   if (!c.transpose) return tf.conv2d(x, w, c.strides, c.padding);
   const [n, h, wd] = x.shape;
   const [kh, kw, filters] = w.shape;
@@ -170,23 +183,17 @@ function convBackward(
   c: ConvSpec,
   grads: BlockGrads,
 ): [tf.Tensor4D, tf.Tensor4D] {
-  const attrs = { strides: c.strides, pad: c.padding, dataFormat: 'NHWC', dimRoundingMode: undefined };
-  const w = c.kernel as unknown as tf.Tensor4D;
+  const attrs = { strides: c.strides, pad: c.padding, dataFormat: 'NHWC' } as const;
+  const w = c.kernel;
   const skipped = (t: tf.Tensor4D) => tf.zerosLike(t);
   if (c.transpose) {
     // A transposed conv is the data gradient of a conv: its own gradients swap the roles.
     const dx = grads.input ? tf.conv2d(g, w, c.strides, c.padding) : skipped(x);
-    const dw = grads.weights
-      ? runKernel('Conv2DBackpropFilter', { x: g, dy: x }, { ...attrs, filterShape: w.shape })
-      : skipped(w);
+    const dw = grads.weights ? backpropFilter(g, x, { ...attrs, filterShape: w.shape }) : skipped(w);
     return [dx, dw];
   }
-  const dx = grads.input
-    ? runKernel('Conv2DBackpropInput', { dy: g, filter: w }, { ...attrs, inputShape: x.shape })
-    : skipped(x);
-  const dw = grads.weights
-    ? runKernel('Conv2DBackpropFilter', { x, dy: g }, { ...attrs, filterShape: w.shape })
-    : skipped(w);
+  const dx = grads.input ? backpropInput(g, w, { ...attrs, inputShape: x.shape }) : skipped(x);
+  const dw = grads.weights ? backpropFilter(x, g, { ...attrs, filterShape: w.shape }) : skipped(w);
   return [dx, dw];
 }
 
