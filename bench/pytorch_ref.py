@@ -136,6 +136,24 @@ def make_step(G, D, opt_g, opt_d):
     return step
 
 
+def openblas_core():
+    """The kernel set OpenBLAS picked for this CPU (OPENBLAS_CORETYPE, else its own detection), or
+    None where this torch loaded no OpenBLAS. Debian's torch does its GEMMs (convolutions included)
+    in the system BLAS."""
+    import ctypes
+
+    with open("/proc/self/maps") as f:
+        libs = sorted({line.split()[-1] for line in f if "blas" in line.rsplit("/", 1)[-1]})
+    for lib in libs:
+        try:
+            fn = ctypes.CDLL(lib).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
+    return None
+
+
 def timed(fn, reps):
     times = []
     for _ in range(reps):
@@ -154,7 +172,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-format", choices=["auto", "contiguous", "channels_last"], default="auto")
+    ap.add_argument("--blas-core", action="store_true", help="print OpenBLAS's kernel set and exit")
     args = ap.parse_args()
+    if args.blas_core:
+        torch.zeros(2, 2) @ torch.zeros(2, 2)
+        print(openblas_core() or "none")
+        return
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -217,6 +240,7 @@ def main():
         "memory_format": chosen,
         "format_probe_ms": {k: v * 1000 for k, v in probe.items()},
         "torch": torch.__version__,
+        "blas_core": openblas_core(),
     }
     print(json.dumps(out))
     sys.stdout.flush()

@@ -159,7 +159,52 @@ function pytorchAvailable(): string | null {
   return r.status === 0 ? null : 'torch is not importable';
 }
 
-function runPytorch(kind: string, batch: number, reps: number): BenchEntry {
+function cpuFlags(): Set<string> {
+  return new Set(
+    (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/),
+  );
+}
+
+/**
+ * OPENBLAS_CORETYPE for the PyTorch anchor, or null to leave OpenBLAS's own choice. Debian's torch
+ * runs its convolutions as GEMMs in OpenBLAS, which picks kernels by CPU model; a model newer than
+ * it knows falls back to its generic SSE3 kernels ("Prescott"): on a Sapphire Rapids machine with
+ * Debian 12's OpenBLAS 0.3.21 its GEMMs ran at 30 GFLOP/s instead of 220-265 and PyTorch's training
+ * step took 1.75x its time. An anchor that slow flatters every ratio, so where OpenBLAS settles for
+ * less than the CPU's flags support, the anchor gets the kernels they do (a user's own
+ * OPENBLAS_CORETYPE stands).
+ */
+export function anchorBlasCore(detected: string, flags: Set<string>): string | null {
+  const has = (...fs: string[]) => fs.every((f) => flags.has(f));
+  if (has('avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl')) {
+    return /^(SkylakeX|Cooperlake|SapphireRapids)$/i.test(detected) ? null : 'SKYLAKEX';
+  }
+  if (has('avx2', 'fma')) {
+    return /^(Haswell|Zen|SkylakeX|Cooperlake|SapphireRapids)$/i.test(detected) ? null : 'HASWELL';
+  }
+  return null;
+}
+
+/** The PyTorch anchor's environment, and the line saying which BLAS kernels it runs. */
+function pytorchEnv(): { env: NodeJS.ProcessEnv; note: string } {
+  if (process.env['OPENBLAS_CORETYPE']) {
+    return {
+      env: process.env,
+      note: `OpenBLAS kernels: ${process.env['OPENBLAS_CORETYPE']} (OPENBLAS_CORETYPE, set by the user)`,
+    };
+  }
+  const r = spawnSync(PYTHON, [join(here, 'pytorch_ref.py'), '--blas-core'], { encoding: 'utf8' });
+  const detected = r.status === 0 ? r.stdout.trim() : 'unknown';
+  if (detected === 'none') return { env: process.env, note: 'BLAS: not OpenBLAS' };
+  const core = anchorBlasCore(detected, cpuFlags());
+  if (!core) return { env: process.env, note: `OpenBLAS kernels: ${detected} (its own choice)` };
+  return {
+    env: { ...process.env, OPENBLAS_CORETYPE: core },
+    note: `OpenBLAS kernels: ${core} (OPENBLAS_CORETYPE set by the bench: OpenBLAS picked ${detected} for this CPU)`,
+  };
+}
+
+function runPytorch(kind: string, batch: number, reps: number, env: NodeJS.ProcessEnv): BenchEntry {
   const args = [
     join(here, 'pytorch_ref.py'),
     '--kind',
@@ -169,7 +214,7 @@ function runPytorch(kind: string, batch: number, reps: number): BenchEntry {
     '--reps',
     String(reps),
   ];
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   return entryOf(r, 'pytorch', kind, batch);
 }
 
@@ -206,8 +251,8 @@ async function measurePeak(): Promise<Peak | null> {
 
 function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
-  const isa = ['avx2', 'fma', 'avx512f', 'avx512_bf16'].filter((f) => flags.split(' ').includes(f)).join(' ');
+  const flags = cpuFlags();
+  const isa = ['avx2', 'fma', 'avx512f', 'avx512_bf16'].filter((f) => flags.has(f)).join(' ');
   return `${cpu}, ${cpus().length} cores (${isa}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
 }
 
@@ -275,6 +320,8 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
   }
   const pyReason = o.pytorch ? pytorchAvailable() : 'disabled';
   if (o.pytorch && pyReason) o.log(`PyTorch reference skipped: ${pyReason}`);
+  const torchEnv = pyReason ? null : pytorchEnv();
+  if (torchEnv) o.log(`PyTorch anchor: ${torchEnv.note}`);
   if (!pyReason) {
     for (const batch of o.batches) configs.push({ backend: 'pytorch', kind: 'train', batch, micro: 0 });
     configs.push({ backend: 'pytorch', kind: 'infer', batch: 1, micro: 0 });
@@ -295,7 +342,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     const reps = c.kind === 'infer' ? Math.max(9, 3 * o.reps) : o.reps;
     const e =
       c.backend === 'pytorch'
-        ? runPytorch(c.kind, c.batch, reps)
+        ? runPytorch(c.kind, c.batch, reps, torchEnv!.env)
         : runWorker(
             c.backend,
             c.kind,
@@ -458,6 +505,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     `- Machine: ${machine()}; load average at start ${load.toFixed(2)}`,
     `- Command: \`${o.command}\``,
     `- ${peakLine}`,
+    ...(torchEnv ? [`- PyTorch anchor: ${torchEnv.note}.`] : []),
     `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median over ${o.rounds} rounds (ours and PyTorch alternating, each in its own process) of the median of ${o.reps} training steps (${Math.max(9, 3 * o.reps)} inference runs) after warm-up; the ratio is the median of the rounds' ratios.`,
     '',
     table,
