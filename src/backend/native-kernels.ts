@@ -1,3 +1,4 @@
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native-addon.js';
 import {
@@ -63,7 +64,7 @@ const FUSED_ACTIVATION: Record<string, string | null> = {
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function out(
-  backend: KernelArgs<unknown, unknown>['backend'],
+  backend: MathBackendCPU,
   shape: number[],
   values: Float32Array | Uint8Array,
   dtype: tf.DataType,

@@ -12,7 +12,7 @@ const batchList = (v: string): number[] => {
 export function benchCommand(): Command {
   return new Command('bench')
     .description(
-      'Time a full training step and generator inference of the 256x256 model on native and WASM, against PyTorch',
+      "Time a full training step and generator inference of the 256x256 model on native and WASM, against PyTorch (given OpenBLAS's kernels for this CPU where OpenBLAS would fall back to generic ones; OPENBLAS_CORETYPE overrides) and, for inference, onnxruntime-node",
     )
     .addOption(
       new Option('--backend <name>', 'backends to time').choices(['native', 'wasm', 'all']).default('all'),
