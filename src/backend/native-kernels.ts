@@ -78,6 +78,28 @@ export function setConvLayoutMode(mode: number): void {
   layoutMode = mode;
 }
 
+type Shape4 = [number, number, number, number];
+
+/** tfjs's own description of the conv (NHWC): output size and pads as its cpu loops compute them. */
+function convInfo(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Pick<tf.Conv2DAttrs, 'strides' | 'pad' | 'dimRoundingMode'>,
+  dilations: tf.Conv2DAttrs['dilations'] = 1,
+): tf.backend_util.Conv2DInfo {
+  const { strides, pad, dimRoundingMode } = attrs;
+  return tf.backend_util.computeConv2DInfo(
+    xShape as Shape4,
+    filterShape as Shape4,
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
 function convParams(info: tf.backend_util.Conv2DInfo): number[] {
   return [
     info.batchSize,
@@ -138,16 +160,7 @@ const conv2d =
     ) {
       return fallback(args);
     }
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      attrs.dilations,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations);
     const y = alloc(backend, size(info.outShape));
     if (!tryConv(() => addon.convForward(convParams(info), xv, wv, biasBroadcast ? null : biasV, y))) {
       return fallback(args);
@@ -169,16 +182,7 @@ const conv2dBackpropInput =
     const dyv = f32(backend, inputs.dy!);
     const wv = f32(backend, inputs.filter!);
     if (!dyv || !wv || attrs.dataFormat === 'NCHW') return fallback(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape,
-      inputs.filter!.shape as [number, number, number, number],
-      attrs.strides,
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    const info = convInfo(attrs.inputShape, inputs.filter!.shape, attrs);
     const dx = alloc(backend, size(attrs.inputShape));
     if (!tryConv(() => addon.convBackwardData(convParams(info), dyv, wv, dx))) return fallback(args);
     return out(backend, attrs.inputShape, dx, 'float32');
@@ -191,16 +195,7 @@ const conv2dBackpropFilter =
     const xv = f32(backend, inputs.x!);
     const dyv = f32(backend, inputs.dy!);
     if (!xv || !dyv || attrs.dataFormat === 'NCHW') return fallback(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      inputs.x!.shape as [number, number, number, number],
-      attrs.filterShape,
-      attrs.strides,
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    const info = convInfo(inputs.x!.shape, attrs.filterShape, attrs);
     const dw = alloc(backend, size(attrs.filterShape));
     if (!tryConv(() => addon.convBackwardWeights(convParams(info), xv, dyv, dw))) return fallback(args);
     return out(backend, attrs.filterShape, dw, 'float32');
