@@ -277,12 +277,17 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
   return env.Undefined();
 }
 
+// The optional weights id of a constant filter (see conv_forward in conv.h): absent or 0 for none.
+int64_t weights_id(const Args& a, size_t i) {
+  return a.length() > i && !Args::absent(a[i]) ? a.integer(a[i], "weightsId", 0) : 0;
+}
+
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Args a(info, "convForward", 5);
     const Conv c = conv_args(a, a[0]);
     p2p::conv_forward(c.s, a.f32(a[1], "x", c.src), a.f32(a[2], "filter", c.wei), a.f32_or_null(a[3], "bias", c.s.oc),
-                      a.f32(a[4], "y", c.dst), c.mode);
+                      a.f32(a[4], "y", c.dst), c.mode, weights_id(a, 5));
     return env.Undefined();
   });
 }
@@ -292,8 +297,22 @@ Napi::Value ConvBackwardData(const Napi::CallbackInfo& info) {
     Args a(info, "convBackwardData", 4);
     const Conv c = conv_args(a, a[0]);
     p2p::conv_backward_data(c.s, a.f32(a[1], "dy", c.dst), a.f32(a[2], "filter", c.wei), a.f32(a[3], "dx", c.src),
-                            c.mode);
+                            c.mode, weights_id(a, 4));
     return env.Undefined();
+  });
+}
+
+Napi::Value ConvForgetWeights(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Args a(info, "convForgetWeights", 1);
+    p2p::conv_forget_weights(a.integer(a[0], "weightsId", 1));
+    return env.Undefined();
+  });
+}
+
+Napi::Value ConvKeptWeightBytes(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(p2p::conv_kept_weight_bytes()));
   });
 }
 
@@ -587,6 +606,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("convForward", Napi::Function::New(env, ConvForward));
   exports.Set("convBackwardData", Napi::Function::New(env, ConvBackwardData));
   exports.Set("convBackwardWeights", Napi::Function::New(env, ConvBackwardWeights));
+  exports.Set("convForgetWeights", Napi::Function::New(env, ConvForgetWeights));
+  exports.Set("convKeptWeightBytes", Napi::Function::New(env, ConvKeptWeightBytes));
   exports.Set("convImpl", Napi::Function::New(env, ConvImpl));
   exports.Set("convRelease", Napi::Function::New(env, ConvRelease));
   exports.Set("convChoices", Napi::Function::New(env, ConvChoices));

@@ -84,6 +84,17 @@ struct Operand {
     to_prim.execute(strm(), um, pm);
     return pm;
   }
+  // The same for a constant input: the reordered copy is made on the first call and kept in `kept`.
+  memory input_kept(const void* data, std::unique_ptr<memory>& kept) const {
+    if (!reorder) return memory(user, eng(), const_cast<void*>(data));
+    if (!kept) {
+      memory um(user, eng(), const_cast<void*>(data));
+      auto pm = std::make_unique<memory>(prim, eng());  // oneDNN owns (and frees) this buffer
+      to_prim.execute(strm(), um, *pm);
+      kept = std::move(pm);
+    }
+    return *kept;
+  }
   // The memory the primitive writes: the user's array, or scratch reordered by `finish`.
   memory output(void* data, Slot slot) const {
     if (!reorder) return memory(user, eng(), data);
@@ -106,6 +117,16 @@ struct Entry {
 };
 
 std::unordered_map<std::string, std::unique_ptr<Entry>> g_cache;
+
+// Reordered copies of constant filters: by weights id, then by the key of the primitive whose layout
+// they are in (an Entry's key, not its address: a dropped Entry's address may be reused).
+std::unordered_map<int64_t, std::unordered_map<std::string, std::unique_ptr<memory>>> g_kept;
+
+// The filter a call reads: kept across calls for a constant filter (weights_id > 0).
+memory weights_of(const Entry& e, const std::string& key, const float* w, int64_t weights_id) {
+  if (weights_id <= 0) return e.b.input(w, kWei);
+  return e.b.input_kept(w, g_kept[weights_id][key]);
+}
 
 int fixed_layout(int mode) {
   static const int forced = [] {
@@ -239,9 +260,8 @@ memory scratchpad(const Entry& e) { return memory(e.pad, eng(), g_scratch[kPad].
 
 namespace {
 
-void run_forward(Entry& e, const ConvShape& s, const float* x, const float* w, const float* bias, float* y) {
+void run_forward(Entry& e, const ConvShape& s, const float* x, const memory& wei, const float* bias, float* y) {
   memory src = e.a.input(x, kSrc);
-  memory wei = e.b.input(w, kWei);
   memory dst = e.c.output(y, kDst);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratchpad(e)}};
@@ -251,9 +271,8 @@ void run_forward(Entry& e, const ConvShape& s, const float* x, const float* w, c
   strm().wait();
 }
 
-void run_backward_data(Entry& e, const float* dy, const float* w, float* dx) {
+void run_backward_data(Entry& e, const float* dy, const memory& wei, float* dx) {
   memory ddst = e.a.input(dy, kSrc);
-  memory wei = e.b.input(w, kWei);
   memory dsrc = e.c.output(dx, kDst);
   e.prim.execute(strm(), {{DNNL_ARG_DIFF_DST, ddst},
                           {DNNL_ARG_WEIGHTS, wei},
@@ -336,14 +355,20 @@ void gemm_backward_data(const ConvShape& s, const float* dy, const float* w, flo
 std::unordered_map<std::string, int> g_choice;
 int64_t g_tunings = 0;
 
+// A pass's choice key: its letter, upper case where the filter is constant (the reorder of a kept
+// filter is paid once, so the same shape may choose another layout than in training).
+char choice_pass(char pass, int64_t weights_id) {
+  return weights_id > 0 ? static_cast<char>(pass - 'a' + 'A') : pass;
+}
+
 template <typename Run>
-int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
+int tuned(char pass, const ConvShape& s, bool bias, int mode, int64_t weights_id, Run run) {
   mode = fixed_layout(mode);
   if (mode != kLayoutAuto) {
     run(mode);
     return mode;
   }
-  const std::string key = key_of(pass, s, 0, bias);
+  const std::string key = key_of(choice_pass(pass, weights_id), s, 0, bias);
   auto it = g_choice.find(key);
   if (it != g_choice.end()) {
     try {
@@ -368,7 +393,8 @@ int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
         auto t0 = std::chrono::steady_clock::now();
         run(cands[i]);
         const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        // Round 0 creates the primitive and first-touches scratch memory: not timed.
+        // Round 0 creates the primitive, first-touches scratch memory and reorders a kept filter:
+        // not timed.
         if (round > 0) t_best[i] = std::min(t_best[i], t);
       } catch (const dnnl::error&) {
         ok[i] = false;  // a layout oneDNN has no implementation for is not a candidate
@@ -384,8 +410,12 @@ int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
     }
   }
   // Losers' primitives hold JIT code and descriptors only; drop them anyway to keep the cache small.
+  // Their kept filter copies are as big as the filter: dropped too.
+  auto kept = weights_id > 0 ? g_kept.find(weights_id) : g_kept.end();
   for (int m : {kLayoutPlain, kLayoutPlainActAnyWei, kLayoutBlocked}) {
-    if (m != best) g_cache.erase(key_of(pass, s, m, bias));
+    if (m == best) continue;
+    g_cache.erase(key_of(pass, s, m, bias));
+    if (kept != g_kept.end()) kept->second.erase(key_of(pass, s, m, bias));
   }
   g_choice[key] = best;
   run(best);  // the output must come from the chosen kernel's last run, whatever ran before
@@ -394,24 +424,42 @@ int tuned(char pass, const ConvShape& s, bool bias, int mode, Run run) {
 
 }  // namespace
 
-void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode) {
+void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode,
+                  int64_t weights_id) {
   const bool b = bias != nullptr;
-  tuned('f', s, b, mode, [&](int m) { run_forward(fwd_entry(s, plain_if_gemm(m), b), s, x, w, bias, y); });
+  tuned('f', s, b, mode, weights_id, [&](int m) {
+    const int pm = plain_if_gemm(m);
+    Entry& e = fwd_entry(s, pm, b);
+    run_forward(e, s, x, weights_of(e, key_of('f', s, pm, b), w, weights_id), bias, y);
+  });
 }
 
-void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode) {
-  tuned('d', s, false, mode, [&](int m) {
+void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode,
+                        int64_t weights_id) {
+  tuned('d', s, false, mode, weights_id, [&](int m) {
     if (m == kLayoutGemmCol2im && gemm_applicable(s)) {
       gemm_backward_data(s, dy, w, dx);
     } else {
-      run_backward_data(bwd_data_entry(s, plain_if_gemm(m)), dy, w, dx);
+      const int pm = plain_if_gemm(m);
+      Entry& e = bwd_data_entry(s, pm);
+      run_backward_data(e, dy, weights_of(e, key_of('d', s, pm, false), w, weights_id), dx);
     }
   });
 }
 
 void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, float* dw, int mode) {
-  tuned('w', s, false, mode,
+  tuned('w', s, false, mode, 0,
         [&](int m) { run_backward_weights(bwd_weights_entry(s, plain_if_gemm(m)), x, dy, dw); });
+}
+
+void conv_forget_weights(int64_t weights_id) { g_kept.erase(weights_id); }
+
+int64_t conv_kept_weight_bytes() {
+  int64_t bytes = 0;
+  for (const auto& [id, copies] : g_kept) {
+    for (const auto& [key, mem] : copies) bytes += static_cast<int64_t>(mem->get_desc().get_size());
+  }
+  return bytes;
 }
 
 std::string conv_impl_names(const ConvShape& s, int mode) {
@@ -437,10 +485,11 @@ int conv_set_choices(const std::vector<std::pair<std::string, int>>& choices) {
   int taken = 0;
   for (const auto& [key, mode] : choices) {
     // key_of(pass, shape, 0, bias): "f0b,1,2,..." with 15 numbers; anything else is not ours.
-    if (key.size() < 4 || (key[0] != 'f' && key[0] != 'd' && key[0] != 'w') || key[1] != '0') continue;
+    // Upper case F/D: the same passes with a constant filter (choice_pass).
+    if (key.size() < 4 || std::string("fdwFD").find(key[0]) == std::string::npos || key[1] != '0') continue;
     if (std::count(key.begin(), key.end(), ',') != 15) continue;
     const bool candidate = mode == kLayoutPlain || mode == kLayoutPlainActAnyWei || mode == kLayoutBlocked ||
-                           (mode == kLayoutGemmCol2im && key[0] == 'd');
+                           (mode == kLayoutGemmCol2im && (key[0] == 'd' || key[0] == 'D'));
     if (!candidate || g_choice.count(key)) continue;
     g_choice[key] = mode;
     ++taken;
@@ -451,6 +500,7 @@ int conv_set_choices(const std::vector<std::pair<std::string, int>>& choices) {
 int64_t conv_tunings() { return g_tunings; }
 
 void conv_release() {
+  g_kept.clear();
   g_cache.clear();
   g_choice.clear();
   for (auto& b : g_scratch) b.release();

@@ -28,8 +28,19 @@ enum LayoutMode : int {
   kLayoutGemmCol2im = 4,
 };
 
-void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode);
-void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode);
+// `weights_id` > 0 says the filter is constant under that id until conv_forget_weights(id) (a model
+// in inference): the reorder into the primitive's weight layout then runs once and its result is kept,
+// and the layout is chosen for that (a blocked layout whose weight reorder would cost more than it
+// saves on every call is often the fastest once the reorder is paid once, as in an inference graph).
+// 0: the filter may change between calls (training), and is reordered on each one where needed.
+void conv_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, int mode,
+                  int64_t weights_id = 0);
+void conv_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, int mode,
+                        int64_t weights_id = 0);
+// Drops the reordered copies kept for `weights_id` (its filter changed or was freed).
+void conv_forget_weights(int64_t weights_id);
+// Bytes of reordered filter copies kept (for tests and the bench).
+int64_t conv_kept_weight_bytes();
 void conv_backward_weights(const ConvShape& s, const float* x, const float* dy, float* dw, int mode);
 
 // The oneDNN implementation each pass picked for this shape (its verbose name), for the bench.

@@ -15,14 +15,29 @@ export interface NativeAddon {
    * params: [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, padTop, padLeft, dh, dw, layoutMode]; sizes
    * >= 0, strides and dilations >= 1, pads >= 0, layoutMode 0-4 (see LayoutMode in native/src/conv.h).
    */
+  /**
+   * weightsId > 0: `w` is a constant filter under that id until convForgetWeights(weightsId), so its
+   * reorder into the kernel's layout is made once and kept (see conv_forward in native/src/conv.h).
+   */
   convForward(
     params: number[],
     x: Float32Array,
     w: Float32Array,
     bias: Float32Array | null,
     y: Float32Array,
+    weightsId?: number,
   ): void;
-  convBackwardData(params: number[], dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  convBackwardData(
+    params: number[],
+    dy: Float32Array,
+    w: Float32Array,
+    dx: Float32Array,
+    weightsId?: number,
+  ): void;
+  /** Drops what was kept for a constant filter's id (it changed, or was freed). */
+  convForgetWeights(weightsId: number): void;
+  /** Bytes of reordered constant-filter copies kept. */
+  convKeptWeightBytes(): number;
   convBackwardWeights(params: number[], x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   convImpl(params: number[]): string;
   convRelease(): void;

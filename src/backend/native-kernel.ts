@@ -58,6 +58,25 @@ export function alloc(backend: MathBackendCPU, n: number): Float32Array {
   return b.alloc ? b.alloc(n) : new Float32Array(n);
 }
 
+/**
+ * Our attr on Conv2D and Conv2DBackpropInput (src/models/fused.ts sets it in inference): the filter is
+ * a model weight that no kernel will change before it is freed or updated through the backend's Adam,
+ * so the native backend may keep its reordered copy across calls. Other backends ignore it.
+ */
+export interface ConstantFilterAttrs {
+  constantFilter?: boolean;
+}
+
+/** The addon's weights id for a constant filter's data (0 where the backend keeps none). */
+export function constantFilterId(
+  backend: MathBackendCPU,
+  filter: tf.TensorInfo,
+  attrs: ConstantFilterAttrs,
+): number {
+  const b = backend as MathBackendCPU & { constantFilterId?: (dataId: tf.DataId) => number };
+  return attrs.constantFilter && b.constantFilterId ? b.constantFilterId(filter.dataId) : 0;
+}
+
 export function allocBytes(backend: MathBackendCPU, n: number): Uint8Array {
   const b = backend as MathBackendCPU & { allocBytes?: (n: number) => Uint8Array };
   return b.allocBytes ? b.allocBytes(n) : new Uint8Array(n);

@@ -4,6 +4,8 @@ import type { NativeAddon } from './native-addon.js';
 import {
   alloc,
   allocBytes,
+  type ConstantFilterAttrs,
+  constantFilterId,
   type Fallback,
   f32,
   type KernelArgs,
@@ -135,7 +137,9 @@ function tryConv(call: () => void): boolean {
   }
 }
 
-type ConvAttrs = tf.Conv2DAttrs & Partial<Pick<tf.FusedConv2DAttrs, 'activation' | 'leakyreluAlpha'>>;
+type ConvAttrs = tf.Conv2DAttrs &
+  Partial<Pick<tf.FusedConv2DAttrs, 'activation' | 'leakyreluAlpha'>> &
+  ConstantFilterAttrs;
 
 /** Conv2D, and FusedConv2D's bias and activation after it. */
 const conv2d =
@@ -162,7 +166,8 @@ const conv2d =
     }
     const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations);
     const y = alloc(backend, size(info.outShape));
-    if (!tryConv(() => addon.convForward(convParams(info), xv, wv, biasBroadcast ? null : biasV, y))) {
+    const id = constantFilterId(backend, filter, attrs);
+    if (!tryConv(() => addon.convForward(convParams(info), xv, wv, biasBroadcast ? null : biasV, y, id))) {
       return fallback(args);
     }
     if (biasV && biasBroadcast) {
@@ -176,7 +181,9 @@ const conv2d =
   };
 
 const conv2dBackpropInput =
-  (addon: NativeAddon): Kernel<tf.Conv2DBackpropInputInputs, tf.Conv2DBackpropInputAttrs> =>
+  (
+    addon: NativeAddon,
+  ): Kernel<tf.Conv2DBackpropInputInputs, tf.Conv2DBackpropInputAttrs & ConstantFilterAttrs> =>
   (args, fallback) => {
     const { inputs, backend, attrs } = args;
     const dyv = f32(backend, inputs.dy!);
@@ -184,7 +191,8 @@ const conv2dBackpropInput =
     if (!dyv || !wv || attrs.dataFormat === 'NCHW') return fallback(args);
     const info = convInfo(attrs.inputShape, inputs.filter!.shape, attrs);
     const dx = alloc(backend, size(attrs.inputShape));
-    if (!tryConv(() => addon.convBackwardData(convParams(info), dyv, wv, dx))) return fallback(args);
+    const id = constantFilterId(backend, inputs.filter!, attrs);
+    if (!tryConv(() => addon.convBackwardData(convParams(info), dyv, wv, dx, id))) return fallback(args);
     return out(backend, attrs.inputShape, dx, 'float32');
   };
 

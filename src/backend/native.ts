@@ -64,6 +64,9 @@ export class NativeBackend extends MathBackendCPU {
   private readonly owned = new WeakMap<ArrayBufferLike, Owned>();
   /** Buffers not made here that readSync handed out (a checkpoint may still be writing them). */
   private readonly readOut = new WeakSet<ArrayBufferLike>();
+  /** The addon's weights ids of constant filters (ConstantFilterAttrs), by data id. */
+  private readonly constantIds = new Map<tf.DataId, number>();
+  private nextConstantId = 1;
 
   constructor(private readonly addon: NativeAddon) {
     super();
@@ -107,6 +110,26 @@ export class NativeBackend extends MathBackendCPU {
       values.byteOffset === 0 &&
       values.byteLength === values.buffer.byteLength
     );
+  }
+
+  /**
+   * The weights id under which the addon keeps `dataId`'s reordered copy: the same id until the data
+   * is freed or written in place (only nativeAdam does), when `forgetConstant` drops the copies.
+   */
+  constantFilterId(dataId: tf.DataId): number {
+    let id = this.constantIds.get(dataId);
+    if (id === undefined) {
+      id = this.nextConstantId++;
+      this.constantIds.set(dataId, id);
+    }
+    return id;
+  }
+
+  forgetConstant(dataId: tf.DataId): void {
+    const id = this.constantIds.get(dataId);
+    if (id === undefined) return;
+    this.constantIds.delete(dataId);
+    this.addon.convForgetWeights(id);
   }
 
   /** Drops every pooled array (they go to the GC). */
@@ -165,6 +188,7 @@ export class NativeBackend extends MathBackendCPU {
   override disposeData(dataId: tf.DataId, force = false): boolean {
     const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
     const done = super.disposeData(dataId, force);
+    if (!this.data.has(dataId)) this.forgetConstant(dataId);
     if ((values instanceof Float32Array || values instanceof Uint8Array) && !this.data.has(dataId)) {
       const rec = this.owned.get(values.buffer);
       if (
@@ -211,13 +235,16 @@ function nativeAdam(addon: NativeAddon): AdamKernel {
     ) {
       return tfjsAdamKernel(w, g, m, v, hp, t);
     }
+    // w changes in place: a reordered copy kept of it (a constant filter in inference) is stale now.
+    backend.forgetConstant(w.dataId);
     addon.adam(wv, gv, mv, vv, n, hp.lr, hp.beta1, hp.beta2, hp.epsilon, t);
   };
 }
 
 /**
- * Per-kernel wall time, when P2P_NATIVE_PROFILE is set at registration. Unlike tf.profile, which
- * reads every output back (defeating the output pool), it only adds a clock read around each call.
+ * Per-kernel wall time, when P2P_NATIVE_PROFILE is set at registration (`shapes`: per kernel and
+ * output shape). Unlike tf.profile, which reads every output back (defeating the output pool), it
+ * only adds a clock read around each call.
  */
 const kernelTimes = new Map<string, { ms: number; calls: number }>();
 const profiling = () => !!process.env['P2P_NATIVE_PROFILE'];
@@ -233,14 +260,16 @@ export function nativePeakTensorBytes(reset = false): number {
 
 function timed(name: string, f: tf.KernelFunc): tf.KernelFunc {
   if (!profiling()) return f;
+  const byShape = process.env['P2P_NATIVE_PROFILE'] === 'shapes';
   return (args) => {
     const t = performance.now();
     const r = f(args);
     peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
-    const e = kernelTimes.get(name) ?? { ms: 0, calls: 0 };
+    const key = byShape ? `${name} ${JSON.stringify((r as tf.TensorInfo).shape)}` : name;
+    const e = kernelTimes.get(key) ?? { ms: 0, calls: 0 };
     e.ms += performance.now() - t;
     e.calls++;
-    kernelTimes.set(name, e);
+    kernelTimes.set(key, e);
     return r;
   };
 }

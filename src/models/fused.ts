@@ -6,6 +6,7 @@ import {
   leakyReluGrad,
   nativeFusedAvailable,
 } from '../backend/native-fused.js';
+import type { ConstantFilterAttrs } from '../backend/native-kernel.js';
 import { InstanceNorm } from './instance-norm.js';
 
 /**
@@ -45,7 +46,15 @@ interface BlockSpec {
 
 type Plan = Map<string, BlockSpec>;
 
-const plans = new WeakMap<tfl.LayersModel, { plan: Plan; fusedAway: Set<string> }>();
+interface ModelPlan {
+  plan: Plan;
+  /** Layers run inside a block: fusedApply skips them. */
+  fusedAway: Set<string>;
+  /** How many of the layers fusedApply runs read each layer's output. */
+  readers: Map<string, number>;
+}
+
+const plans = new WeakMap<tfl.LayersModel, ModelPlan>();
 
 function onlyConsumer(layer: tfl.layers.Layer): tfl.layers.Layer | null {
   const out = layer.outboundNodes;
@@ -88,7 +97,7 @@ function foldablePad(layer: tfl.layers.Layer): [[number, number], [number, numbe
 }
 
 /** Finds each fusable chain, keyed by its conv layer's name. */
-function planFor(model: tfl.LayersModel): { plan: Plan; fusedAway: Set<string> } {
+function planFor(model: tfl.LayersModel): ModelPlan {
   const cached = plans.get(model);
   if (cached) return cached;
   const plan: Plan = new Map();
@@ -135,42 +144,67 @@ function planFor(model: tfl.LayersModel): { plan: Plan; fusedAway: Set<string> }
     block.last = tail.name;
     plan.set(layer.name, block);
   }
-  const result = { plan, fusedAway };
+  // How many of the layers fusedApply runs read each value: a block reads its source, any other
+  // layer its inbound layers.
+  const readers = new Map<string, number>();
+  for (const layer of model.layers) {
+    if (fusedAway.has(layer.name)) continue;
+    const block = plan.get(layer.name);
+    const sources = block ? [block.source] : (layer.inboundNodes[0]?.inboundLayers.map((l) => l.name) ?? []);
+    for (const name of sources) readers.set(name, (readers.get(name) ?? 0) + 1);
+  }
+  const result = { plan, fusedAway, readers };
   plans.set(model, result);
   return result;
 }
 
-/** The conv's gradients as tfjs's own kernels compute them (tfjs exports no op for them). */
+/** A 4-D kernel call with typed attrs (tfjs exports no op for the conv gradients, nor one taking our attr). */
+function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: object): tf.Tensor4D {
+  return tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
 function backpropInput(
   dy: tf.Tensor4D,
   filter: tf.Tensor4D,
   attrs: tf.Conv2DBackpropInputAttrs,
 ): tf.Tensor4D {
-  return tf
-    .engine()
-    .runKernel(tf.Conv2DBackpropInput, { dy, filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  return runKernel(tf.Conv2DBackpropInput, { dy, filter }, attrs);
 }
 
 function backpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, attrs: tf.Conv2DBackpropFilterAttrs): tf.Tensor4D {
-  return tf
-    .engine()
-    .runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  return runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs);
 }
 
-function convForward(x: tf.Tensor4D, c: ConvSpec): tf.Tensor4D {
+/**
+ * The conv's output. `constant`: the filter will not change before this model's next update (inference),
+ * so the native backend may keep its filter in the layout its kernel reads (ConstantFilterAttrs)
+ * instead of reordering it on every call.
+ */
+function convForward(x: tf.Tensor4D, c: ConvSpec, constant: boolean): tf.Tensor4D {
   const w = c.kernel;
-  if (!c.transpose) return tf.conv2d(x, w, c.strides, c.padding);
+  const common = {
+    strides: c.strides,
+    pad: c.padding,
+    dataFormat: 'NHWC',
+    constantFilter: constant,
+  } as const;
+  if (!c.transpose) {
+    const attrs: tf.Conv2DAttrs & ConstantFilterAttrs = { ...common, dilations: [1, 1] };
+    return runKernel(tf.Conv2D, { x, filter: w }, attrs);
+  }
   const [n, h, wd] = x.shape;
   const [kh, kw, filters] = w.shape;
   if (typeof c.padding !== 'string') throw new Error('fusedApply: explicit padding on a transposed conv');
   const len = (size: number, k: number, s: number) => (c.padding === 'same' ? size * s : (size - 1) * s + k);
-  const outShape: [number, number, number, number] = [
+  const inputShape: [number, number, number, number] = [
     n,
     len(h, kh, c.strides[0]),
     len(wd, kw, c.strides[1]),
     filters,
   ];
-  return tf.conv2dTranspose(x, w, outShape, c.strides, c.padding);
+  // conv2dTranspose(x) is the data gradient of the conv from its output shape, x as that gradient.
+  const attrs: tf.Conv2DBackpropInputAttrs & ConstantFilterAttrs = { ...common, inputShape };
+  return runKernel(tf.Conv2DBackpropInput, { dy: x, filter: w }, attrs);
 }
 
 /**
@@ -242,7 +276,7 @@ function convBlock(x: tf.Tensor4D, b: BlockSpec, training: boolean, grads: Block
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const input = args[0] as tf.Tensor4D;
     const [h, r, m] = tf.tidy((): tf.Tensor[] => {
-      let z = convForward(input, conv);
+      let z = convForward(input, conv, !training);
       // Under an instance norm the bias cancels ((z + b) - mean(z + b) = z - mean(z)): not added.
       if (conv.bias && b.normEpsilon === null) z = tf.add(z, conv.bias);
       let rs: tf.Tensor = tf.scalar(1);
@@ -329,12 +363,18 @@ export function fusedApply(
   training: boolean,
   grads: FusedGrads = {},
 ): tf.Tensor {
-  const { plan, fusedAway } = planFor(model);
+  const { plan, fusedAway, readers } = planFor(model);
   const inputNames = new Set(model.inputLayers.map((l) => l.name));
+  const outputName = model.outputLayers[0].name;
   const values = new Map<string, tf.Tensor>();
   model.inputLayers.forEach((l, i) => {
     values.set(l.name, inputs[i]);
   });
+  // In inference, each intermediate is freed once its last reader has run, as an inference runtime's
+  // memory plan would: the native backend's pool then hands its array to the next output of its
+  // size while it is still in cache (a whole UNet's activations are ~100 MB at 256 px, far more than
+  // the cache). Training keeps them all: the tape holds them until the backward pass.
+  const unread = training ? null : new Map(readers);
   for (const layer of model.layers) {
     if (values.has(layer.name) || fusedAway.has(layer.name)) continue;
     const block = plan.get(layer.name);
@@ -344,6 +384,17 @@ export function fusedApply(
       if (!v) throw new Error(`fusedApply: ${name} has not run before ${layer.name}`);
       return v;
     });
+    const release = () => {
+      if (!unread) return;
+      for (const name of sources) {
+        const left = unread.get(name)! - 1;
+        unread.set(name, left);
+        if (left === 0 && !inputNames.has(name) && name !== outputName) {
+          values.get(name)!.dispose();
+          values.delete(name);
+        }
+      }
+    };
     if (block) {
       // dx of a conv that reads a model input is wanted only when the caller says so.
       const readsInput = inputNames.has(block.source);
@@ -366,8 +417,9 @@ export function fusedApply(
         layer.apply(inbound.length === 1 ? inbound[0] : inbound, { training }) as tf.Tensor,
       );
     }
+    release();
   }
-  const out = values.get(model.outputLayers[0].name);
+  const out = values.get(outputName);
   if (!out) throw new Error(`fusedApply: ${model.name} produced no output`);
   return out;
 }

@@ -24,7 +24,11 @@ const x = tf.randomNormal([2, 16, 16, 8], 0, 1, 'float32', 1);
 const ws = [[4, 4, 8, 16], [4, 4, 16, 32], [3, 3, 32, 8]].map((s, i) => tf.variable(tf.randomNormal(s, 0, 0.1, 'float32', i + 2)));
 const f = () => tf.sum(tf.conv2d(tf.conv2d(tf.conv2d(x, ws[0], 2, 'same'), ws[1], 2, 'same'), ws[2], 1, 'same'));
 const { value, grads } = tf.variableGrads(f, ws);
-const sum = [value, ...Object.values(grads)].map((t) => tf.sum(t).dataSync()[0]).join(',');
+// Inference's passes, with a constant filter: chosen under keys of their own.
+const attrs = { strides: 2, pad: 'same', dataFormat: 'NHWC', dilations: 1, constantFilter: true };
+const y = tf.engine().runKernel('Conv2D', { x, filter: ws[0] }, attrs);
+const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy: y, filter: ws[0] }, { ...attrs, inputShape: x.shape });
+const sum = [value, ...Object.values(grads), y, dx].map((t) => tf.sum(t).dataSync()[0]).join(',');
 console.log(JSON.stringify({ tunings: addon.convTunings(), loaded, sum }));
 `;
 
@@ -43,9 +47,10 @@ describe('oneDNN layout cache', { skip: nativeSkip }, () => {
   test("a second process takes the first one's layout choices from disk and times none itself; results unchanged", async () => {
     const dir = await tempDir('p2p-layouts-');
     const first = runOnce(dir);
-    // 3 layers x (forward, backward-data where needed, backward-weights): at least 6 choices timed.
+    // 3 layers x (forward, backward-data where needed, backward-weights), and the constant-filter
+    // forward and backward-data: at least 8 choices timed.
     // The same choices run the same kernels: the second process's results are bit-identical.
-    assert.ok(first.tunings >= 6, `first run timed ${first.tunings}`);
+    assert.ok(first.tunings >= 8, `first run timed ${first.tunings}`);
     assert.equal(first.loaded, 0);
     const [file] = cacheFiles(dir);
     assert.ok(file, 'no cache file written');
@@ -95,7 +100,7 @@ describe('oneDNN layout cache', { skip: nativeSkip }, () => {
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(JSON.parse(r.stdout.trim()).tunings >= 6);
+    assert.ok(JSON.parse(r.stdout.trim()).tunings >= 8);
     assert.deepEqual(readdirSync(dir), []);
   });
 });

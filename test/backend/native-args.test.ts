@@ -204,6 +204,19 @@ describe('native addon argument checks', { skip: nativeSkip }, () => {
       name: 'TypeError',
       message: /^convImpl: params must be an Array \(got Float64Array\)$/,
     });
+    // A constant filter's id: an integer >= 0 where given (0 or absent: none), >= 1 to forget.
+    assert.throws(() => a['convForward']!(convParams(), F(X_N), F(W_N), null, F(Y_N), -1), {
+      name: 'RangeError',
+      message: /^convForward: weightsId must be an integer >= 0 \(got -1\)$/,
+    });
+    assert.throws(() => a['convBackwardData']!(convParams(), F(Y_N), F(W_N), F(X_N), 1.5), {
+      name: 'RangeError',
+      message: /^convBackwardData: weightsId must be an integer >= 0 \(got 1\.5\)$/,
+    });
+    assert.throws(() => a['convForgetWeights']!(0), {
+      name: 'RangeError',
+      message: /^convForgetWeights: weightsId must be an integer >= 1 \(got 0\)$/,
+    });
   });
 
   test('a non-number where a number is expected is a TypeError', () => {

@@ -171,6 +171,12 @@ describe('native backend kernels vs cpu', { skip: nativeSkip }, () => {
         [2, 16, 16, 1],
         [2, 1, 1, 3],
       ],
+      // Short rows, thousands of them: several tasks, each starting mid-image (the generator's bias).
+      [[2, 64, 64, 3], [3]],
+      [
+        [3, 70, 70, 3],
+        [3, 1, 1, 3],
+      ],
     ];
     const ops = [
       tf.add,
