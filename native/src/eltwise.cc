@@ -414,42 +414,6 @@ namespace p2p {
 
 namespace {
 
-// Per-(sample, channel) sums over hw of f(i, j) (i: position within the sample's [hw, c] block,
-// j: channel), two at a time, in double. Work is split over samples, and over positions where
-// there are fewer samples than threads.
-template <typename F>
-void channel_sums(int64_t n, int64_t hw, int64_t c, F f, std::vector<double>& s1, std::vector<double>& s2) {
-  const int nt = threads_for(n * hw * c);
-  const int64_t split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
-  std::vector<double> part(static_cast<size_t>(n * split * c * 2), 0.0);
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t t = 0; t < n * split; ++t) {
-    const int64_t s = t / split, k = t % split;
-    const int64_t p0 = hw * k / split, p1 = hw * (k + 1) / split;
-    double* a = part.data() + t * c * 2;
-    double* b = a + c;
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t base = (s * hw + p) * c;
-#pragma omp simd
-      for (int64_t j = 0; j < c; ++j) {
-        float u, v;
-        f(base + j, s * c + j, u, v);
-        a[j] += u;
-        b[j] += v;
-      }
-    }
-  }
-  s1.assign(static_cast<size_t>(n * c), 0.0);
-  s2.assign(static_cast<size_t>(n * c), 0.0);
-  for (int64_t t = 0; t < n * split; ++t) {
-    const int64_t s = t / split;
-    for (int64_t j = 0; j < c; ++j) {
-      s1[s * c + j] += part[(t * 2) * c + j];
-      s2[s * c + j] += part[(t * 2 + 1) * c + j];
-    }
-  }
-}
-
 template <typename F>
 void each_position(int64_t n, int64_t hw, int64_t c, F f) {
   const int64_t total = n * hw;
@@ -467,33 +431,52 @@ void each_position(int64_t n, int64_t hw, int64_t c, F f) {
 
 void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float eps, bool has_alpha, float alpha,
                        float* h, float* rs) {
-  std::vector<double> sum, unused;
-  channel_sums(
-      n, hw, c,
-      [&](int64_t i, int64_t, float& u, float& v) {
-        u = z[i];
-        v = 0.0f;
-      },
-      sum, unused);
+  // Mean and variance in one pass over z, from sums of z - k and (z - k)^2 in double, with k each
+  // map's first value: shifted so that the difference of the two sums loses nothing to cancellation
+  // when the mean is far from 0 (two passes, as tf.moments computes it, read z once more).
+  std::vector<float> shift(static_cast<size_t>(n * c));
+  if (hw > 0) {
+    for (int64_t s = 0; s < n; ++s) std::copy(z + s * hw * c, z + s * hw * c + c, shift.data() + s * c);
+  }
+  const int nt = threads_for(n * hw * c);
+  const int64_t split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
+  std::vector<double> part(static_cast<size_t>(n * split * c * 2), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t t = 0; t < n * split; ++t) {
+    const int64_t smp = t / split, k = t % split;
+    const int64_t p0 = hw * k / split, p1 = hw * (k + 1) / split;
+    double* __restrict s1 = part.data() + t * c * 2;
+    double* __restrict s2 = s1 + c;
+    const float* __restrict sh = shift.data() + smp * c;
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* __restrict zr = z + (smp * hw + p) * c;
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) {
+        const double d = static_cast<double>(zr[j] - sh[j]);
+        s1[j] += d;
+        s2[j] += d * d;
+      }
+    }
+  }
+  // Each map's mean less its shift: z - k is exact where z is near k, so (z - k) - mean keeps the digits
+  // that z - mean would round away with the mean stored as a float.
   std::vector<float> mean(static_cast<size_t>(n * c));
-  for (size_t k = 0; k < mean.size(); ++k) mean[k] = static_cast<float>(sum[k] / static_cast<double>(hw));
-  // Variance as the mean squared deviation (two passes), as tf.moments computes it.
-  std::vector<double> sq;
-  channel_sums(
-      n, hw, c,
-      [&](int64_t i, int64_t sc, float& u, float& v) {
-        const float d = z[i] - mean[sc];
-        u = d * d;
-        v = 0.0f;
-      },
-      sq, unused);
-  for (int64_t k = 0; k < n * c; ++k) {
-    const float var = static_cast<float>(sq[k] / static_cast<double>(hw));
-    rs[k] = 1.0f / std::sqrt(var + eps);
+  for (int64_t s = 0; s < n; ++s) {
+    for (int64_t j = 0; j < c; ++j) {
+      double a = 0.0, b = 0.0;
+      for (int64_t k = 0; k < split; ++k) {
+        a += part[((s * split + k) * 2) * c + j];
+        b += part[((s * split + k) * 2 + 1) * c + j];
+      }
+      const double m = a / static_cast<double>(hw);
+      const double var = std::max(0.0, b / static_cast<double>(hw) - m * m);
+      mean[s * c + j] = static_cast<float>(m);
+      rs[s * c + j] = 1.0f / std::sqrt(static_cast<float>(var) + eps);
+    }
   }
   const float a = has_alpha ? alpha : 1.0f;
   each_position(n, hw, c, [&](int64_t i, int64_t sc) {
-    const float y = (z[i] - mean[sc]) * rs[sc];
+    const float y = ((z[i] - shift[sc]) - mean[sc]) * rs[sc];
     h[i] = std::max(y, 0.0f) + a * std::min(y, 0.0f);
   });
 }

@@ -75,6 +75,36 @@ describe('native fused instance norm + LeakyReLU', { skip: nativeSkip }, () => {
     }
   });
 
+  test('a map whose mean is far from 0 keeps its variance and its normalised values (double reference)', async () => {
+    const [n, hw, c] = [2, 256, 8];
+    // Values 1e4 + 0.1 u: float32 spaces 1e4 by 1e-3, so a mean stored as a float is off by up to 5e-4.
+    const zv = randomArray(n * hw * c, 31, 0.1).map((v) => v + 1e4);
+    const alpha = 0.2;
+    const hRef = new Float64Array(zv.length);
+    const rsRef = new Float64Array(n * c);
+    for (let s = 0; s < n; s++) {
+      for (let j = 0; j < c; j++) {
+        const at = (p: number) => zv[(s * hw + p) * c + j]!;
+        let m = 0;
+        for (let p = 0; p < hw; p++) m += at(p) / hw;
+        let v = 0;
+        for (let p = 0; p < hw; p++) v += (at(p) - m) ** 2 / hw;
+        const r = 1 / Math.sqrt(v + 1e-5);
+        rsRef[s * c + j] = r;
+        for (let p = 0; p < hw; p++) {
+          const y = (at(p) - m) * r;
+          hRef[(s * hw + p) * c + j] = y > 0 ? y : alpha * y;
+        }
+      }
+    }
+    await tf.setBackend('native');
+    const [h, rs] = tf.tidy(() =>
+      instanceNormAct(tf.tensor4d(zv, [n, 16, 16, c]), 1e-5, alpha).map((t) => t.dataSync().slice()),
+    );
+    assert.ok(relErr(rsRef, rs!) < 1e-5, `rs: ${relErr(rsRef, rs!)}`);
+    assert.ok(relErr(hRef, h!) < 1e-4, `h: ${relErr(hRef, h!)}`);
+  });
+
   test('is unavailable on other backends, and rejects mismatched shapes', async () => {
     await tf.setBackend('cpu');
     assert.equal(nativeFusedAvailable(), false);
