@@ -467,6 +467,26 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value ConcatRows(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Args a(info, "concatRows", 4);
+    auto els = a.elements(a[0], "xs", UINT32_MAX);
+    auto widths = a.shape(a[1], "widths", UINT32_MAX);
+    if (els.empty()) a.range_fail("xs", "have at least 1 element", "0");
+    if (widths.size() != els.size()) a.fail("xs and widths must have the same length");
+    const int64_t rows = a.integer(a[2], "rows", 0);
+    std::vector<const float*> xs;
+    std::vector<int64_t> total{rows, 0};
+    for (size_t i = 0; i < els.size(); ++i) {
+      const std::string what = "xs[" + std::to_string(i) + "]";
+      xs.push_back(a.f32(els[i], what, a.count({rows, widths[i]}, what)));
+      if (__builtin_add_overflow(total[1], widths[i], &total[1])) a.fail("widths sum too large");
+    }
+    p2p::concat_rows(xs, widths, rows, a.f32(a[3], "out", a.count(total, "out [rows, sum of widths]")));
+    return env.Undefined();
+  });
+}
+
 Napi::Value CopyBox(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Args a(info, "copyBox", 7);
@@ -620,6 +640,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addN", Napi::Function::New(env, AddN));
   exports.Set("reduceSum", Napi::Function::New(env, ReduceSum));
   exports.Set("copyBox", Napi::Function::New(env, CopyBox));
+  exports.Set("concatRows", Napi::Function::New(env, ConcatRows));
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("inormActForward", Napi::Function::New(env, InormActForward));
   exports.Set("inormActBackward", Napi::Function::New(env, InormActBackward));

@@ -321,6 +321,36 @@ void reduce_sum(const float* x, int64_t outer, int64_t r, int64_t inner, float* 
   }
 }
 
+void concat_rows(const std::vector<const float*>& xs, const std::vector<int64_t>& widths, int64_t rows, float* out) {
+  int64_t total = 0;
+  for (int64_t w : widths) total += w;
+  const int nt = threads_for(rows * total);
+  if (rows >= 4 * nt) {
+    // Each output row written whole, in order: the output streams once, where a copy per input
+    // wrote every row's parts in as many passes.
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < rows; ++r) {
+      float* o = out + r * total;
+      for (size_t i = 0; i < xs.size(); ++i) {
+        std::memcpy(o, xs[i] + r * widths[i], static_cast<size_t>(widths[i]) * sizeof(float));
+        o += widths[i];
+      }
+    }
+    return;
+  }
+  // Few long rows (a concat along the first axes): the copies themselves are split.
+  int64_t at = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const float* src = xs[i] + r * widths[i];
+      float* dst = out + at;
+      const int64_t w = widths[i];
+      parallel_flat(w, [&](int64_t s, int64_t e) { std::memcpy(dst + s, src + s, static_cast<size_t>(e - s) * sizeof(float)); });
+      at += w;
+    }
+  }
+}
+
 void copy_box(const float* src, const std::vector<int64_t>& sshape, const std::vector<int64_t>& sbegin, float* dst,
               const std::vector<int64_t>& dshape, const std::vector<int64_t>& dbegin, const std::vector<int64_t>& box) {
   const int r = static_cast<int>(box.size());

@@ -24,6 +24,9 @@ void add_n(const std::vector<const float*>& xs, float* out, int64_t n);
 // Sum (or mean) of x viewed as [outer, r, inner] over r.
 void reduce_sum(const float* x, int64_t outer, int64_t r, int64_t inner, float* out, bool mean);
 // Copies the box `box` at `src_begin` of src into dst at `dst_begin` (slice, pad and concat are all this).
+// out row r = [xs[0] row r, xs[1] row r, ...], row r of xs[i] being its widths[i] elements from r *
+// widths[i]: a concat along an axis, with `rows` the product of the dims before it. One pass over out.
+void concat_rows(const std::vector<const float*>& xs, const std::vector<int64_t>& widths, int64_t rows, float* out);
 void copy_box(const float* src, const std::vector<int64_t>& sshape, const std::vector<int64_t>& sbegin, float* dst,
               const std::vector<int64_t>& dshape, const std::vector<int64_t>& dbegin, const std::vector<int64_t>& box);
 // PyTorch's Adam, in place, one pass.

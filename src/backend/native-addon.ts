@@ -61,6 +61,8 @@ export interface NativeAddon {
   fill(out: Float32Array, value: number, n: number): void;
   addN(xs: Float32Array[], out: Float32Array, n: number): void;
   reduceSum(x: Float32Array, outer: number, r: number, inner: number, out: Float32Array, mean: boolean): void;
+  /** out row r = [xs[0] row r, xs[1] row r, ...], row r of xs[i] its widths[i] elements from r * widths[i]. */
+  concatRows(xs: Float32Array[], widths: number[], rows: number, out: Float32Array): void;
   copyBox(
     src: Float32Array,
     srcShape: number[],

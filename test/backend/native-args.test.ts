@@ -165,6 +165,11 @@ describe('native addon argument checks', { skip: nativeSkip }, () => {
     short('copyBox', 'dst', 12, 11, () =>
       a['copyBox']!(F(12), [3, 4], [0, 0], F(11), [3, 4], [0, 0], [3, 4]),
     );
+    short('concatRows', 'xs\\[1\\]', 10, 9, () => a['concatRows']!([F(6), F(9)], [3, 5], 2, F(16)));
+    short('concatRows', 'out', 16, 15, () => a['concatRows']!([F(6), F(10)], [3, 5], 2, F(15)));
+    assert.throws(() => a['concatRows']!([F(6)], [3, 5], 2, F(16)), {
+      message: /^concatRows: xs and widths must have the same length$/,
+    });
     // A typed array over a transferred (detached) buffer has no elements left.
     const gone = F(4);
     structuredClone(gone.buffer, { transfer: [gone.buffer] });

@@ -283,6 +283,8 @@ describe('native backend kernels vs cpu', { skip: nativeSkip }, () => {
   test('Concat, Slice and PadV2 as the UNet skips and ZeroPadding2D use them', async () => {
     const av = randomArray(2 * 8 * 8 * 24, 11);
     const bv = randomArray(2 * 8 * 8 * 40, 12);
+    const bigA = randomArray(2 * 256 * 256 * 24, 13);
+    const bigB = randomArray(2 * 256 * 256 * 40, 14);
     await assertSame(
       () => {
         const a = tf.tensor4d(av, [2, 8, 8, 24]);
@@ -291,7 +293,10 @@ describe('native backend kernels vs cpu', { skip: nativeSkip }, () => {
         return [
           c,
           tf.concat([a, a], 0),
+          tf.concat([a, tf.slice(a, [0, 0, 0, 0], [2, 3, 8, 24])], 1),
           tf.concat([a, b, a], -1),
+          // Over the addon's 4 M-element threshold for threads: rows split between them.
+          tf.concat([tf.tensor4d(bigA, [2, 256, 256, 24]), tf.tensor4d(bigB, [2, 256, 256, 40])], 3),
           tf.slice(c, [0, 0, 0, 24], [2, 8, 8, 40]),
           tf.slice(c, [1, 2, 3, 5], [1, 4, 5, 30]),
           tf.pad(a, [
