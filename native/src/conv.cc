@@ -124,7 +124,7 @@ std::unordered_map<int64_t, std::unordered_map<std::string, std::unique_ptr<memo
 
 // The filter a call reads: kept across calls for a constant filter (weights_id > 0).
 memory weights_of(const Entry& e, const std::string& key, const float* w, int64_t weights_id) {
-  if (weights_id <= 0) return e.b.input(w, kWei);
+  if (weights_id <= 0 || !e.b.reorder) return e.b.input(w, kWei);
   return e.b.input_kept(w, g_kept[weights_id][key]);
 }
 

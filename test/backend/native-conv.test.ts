@@ -168,3 +168,29 @@ describe('native convolutions at the 256x256 models shapes (float64 reference at
     });
   }
 });
+
+describe('constant filters (weightsId) in the layouts that read tfjs arrays as they are', {
+  skip: nativeSkip,
+}, () => {
+  test('plain and GEMM + col2im keep no copy and give the per-call results', () => {
+    const addon = loadAddon();
+    // G's down3 at 32 px: [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, pt, pl, dh, dw, mode].
+    const shape = [1, 8, 8, 64, 4, 4, 128, 4, 4, 2, 2, 1, 1, 1, 1];
+    const x = randomArray(8 * 8 * 64, 1);
+    const w = randomArray(4 * 4 * 64 * 128, 2);
+    const dy = randomArray(4 * 4 * 128, 3);
+    const before = addon.convKeptWeightBytes();
+    for (const mode of [1, 4]) {
+      const run = (id?: number) => {
+        const y = new Float32Array(dy.length);
+        const dx = new Float32Array(x.length);
+        addon.convForward([...shape, mode], x, w, null, y, id);
+        addon.convBackwardData([...shape, mode], dy, w, dx, id);
+        return { y, dx };
+      };
+      assert.deepEqual(run(9), run());
+      assert.equal(addon.convKeptWeightBytes(), before, `mode ${mode}`);
+    }
+    addon.convForgetWeights(9);
+  });
+});
