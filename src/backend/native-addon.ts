@@ -14,10 +14,9 @@ export interface NativeAddon {
   /**
    * params: [n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, padTop, padLeft, dh, dw, layoutMode]; sizes
    * >= 0, strides and dilations >= 1, pads >= 0, layoutMode 0-4 (see LayoutMode in native/src/conv.h).
-   */
-  /**
-   * weightsId > 0: `w` is a constant filter under that id until convForgetWeights(weightsId), so its
-   * reorder into the kernel's layout is made once and kept (see conv_forward in native/src/conv.h).
+   * weightsId > 0 (forward and backward-data): `w` is a constant filter under that id until
+   * convForgetWeights(weightsId), so its reorder into the kernel's layout is made once and kept (see
+   * conv_forward in native/src/conv.h).
    */
   convForward(
     params: number[],

@@ -320,8 +320,13 @@ const concat =
   (args, fallback) => {
     const { backend } = args;
     const xs = args.inputs.filter((t) => size(t.shape) > 0);
-    const vs = xs.map((t) => f32(backend, t));
-    if (xs.length === 0 || vs.some((v) => v == null)) return fallback(args);
+    if (xs.length === 0) return fallback(args);
+    const vs: Float32Array[] = [];
+    for (const t of xs) {
+      const v = f32(backend, t);
+      if (!v) return fallback(args);
+      vs.push(v);
+    }
     const first = xs[0]!.shape;
     const axis = tf.util.parseAxisParam(args.attrs.axis, first)[0]!;
     const shape = first.slice();
@@ -330,7 +335,7 @@ const concat =
     // Row r of the output is row r of each input in turn, rows running over the dims before the axis.
     const rows = size(shape.slice(0, axis));
     addon.concatRows(
-      vs as Float32Array[],
+      vs,
       xs.map((t) => size(t.shape.slice(axis))),
       rows,
       o,

@@ -265,7 +265,7 @@ function timed(name: string, f: tf.KernelFunc): tf.KernelFunc {
     const t = performance.now();
     const r = f(args);
     peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
-    const key = byShape ? `${name} ${JSON.stringify((r as tf.TensorInfo).shape)}` : name;
+    const key = byShape ? `${name} ${JSON.stringify((Array.isArray(r) ? r[0] : r)?.shape)}` : name;
     const e = kernelTimes.get(key) ?? { ms: 0, calls: 0 };
     e.ms += performance.now() - t;
     e.calls++;
