@@ -468,6 +468,8 @@ void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float e
   if (hw > 0) {
     for (int64_t s = 0; s < n; ++s) std::copy(z + s * hw * c, z + s * hw * c + c, shift.data() + s * c);
   }
+  // The same work split as inorm_act_backward's, written out in each: a shared helper taking the
+  // loop as a lambda left gcc's loops scalar (the backward's sums 7x slower at batch 4).
   const int nt = threads_for(n * hw * c);
   const int64_t split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
   std::vector<double> part(static_cast<size_t>(n * split * c * 2), 0.0);
