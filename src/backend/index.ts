@@ -55,3 +55,14 @@ export async function setupBackend(choice: BackendChoice): Promise<BackendResult
   await tf.ready();
   return { name, fallbackReason };
 }
+
+/**
+ * Drops what the active backend keeps of these weights as constant filters: the native backend's
+ * reordered copies, made when inference marks a model's filters constant (ConstantFilterAttrs in
+ * native-kernel.ts). Their next update would drop them too; a training run frees them as soon as its
+ * per-epoch sample and evaluation are done. Other backends keep nothing.
+ */
+export function releaseConstantFilters(weights: tf.Tensor[]): void {
+  const b = tf.backend() as { forgetConstant?: (dataId: tf.DataId) => void };
+  for (const w of weights) b.forgetConstant?.(w.dataId);
+}

@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { version_layers } from '@tensorflow/tfjs-layers';
+import { releaseConstantFilters } from '../backend/index.js';
 import type { Degradation } from '../data/degrade.js';
 import { checkDataset, isRandomDegradation, onTheFlyDegradation, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
@@ -471,6 +472,9 @@ export async function train(
         if (hooks.evaluate) scores = await hooks.evaluate(state.G, { epoch, step: globalStep });
         else if (epoch === config.evalEvery) log.warn('evalEvery is set but no evaluate hook was given');
       }
+      // The sample and the evaluation ran G as inference, which keeps its filters reordered (up to
+      // ~200 MB at ngf 64): not held through the next epoch's steps.
+      releaseConstantFilters(state.optG.variables);
       if (config.keep > 0) {
         const gone = await pruneCheckpoints(config.out, config.keep, (await hooks.keepAlso?.()) ?? []);
         if (gone.length)

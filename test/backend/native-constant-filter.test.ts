@@ -5,6 +5,7 @@ process.env['P2P_CONV_LAYOUT'] = '2';
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { releaseConstantFilters } from '../../src/backend/index.js';
 import { loadAddon } from '../../src/backend/native-addon.js';
 import { generate } from '../../src/models/fused.js';
 import { DEFAULT_CONFIG } from '../../src/train/config.js';
@@ -55,15 +56,19 @@ describe('constant filters on the native backend', { skip: nativeSkip }, () => {
     addon.convForgetWeights(7);
   });
 
-  test('inference after a training step reads the weights Adam updated in place', () => {
+  test('inference after a training step reads the weights Adam updated in place; release frees the copies', () => {
     const addon = loadAddon();
     const state = createTrainState({ ...DEFAULT_CONFIG, size: 32, ngf: 8 });
     const [x, a, b] = [5, 6, 7].map((seed) =>
       tf.tensor4d(randomArray(2 * 32 * 32 * 3, seed), [2, 32, 32, 3]),
     );
     const before = addon.convKeptWeightBytes();
-    const y1 = tf.tidy(() => generate(state.G, x!));
+    tf.tidy(() => generate(state.G, x!)).dispose();
     assert.ok(addon.convKeptWeightBytes() > before, 'inference keeps the reordered filters');
+    releaseConstantFilters(state.optG.variables);
+    assert.equal(addon.convKeptWeightBytes(), before, 'releaseConstantFilters frees them');
+
+    const y1 = tf.tidy(() => generate(state.G, x!));
 
     trainStep(state, a!, b!);
     const y2 = tf.tidy(() => generate(state.G, x!));
