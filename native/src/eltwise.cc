@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 namespace p2p {
 
@@ -457,6 +458,35 @@ void each_position(int64_t n, int64_t hw, int64_t c, F f) {
   }
 }
 
+// How the norm's two per-(sample, channel) sums over positions are split: over samples, and over
+// positions where there are fewer samples than threads. Task t covers positions [p0(t), p1(t)) of
+// sample t / split and adds into part[t * 2c, t * 2c + c) and the c after. Each kernel writes its
+// own loop over the tasks: a shared helper taking the loop as a lambda left gcc's loops scalar (the
+// backward's sums 7x slower at batch 4).
+struct MapSums {
+  int nt;
+  int64_t n, hw, c, split;
+  std::vector<double> part;
+
+  MapSums(int64_t n_, int64_t hw_, int64_t c_) : n(n_), hw(hw_), c(c_) {
+    nt = threads_for(n * hw * c);
+    split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
+    part.assign(static_cast<size_t>(n * split * c * 2), 0.0);
+  }
+  int64_t tasks() const { return n * split; }
+  int64_t p0(int64_t t) const { return hw * (t % split) / split; }
+  int64_t p1(int64_t t) const { return hw * (t % split + 1) / split; }
+  // The two sums of sample s, channel j, over all its tasks.
+  std::pair<double, double> total(int64_t s, int64_t j) const {
+    double a = 0.0, b = 0.0;
+    for (int64_t k = 0; k < split; ++k) {
+      a += part[((s * split + k) * 2) * c + j];
+      b += part[((s * split + k) * 2 + 1) * c + j];
+    }
+    return {a, b};
+  }
+};
+
 }  // namespace
 
 void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float eps, bool has_alpha, float alpha,
@@ -468,16 +498,11 @@ void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float e
   if (hw > 0) {
     for (int64_t s = 0; s < n; ++s) std::copy(z + s * hw * c, z + s * hw * c + c, shift.data() + s * c);
   }
-  // The same work split as inorm_act_backward's, written out in each: a shared helper taking the
-  // loop as a lambda left gcc's loops scalar (the backward's sums 7x slower at batch 4).
-  const int nt = threads_for(n * hw * c);
-  const int64_t split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
-  std::vector<double> part(static_cast<size_t>(n * split * c * 2), 0.0);
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t t = 0; t < n * split; ++t) {
-    const int64_t smp = t / split, k = t % split;
-    const int64_t p0 = hw * k / split, p1 = hw * (k + 1) / split;
-    double* __restrict s1 = part.data() + t * c * 2;
+  MapSums ms(n, hw, c);
+#pragma omp parallel for schedule(static) num_threads(ms.nt)
+  for (int64_t t = 0; t < ms.tasks(); ++t) {
+    const int64_t smp = t / ms.split, p0 = ms.p0(t), p1 = ms.p1(t);
+    double* __restrict s1 = ms.part.data() + t * c * 2;
     double* __restrict s2 = s1 + c;
     const float* __restrict sh = shift.data() + smp * c;
     for (int64_t p = p0; p < p1; ++p) {
@@ -495,11 +520,7 @@ void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float e
   std::vector<float> mean(static_cast<size_t>(n * c));
   for (int64_t s = 0; s < n; ++s) {
     for (int64_t j = 0; j < c; ++j) {
-      double a = 0.0, b = 0.0;
-      for (int64_t k = 0; k < split; ++k) {
-        a += part[((s * split + k) * 2) * c + j];
-        b += part[((s * split + k) * 2 + 1) * c + j];
-      }
+      const auto [a, b] = ms.total(s, j);
       const double m = a / static_cast<double>(hw);
       const double var = std::max(0.0, b / static_cast<double>(hw) - m * m);
       mean[s * c + j] = static_cast<float>(m);
@@ -515,19 +536,15 @@ void inorm_act_forward(const float* z, int64_t n, int64_t hw, int64_t c, float e
 
 void inorm_act_backward(const float* g, const float* h, const float* rs, int64_t n, int64_t hw, int64_t c,
                         bool has_alpha, float alpha, float* dz) {
-  // Plain loops over restrict pointers: through lambdas gcc cannot rule out aliasing and leaves
-  // these scalar. y and the slope come from the sign of h (alpha > 0 keeps it), as arithmetic
-  // rather than `?:`, since the signs are random.
+  // Plain loops over restrict pointers (see MapSums). y and the slope come from the sign of h
+  // (alpha > 0 keeps it), as arithmetic rather than `?:`, since the signs are random.
   const float a = has_alpha ? alpha : 1.0f;
   const float inv_a = 1.0f / a;
-  const int nt = threads_for(n * hw * c);
-  const int64_t split = n < nt ? std::max<int64_t>(1, std::min<int64_t>(nt, hw / 64)) : 1;
-  std::vector<double> part(static_cast<size_t>(n * split * c * 2), 0.0);
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t t = 0; t < n * split; ++t) {
-    const int64_t smp = t / split, k = t % split;
-    const int64_t p0 = hw * k / split, p1 = hw * (k + 1) / split;
-    double* __restrict sg = part.data() + t * c * 2;
+  MapSums ms(n, hw, c);
+#pragma omp parallel for schedule(static) num_threads(ms.nt)
+  for (int64_t t = 0; t < ms.tasks(); ++t) {
+    const int64_t smp = t / ms.split, p0 = ms.p0(t), p1 = ms.p1(t);
+    double* __restrict sg = ms.part.data() + t * c * 2;
     double* __restrict sgy = sg + c;
     for (int64_t p = p0; p < p1; ++p) {
       const float* __restrict gr = g + (smp * hw + p) * c;
@@ -542,19 +559,15 @@ void inorm_act_backward(const float* g, const float* h, const float* rs, int64_t
       }
     }
   }
-  std::vector<float> mg(static_cast<size_t>(n * c), 0.0f), mgy(static_cast<size_t>(n * c), 0.0f);
+  std::vector<float> mg(static_cast<size_t>(n * c)), mgy(static_cast<size_t>(n * c));
   for (int64_t smp = 0; smp < n; ++smp) {
     for (int64_t j = 0; j < c; ++j) {
-      double s1 = 0.0, s2 = 0.0;
-      for (int64_t k = 0; k < split; ++k) {
-        s1 += part[((smp * split + k) * 2) * c + j];
-        s2 += part[((smp * split + k) * 2 + 1) * c + j];
-      }
+      const auto [s1, s2] = ms.total(smp, j);
       mg[smp * c + j] = static_cast<float>(s1 / static_cast<double>(hw));
       mgy[smp * c + j] = static_cast<float>(s2 / static_cast<double>(hw));
     }
   }
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(ms.nt)
   for (int64_t r = 0; r < n * hw; ++r) {
     const int64_t smp = r / hw;
     const float* __restrict gr = g + r * c;
