@@ -54,11 +54,11 @@ async function main() {
     ? await onnxRuntimeInference(state, a)
     : kind === 'train'
       ? async () => {
-          trainStep(state, a, b);
+          await trainStep(state, a, b);
         }
       : async () => {
           const y = tf.tidy(() => generate(state.G, a));
-          y.dataSync();
+          await y.data();
           y.dispose();
         };
   const time = async () => {

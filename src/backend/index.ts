@@ -1,14 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import type { WebGpuAdapter } from './webgpu.js';
 
-export const BACKENDS = ['auto', 'native', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'native', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 
 export interface BackendResult {
   /** The tfjs backend now active. */
-  name: 'native' | 'wasm' | 'cpu';
+  name: 'native' | 'webgpu' | 'wasm' | 'cpu';
   /** Why `auto` did not get its first choice, when it did not. */
   fallbackReason?: string;
+  /** The GPU adapter, when the backend is webgpu. */
+  adapter?: WebGpuAdapter;
 }
 
 async function tryNative(): Promise<void> {
@@ -21,9 +24,21 @@ async function tryWasm(): Promise<void> {
   await registerWasmBackend();
 }
 
+/** A hardware WebGPU adapter for `auto`, or undefined: never a software one, never an error. */
+async function hardwareGpu(): Promise<WebGpuAdapter | undefined> {
+  const { mayHaveGpu, registerWebGpuBackend } = await import('./webgpu.js');
+  if (!(await mayHaveGpu())) return undefined;
+  try {
+    return await registerWebGpuBackend(false);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Chooses the tfjs backend once, at start. `auto` prefers the native oneDNN backend and falls back
- * to WASM (with the reason) where the addon cannot load; an explicit choice that fails is an error.
+ * Chooses the tfjs backend once, at start. `auto` takes WebGPU where Dawn (or the browser) finds a
+ * hardware adapter, else the native oneDNN backend, falling back to WASM (with the reason) where the
+ * addon cannot load; an explicit choice that fails is an error.
  */
 export async function setupBackend(choice: BackendChoice): Promise<BackendResult> {
   // Silences tfjs's console advert for tfjs-node, which cannot be installed here anyway.
@@ -33,27 +48,38 @@ export async function setupBackend(choice: BackendChoice): Promise<BackendResult
   }
   let fallbackReason: string | undefined;
   let name: BackendResult['name'];
+  let adapter: WebGpuAdapter | undefined;
   if (choice === 'auto') {
-    try {
-      await tryNative();
-      name = 'native';
-    } catch (e) {
-      fallbackReason = `native backend unavailable (${(e as Error).message}); using wasm`;
-      await tryWasm();
-      name = 'wasm';
+    adapter = await hardwareGpu();
+    if (adapter) {
+      name = 'webgpu';
+    } else {
+      try {
+        await tryNative();
+        name = 'native';
+      } catch (e) {
+        fallbackReason = `native backend unavailable (${(e as Error).message}); using wasm`;
+        await tryWasm();
+        name = 'wasm';
+      }
     }
   } else if (choice === 'native') {
     await tryNative();
     name = 'native';
+  } else if (choice === 'webgpu') {
+    const { registerWebGpuBackend } = await import('./webgpu.js');
+    adapter = await registerWebGpuBackend();
+    name = 'webgpu';
   } else if (choice === 'wasm') {
     await tryWasm();
     name = 'wasm';
   } else {
     name = 'cpu';
   }
+  if (name === 'webgpu') backendErrors = (await import('./webgpu.js')).throwDeviceError;
   if (!(await tf.setBackend(name))) throw new Error(`backend '${name}' failed to initialise`);
   await tf.ready();
-  return { name, fallbackReason };
+  return { name, fallbackReason, adapter };
 }
 
 /**
@@ -65,4 +91,15 @@ export async function setupBackend(choice: BackendChoice): Promise<BackendResult
 export function releaseConstantFilters(weights: tf.Tensor[]): void {
   const b = tf.backend() as { forgetConstant?: (dataId: tf.DataId) => void };
   for (const w of weights) b.forgetConstant?.(w.dataId);
+}
+
+let backendErrors: (() => void) | undefined;
+
+/**
+ * Throws the active backend's late-reported error, if any: WebGPU reports an out-of-memory or a lost
+ * device after the call that caused it, so a training step checks here after its read, before it
+ * updates a weight. Other backends fail in the call itself.
+ */
+export function throwBackendError(): void {
+  if (tf.getBackend() === 'webgpu') backendErrors?.();
 }

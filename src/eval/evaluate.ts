@@ -55,8 +55,7 @@ export async function evaluateGenerator(
   let count = 0;
   for await (const { a, b } of source.batches(0)) {
     const fake = tf.tidy(() => generate(G, a, opts.dropout));
-    const m = imageMetrics(fake, b);
-    tf.dispose([a, b, fake]);
+    const m = await imageMetrics(fake, b).finally(() => tf.dispose([a, b, fake]));
     for (let i = 0; i < m.psnr.length; i++) {
       sum.psnr += m.psnr[i]!;
       sum.ssim += m.ssim[i]!;

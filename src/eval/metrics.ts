@@ -54,7 +54,7 @@ function checkPair(x: tf.Tensor4D, y: tf.Tensor4D): void {
  *   mean of the three channels.
  * - MAE = mean |x - y| on the 0..255 scale.
  */
-export function uint8Metrics(x: tf.Tensor4D, y: tf.Tensor4D): ImageMetrics {
+export async function uint8Metrics(x: tf.Tensor4D, y: tf.Tensor4D): Promise<ImageMetrics> {
   checkPair(x, y);
   const [n, h, w] = x.shape;
   const [mse, mae, ssim] = tf.tidy(() => {
@@ -81,24 +81,26 @@ export function uint8Metrics(x: tf.Tensor4D, y: tf.Tensor4D): ImageMetrics {
     const ssim = tf.mean(tf.reshape(perPlane, [n, 3]), 1);
     return [mse, mae, ssim];
   });
-  const m = Array.from(mse.dataSync());
-  const result: ImageMetrics = {
-    psnr: m.map((e) => (e === 0 ? Number.POSITIVE_INFINITY : 10 * Math.log10((255 * 255) / e))),
-    ssim: Array.from(ssim.dataSync()),
-    mae: Array.from(mae.dataSync()),
-  };
+  // One asynchronous read of all three (no backend needs a synchronous one; a GPU waits once).
+  const all = tf.concat([mse, ssim, mae]);
   tf.dispose([mse, mae, ssim]);
-  return result;
+  const v = Array.from(await all.data().finally(() => all.dispose()));
+  const n3 = v.length / 3;
+  return {
+    psnr: v.slice(0, n3).map((e) => (e === 0 ? Number.POSITIVE_INFINITY : 10 * Math.log10((255 * 255) / e))),
+    ssim: v.slice(n3, 2 * n3),
+    mae: v.slice(2 * n3),
+  };
 }
 
 /**
  * Scores of a generator's output against the target, both NHWC in [-1, 1]: each is mapped to uint8
  * the way saved images are (toUint8: (x+1)/2*255 rounded, clipped), then uint8Metrics.
  */
-export function imageMetrics(fake: tf.Tensor4D, target: tf.Tensor4D): ImageMetrics {
+export async function imageMetrics(fake: tf.Tensor4D, target: tf.Tensor4D): Promise<ImageMetrics> {
   const [x, y] = [toUint8(fake), toUint8(target)];
   try {
-    return uint8Metrics(x, y);
+    return await uint8Metrics(x, y);
   } finally {
     tf.dispose([x, y]);
   }

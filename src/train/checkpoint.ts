@@ -82,7 +82,7 @@ async function saveOptimizer(opt: Adam, path: string): Promise<void> {
   const flat = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
   let offset = 0;
   for (const t of tensors) {
-    flat.set(t.dataSync() as Float32Array, offset);
+    flat.set((await t.data()) as Float32Array, offset);
     offset += t.size;
   }
   await writeFile(`${path}.bin`, new Uint8Array(flat.buffer));

@@ -28,7 +28,14 @@ import {
   trainingSide,
 } from './config.js';
 import { chooseMicroBatch } from './memory.js';
-import { createTrainState, disposeTrainState, NonFiniteError, type StepLosses, trainStep } from './step.js';
+import {
+  applyStep,
+  createTrainState,
+  disposeTrainState,
+  NonFiniteError,
+  type StepLosses,
+  stepGradients,
+} from './step.js';
 
 export interface StepEvent {
   epoch: number;
@@ -394,7 +401,10 @@ export async function train(
         try {
           // Dropout masks seeded by the step, so a resumed run draws what the uninterrupted one did.
           const stepSeed = (config.seed * 1_000_003 + globalStep + 1) % 2 ** 31;
-          losses = withDropoutSeed(stepSeed, () => trainStep(state, a, b, epoch > config.l1Warmup));
+          const pending = withDropoutSeed(stepSeed, () =>
+            stepGradients(state, a, b, epoch > config.l1Warmup),
+          );
+          losses = await applyStep(pending);
         } catch (e) {
           tf.dispose([a, b]);
           if (!(e instanceof NonFiniteError)) throw e;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { throwBackendError } from '../backend/index.js';
 import { fusedApply } from '../models/fused.js';
 import { patchDiscriminator } from '../models/patchgan.js';
 import { unetGenerator } from '../models/unet.js';
@@ -88,23 +89,70 @@ export class NonFiniteError extends UserError {
   override name = 'NonFiniteError';
 }
 
-/**
- * Throws NonFiniteError when the loss or any gradient holds a NaN or Inf. One reduction per gradient
- * (a sum is non-finite when any term is): a pass over the weights, small beside the step's convolutions.
- */
-function checkFinite(what: string, value: tf.Scalar, grads: tf.NamedTensorMap): void {
-  const sums = tf.tidy(() => tf.stack([value, ...Object.values(grads).map((g) => tf.sum(g))]));
-  const v = sums.dataSync();
-  sums.dispose();
-  if (!Number.isFinite(v[0]!)) {
-    throw new NonFiniteError(`the ${what} loss is ${v[0]}: stopped before updating the weights`);
+/** One network's computed update: its loss, and its gradients keyed by variable name. */
+interface Update {
+  what: 'generator' | 'discriminator';
+  opt: Adam;
+  value: tf.Scalar;
+  grads: tf.NamedTensorMap;
+}
+
+function disposeUpdates(updates: Update[]): void {
+  for (const u of updates) tf.dispose([u.value, ...Object.values(u.grads)]);
+}
+
+/** Throws NonFiniteError when `loss` or any of the `sums` (one per gradient, named `names`) is not finite. */
+function checkFinite(what: string, loss: number, names: string[], sums: ArrayLike<number>): void {
+  if (!Number.isFinite(loss)) {
+    throw new NonFiniteError(`the ${what} loss is ${loss}: stopped before updating the weights`);
   }
-  const bad = Object.keys(grads).filter((_, i) => !Number.isFinite(v[i + 1]!));
+  const bad = names.filter((_, i) => !Number.isFinite(sums[i]!));
   if (bad.length) {
     throw new NonFiniteError(
       `the ${what} gradients of ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ` and ${bad.length - 3} more` : ''} are not finite: stopped before updating the weights`,
     );
   }
+}
+
+/**
+ * Reads, in one asynchronous transfer, `report` (the loss terms the caller logs), each update's loss
+ * and one sum per gradient (a sum is non-finite when any term is: a pass over the weights, small
+ * beside the step's convolutions), then applies the updates. A NaN or Inf anywhere, or a device error
+ * (the GPU's out-of-memory is reported late), throws before any weight moves: Adam would spread it
+ * into every weight and the next checkpoint would save them. One read a step, on every backend: a GPU
+ * waits for its queue once, and no backend needs a synchronous read (WebGPU in Node has none).
+ * Disposes `report` and every update's loss and gradients; returns `report`'s values.
+ */
+async function commit(updates: Update[], report: tf.Tensor): Promise<Float32Array> {
+  const packed = tf.tidy(() =>
+    tf.concat([
+      tf.reshape(report, [-1]),
+      ...updates.map((u) => tf.stack([u.value, ...Object.values(u.grads).map((g) => tf.sum(g))])),
+    ]),
+  );
+  const n = report.size;
+  report.dispose();
+  let v: Float32Array;
+  try {
+    v = (await packed.data()) as Float32Array;
+    throwBackendError();
+    let at = n;
+    for (const u of updates) {
+      const names = Object.keys(u.grads);
+      checkFinite(u.what, v[at]!, names, v.subarray(at + 1, at + 1 + names.length));
+      at += 1 + names.length;
+    }
+  } catch (e) {
+    disposeUpdates(updates);
+    throw e;
+  } finally {
+    packed.dispose();
+  }
+  for (const u of updates) {
+    u.value.dispose();
+    u.opt.apply(u.grads);
+  }
+  return v.slice(0, n);
 }
 
 /** [start, count] of each micro-batch: the whole batch unless config.microBatch is smaller. */
@@ -155,14 +203,14 @@ export function accumulatedGrads(
 }
 
 /**
- * G update: loss = GAN(D(fake, a), real) + lambda * L1(fake, b), gradients taken for G's variables
- * only, so D's weights are untouched. The reference fed D (fake_b, real_b) here, i.e. the target as
- * the condition; pix2pix conditions D on the input, D(fake, a), as the D update does.
+ * G's gradients: loss = GAN(D(fake, a), real) + lambda * L1(fake, b), taken for G's variables only,
+ * so D's weights are untouched. The reference fed D (fake_b, real_b) here, i.e. the target as the
+ * condition; pix2pix conditions D on the input, D(fake, a), as the D update does.
  * Without `adversarial` (the L1 warm-up) D does not run and the loss is lambda * L1 alone; the GAN
  * term is reported as NaN.
- * Returns `fake` (kept, the caller disposes it) and the two loss terms.
+ * Returns the update (not applied), `fake` (the caller disposes it) and the two loss terms.
  */
-export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true) {
+export function generatorGradients(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true) {
   const fakes: tf.Tensor4D[] = [];
   const terms: tf.Tensor[] = [];
   const { value, grads } = accumulatedGrads(s, s.optG.variables, [a, b], ([ai, bi], weight) => {
@@ -178,19 +226,22 @@ export function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, a
     terms.push(tf.keep(tf.mul(tf.stack([gan, l1]), weight)));
     return tf.add(gan, tf.mul(l1, s.config.lambdaL1));
   });
-  try {
-    checkFinite('generator', value, grads);
-  } catch (e) {
-    tf.dispose([...Object.values(grads), ...fakes, ...terms]);
-    throw e;
-  } finally {
-    value.dispose();
-  }
-  s.optG.apply(grads);
-  const fake = fakes.length === 1 ? fakes[0] : (tf.concat(fakes) as tf.Tensor4D);
+  const fake = fakes.length === 1 ? fakes[0]! : (tf.concat(fakes) as tf.Tensor4D);
   const parts = tf.addN(terms);
   tf.dispose([...terms, ...(fakes.length === 1 ? [] : fakes)]);
-  return { fake, parts };
+  const update: Update = { what: 'generator', opt: s.optG, value, grads };
+  return { update, fake, parts };
+}
+
+/** G update alone (generatorGradients, checked and applied). Returns `fake` and the loss terms' values. */
+export async function generatorUpdate(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true) {
+  const { update, fake, parts } = generatorGradients(s, a, b, adversarial);
+  try {
+    return { fake, parts: await commit([update], parts) };
+  } catch (e) {
+    fake.dispose();
+    throw e;
+  }
 }
 
 /** The discriminator's loss on a real pair (b, a) and a generated one (fake, a). */
@@ -209,26 +260,69 @@ export function discriminatorLoss(
 }
 
 /**
- * D update. `fake` is a finished tensor from the G update, outside this gradient tape, so no
+ * D's gradients. `fake` is a finished tensor from G's pass, outside this gradient tape, so no
  * gradient can reach G (the reference's fake_b.detach()); gradients are taken for D's variables only.
  */
-export function discriminatorUpdate(
+function discriminatorGradients(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, fake: tf.Tensor4D): Update {
+  const { value, grads } = accumulatedGrads(s, s.optD.variables, [a, b, fake], ([ai, bi, fi]) =>
+    discriminatorLoss(s, ai, bi, fi),
+  );
+  return { what: 'discriminator', opt: s.optD, value, grads };
+}
+
+/** D update alone (its gradients, checked and applied); returns its loss. */
+export async function discriminatorUpdate(
   s: TrainState,
   a: tf.Tensor4D,
   b: tf.Tensor4D,
   fake: tf.Tensor4D,
-): tf.Scalar {
-  const { value, grads } = accumulatedGrads(s, s.optD.variables, [a, b, fake], ([ai, bi, fi]) =>
-    discriminatorLoss(s, ai, bi, fi),
-  );
-  try {
-    checkFinite('discriminator', value, grads);
-  } catch (e) {
-    tf.dispose([value, ...Object.values(grads)]);
-    throw e;
+): Promise<number> {
+  const u = discriminatorGradients(s, a, b, fake);
+  return (await commit([u], u.value.clone()))[0]!;
+}
+
+/** A step whose gradients are computed and not yet applied (stepGradients, then applyStep). */
+export interface PendingStep {
+  updates: Update[];
+  /** [gGan, gL1] or [gGan, gL1, d]. */
+  report: tf.Tensor;
+}
+
+/**
+ * The computing half of a step, synchronous (so every dropout mask is drawn inside the caller's
+ * withDropoutSeed): G's gradients, then D's on the same fake. G's update has not been applied yet,
+ * which changes nothing for D: its loss reads D's weights and the finished fake only. With
+ * `adversarial` false (the L1 warm-up) only G's update: D neither runs nor learns.
+ */
+export function stepGradients(
+  s: TrainState,
+  a: tf.Tensor4D,
+  b: tf.Tensor4D,
+  adversarial = true,
+): PendingStep {
+  const g = generatorGradients(s, a, b, adversarial);
+  if (!adversarial) {
+    g.fake.dispose();
+    return { updates: [g.update], report: g.parts };
   }
-  s.optD.apply(grads);
-  return value;
+  let d: Update;
+  try {
+    d = discriminatorGradients(s, a, b, g.fake);
+  } catch (e) {
+    disposeUpdates([g.update]);
+    throw e;
+  } finally {
+    g.fake.dispose();
+  }
+  const report = tf.tidy(() => tf.concat([g.parts, tf.reshape(d.value, [1])]));
+  g.parts.dispose();
+  return { updates: [g.update, d], report };
+}
+
+/** The finishing half: one read, the finiteness check, both updates (see commit). */
+export async function applyStep(p: PendingStep): Promise<StepLosses> {
+  const [gGan, gL1, d] = await commit(p.updates, p.report);
+  return { gGan: gGan!, gL1: gL1!, d: d ?? Number.NaN };
 }
 
 /**
@@ -236,24 +330,11 @@ export function discriminatorUpdate(
  * With `adversarial` false (the L1 warm-up) it is the G update on lambda * L1 alone: D neither runs
  * nor learns, so the step costs G's forward and backward passes only.
  */
-export function trainStep(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true): StepLosses {
-  const { fake, parts } = generatorUpdate(s, a, b, adversarial);
-  if (!adversarial) {
-    fake.dispose();
-    const [gGan, gL1] = parts.dataSync();
-    parts.dispose();
-    return { gGan, gL1, d: Number.NaN };
-  }
-  let d: tf.Scalar;
-  try {
-    d = discriminatorUpdate(s, a, b, fake);
-  } catch (e) {
-    tf.dispose([fake, parts]);
-    throw e;
-  }
-  fake.dispose();
-  const all = tf.tidy(() => tf.concat([parts, tf.reshape(d, [1])]));
-  const [gGan, gL1, dLoss] = all.dataSync();
-  tf.dispose([parts, d, all]);
-  return { gGan, gL1, d: dLoss };
+export function trainStep(
+  s: TrainState,
+  a: tf.Tensor4D,
+  b: tf.Tensor4D,
+  adversarial = true,
+): Promise<StepLosses> {
+  return applyStep(stepGradients(s, a, b, adversarial));
 }

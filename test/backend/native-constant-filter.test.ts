@@ -56,7 +56,7 @@ describe('constant filters on the native backend', { skip: nativeSkip }, () => {
     addon.convForgetWeights(7);
   });
 
-  test('inference after a training step reads the weights Adam updated in place; release frees the copies', () => {
+  test('inference after a training step reads the weights Adam updated in place; release frees the copies', async () => {
     const addon = loadAddon();
     const state = createTrainState({ ...DEFAULT_CONFIG, size: 32, ngf: 8 });
     const [x, a, b] = [5, 6, 7].map((seed) =>
@@ -70,7 +70,7 @@ describe('constant filters on the native backend', { skip: nativeSkip }, () => {
 
     const y1 = tf.tidy(() => generate(state.G, x!));
 
-    trainStep(state, a!, b!);
+    await trainStep(state, a!, b!);
     const y2 = tf.tidy(() => generate(state.G, x!));
     // tfjs-layers' own path: the same convs without the constant-filter attr, so reordered per call.
     const ref = tf.tidy(() => state.G.predict(x!) as tf.Tensor4D);

@@ -104,7 +104,7 @@ async function stepOn(backend: string, a: Float32Array, b: Float32Array, batch: 
     const state = createTrainState({ ...DEFAULT_CONFIG, size: SIZE, ngf: 32 });
     const at = tf.tensor4d(a, [batch, SIZE, SIZE, 3]);
     const bt = tf.tensor4d(b, [batch, SIZE, SIZE, 3]);
-    const losses = [trainStep(state, at, bt)];
+    const losses = [await trainStep(state, at, bt)];
     const weights = [...state.G.trainableWeights, ...state.D.trainableWeights].map((w) => ({
       shape: w.shape,
       values: (w.read() as tf.Tensor).dataSync().slice(),

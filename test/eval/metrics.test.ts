@@ -99,10 +99,10 @@ function assertSameMetrics(got: ImageMetrics, want: ImageMetrics, tol: number, w
 }
 
 /** Checks that `f` leaves no tensor behind (also when it throws). */
-function noLeak<T>(f: () => T): T {
+async function noLeak<T>(f: () => Promise<T>): Promise<T> {
   const before = tf.memory().numTensors;
   try {
-    return f();
+    return await f();
   } finally {
     assert.equal(tf.memory().numTensors, before, 'tensors left behind');
   }
@@ -150,11 +150,11 @@ for (const backend of BACKENDS) {
       assert.equal(tf.getBackend(), backend.name);
     });
 
-    it('identical images: PSNR +Infinity, SSIM 1, MAE 0; a constant offset of 10: 28.13 dB, MAE 10', () => {
+    it('identical images: PSNR +Infinity, SSIM 1, MAE 0; a constant offset of 10: 28.13 dB, MAE 10', async () => {
       const [h, w] = [24, 20];
       const a = randomImage(h, w, 1, 0, 245);
       const x = tf.tensor4d(a, [1, h, w, 3], 'int32');
-      const same = noLeak(() => uint8Metrics(x, x));
+      const same = await noLeak(() => uint8Metrics(x, x));
       assert.equal(same.psnr[0], Number.POSITIVE_INFINITY);
       assertClose(same.ssim[0]!, 1, 1e-6, 'ssim');
       assert.equal(same.mae[0], 0);
@@ -163,7 +163,7 @@ for (const backend of BACKENDS) {
         [1, h, w, 3],
         'int32',
       );
-      const shifted = noLeak(() => uint8Metrics(x, y));
+      const shifted = await noLeak(() => uint8Metrics(x, y));
       assertClose(shifted.psnr[0]!, 28.13, 0.01, 'psnr'); // 10 log10(255^2 / 100) = 28.1308
       assertClose(shifted.psnr[0]!, 10 * Math.log10(255 ** 2 / 100), 1e-4, 'psnr');
       assertClose(shifted.mae[0]!, 10, 1e-6, 'mae');
@@ -171,32 +171,27 @@ for (const backend of BACKENDS) {
       tf.dispose([x, y]);
     });
 
-    it("matches scikit-image's PSNR, SSIM and MAE on real photo pairs (noise, blur, JPEG)", () => {
-      REFERENCE.forEach((ref, i) => {
+    it("matches scikit-image's PSNR, SSIM and MAE on real photo pairs (noise, blur, JPEG)", async () => {
+      for (const [i, ref] of REFERENCE.entries()) {
         const [x, y] = fixtureBatch([i]);
-        const m = noLeak(() => uint8Metrics(x, y));
+        const m = await noLeak(() => uint8Metrics(x, y));
         assertClose(m.psnr[0]!, ref.psnr, PSNR_TOL, `${ref.degraded} psnr`);
         assertClose(m.ssim[0]!, ref.ssim, SSIM_TOL, `${ref.degraded} ssim`);
         assertClose(m.mae[0]!, ref.mae, MAE_TOL, `${ref.degraded} mae`);
         // Symmetric in its arguments.
-        assertSameMetrics(
-          noLeak(() => uint8Metrics(y, x)),
-          m,
-          1e-6,
-          `${ref.degraded} swapped`,
-        );
+        assertSameMetrics(await noLeak(() => uint8Metrics(y, x)), m, 1e-6, `${ref.degraded} swapped`);
         tf.dispose([x, y]);
-      });
+      }
     });
 
-    it('a batch of the three pairs gives the per-image values of one pair at a time', () => {
+    it('a batch of the three pairs gives the per-image values of one pair at a time', async () => {
       const [x, y] = fixtureBatch([0, 1, 2]);
-      const batched = noLeak(() => uint8Metrics(x, y));
+      const batched = await noLeak(() => uint8Metrics(x, y));
       byBackend.set(backend.name, batched);
       const single: ImageMetrics = { psnr: [], ssim: [], mae: [] };
       for (let i = 0; i < 3; i++) {
         const [xi, yi] = fixtureBatch([i]);
-        const m = uint8Metrics(xi, yi);
+        const m = await uint8Metrics(xi, yi);
         single.psnr.push(m.psnr[0]!);
         single.ssim.push(m.ssim[0]!);
         single.mae.push(m.mae[0]!);
@@ -205,18 +200,13 @@ for (const backend of BACKENDS) {
       assertSameMetrics(batched, single, 1e-6, 'batched vs single');
       // float32 input gives the same as int32.
       const [xf, yf] = [tf.cast(x, 'float32'), tf.cast(y, 'float32')] as tf.Tensor4D[];
-      assertSameMetrics(
-        noLeak(() => uint8Metrics(xf!, yf!)),
-        batched,
-        1e-6,
-        'float32 vs int32',
-      );
+      assertSameMetrics(await noLeak(() => uint8Metrics(xf!, yf!)), batched, 1e-6, 'float32 vs int32');
       tf.dispose([x, y, xf!, yf!]);
     });
 
-    it('imageMetrics on [-1, 1] images equals uint8Metrics on their uint8 versions', () => {
+    it('imageMetrics on [-1, 1] images equals uint8Metrics on their uint8 versions', async () => {
       const [x, y] = fixtureBatch([0, 1, 2]);
-      const want = uint8Metrics(x, y);
+      const want = await uint8Metrics(x, y);
       // [-1, 1] values that round back to the same bytes ((v+1)*127.5 + 0.5, floored), with a jitter
       // of up to 0.45 of a level either way; and out-of-range values that clip to 0 and 255.
       const r = rng(7);
@@ -230,12 +220,12 @@ for (const backend of BACKENDS) {
           t.shape,
         );
       const [ux, uy] = [toUnit(x), toUnit(y)];
-      const got = noLeak(() => imageMetrics(ux, uy));
+      const got = await noLeak(() => imageMetrics(ux, uy));
       assert.deepEqual(got, want);
       tf.dispose([x, y, ux, uy]);
     });
 
-    it("SSIM's 'valid' window on small and non-square images matches a float64 reference", () => {
+    it("SSIM's 'valid' window on small and non-square images matches a float64 reference", async () => {
       for (const [h, w, seed] of [
         [11, 11, 3],
         [13, 17, 4],
@@ -245,7 +235,7 @@ for (const backend of BACKENDS) {
         // A correlated pair: b halfway towards a.
         const c = b.map((v, i) => Math.round((v + a[i]!) / 2));
         const [x, y] = [tf.tensor4d(a, [1, h, w, 3], 'int32'), tf.tensor4d(c, [1, h, w, 3], 'int32')];
-        const m = noLeak(() => uint8Metrics(x, y));
+        const m = await noLeak(() => uint8Metrics(x, y));
         assertClose(m.ssim[0]!, ssimReference(a, c, h, w), 1e-5, `${h}x${w} ssim`);
         let [se, ae] = [0, 0];
         a.forEach((v, i) => {
@@ -258,7 +248,7 @@ for (const backend of BACKENDS) {
       }
     });
 
-    it('rejects mismatched shapes, images under 11x11 and non-RGB images, leaving no tensors', () => {
+    it('rejects mismatched shapes, images under 11x11 and non-RGB images, leaving no tensors', async () => {
       const t = (shape: [number, number, number, number]) => tf.zeros(shape, 'int32') as tf.Tensor4D;
       const cases: [tf.Tensor4D, tf.Tensor4D, RegExp][] = [
         [t([1, 16, 16, 3]), t([1, 16, 17, 3]), /one shape.*\[1,16,16,3\].*\[1,16,17,3\]/],
@@ -268,13 +258,13 @@ for (const backend of BACKENDS) {
         [t([1, 16, 16, 1]), t([1, 16, 16, 1]), /3 channels/],
       ];
       for (const [x, y, message] of cases) {
-        noLeak(() => assert.throws(() => uint8Metrics(x, y), message));
-        noLeak(() => assert.throws(() => imageMetrics(x, y), message));
+        await noLeak(() => assert.rejects(() => uint8Metrics(x, y), message));
+        await noLeak(() => assert.rejects(() => imageMetrics(x, y), message));
         tf.dispose([x, y]);
       }
       // The messages are one line.
       const [x, y] = [t([1, 8, 8, 3]), t([1, 8, 9, 3])];
-      assert.throws(
+      await assert.rejects(
         () => uint8Metrics(x, y),
         (e: Error) => !e.message.includes('\n'),
       );
@@ -287,7 +277,7 @@ describe('image metrics across backends', () => {
   after(() => {
     byBackend.clear();
   });
-  it('every backend gives the same numbers as cpu', () => {
+  it('every backend gives the same numbers as cpu', async () => {
     const cpu = byBackend.get('cpu');
     assert.ok(cpu, 'cpu results');
     assert.ok(byBackend.has('wasm'), 'wasm results');
@@ -296,7 +286,7 @@ describe('image metrics across backends', () => {
 });
 
 describe('mean', () => {
-  it('averages, Infinity when any value is', () => {
+  it('averages, Infinity when any value is', async () => {
     assert.equal(mean([1, 2, 6]), 3);
     assert.equal(mean([30, Number.POSITIVE_INFINITY, 20]), Number.POSITIVE_INFINITY);
     assert.equal(mean([0.5]), 0.5);

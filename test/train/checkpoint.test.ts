@@ -31,8 +31,8 @@ describe('checkpoint', () => {
     const s = createTrainState(config);
     const a = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
     const b = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 2) as tf.Tensor4D;
-    trainStep(s, a, b);
-    trainStep(s, a, b);
+    await trainStep(s, a, b);
+    await trainStep(s, a, b);
     const saved = everything(s);
     const dir = await saveCheckpoint(await mkdtemp(join(tmpdir(), 'p2p-ckpt-')), s, {
       epoch: 1,

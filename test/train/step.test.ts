@@ -28,18 +28,18 @@ function pairs(n: number, seed: number): { a: tf.Tensor4D; b: tf.Tensor4D } {
 }
 
 describe('training step', () => {
-  it('G update changes G and leaves every D weight bit-identical', () => {
+  it('G update changes G and leaves every D weight bit-identical', async () => {
     const s = createTrainState(config);
     const { a, b } = pairs(2, 1);
     const d0 = snapshot(s.optD.variables);
     const g0 = snapshot(s.optG.variables);
-    const { fake, parts } = generatorUpdate(s, a, b);
+    const { fake } = await generatorUpdate(s, a, b);
     assert.equal(changedCount(d0, s.optD.variables), 0);
     assert.equal(changedCount(g0, s.optG.variables), s.optG.variables.length);
-    tf.dispose([fake, parts, a, b]);
+    tf.dispose([fake, a, b]);
   });
 
-  it('D update changes every D weight but the biases a norm cancels, leaves G untouched; its loss has no gradient path to G', () => {
+  it('D update changes every D weight but the biases a norm cancels, leaves G untouched; its loss has no gradient path to G', async () => {
     const s = createTrainState(config);
     const { a, b } = pairs(2, 2);
     const fake = tf.tidy(() => s.G.apply(a, { training: true }) as tf.Tensor4D);
@@ -53,7 +53,7 @@ describe('training step', () => {
         .map((l) => l.inboundNodes[0]!.inboundLayers[0]!.trainableWeights[1]!.read().id),
     );
     assert.ok(cancelled.size > 0);
-    discriminatorUpdate(s, a, b, fake).dispose();
+    await discriminatorUpdate(s, a, b, fake);
     assert.equal(changedCount(g0, s.optG.variables), 0);
     const changed = s.optD.variables.map((v, i) => changedCount([d0[i]!], [v]) === 1);
     assert.deepEqual(
@@ -67,7 +67,7 @@ describe('training step', () => {
     tf.dispose([fake, a, b]);
   });
 
-  it('conditions D on the input: the G loss depends on a through D, not only through G(a)', () => {
+  it('conditions D on the input: the G loss depends on a through D, not only through G(a)', async () => {
     // With G fixed, the adversarial term must change when only the condition fed to D changes.
     const s = createTrainState(config);
     const { a, b } = pairs(1, 3);
@@ -79,7 +79,7 @@ describe('training step', () => {
     tf.dispose([a, b, other, fake, withA, withOther]);
   });
 
-  it("micro-batches give the whole batch's gradient (D, batch 3 as 1 + 1 + 1)", () => {
+  it("micro-batches give the whole batch's gradient (D, batch 3 as 1 + 1 + 1)", async () => {
     const whole = createTrainState(config);
     const split = { ...whole, config: { ...config, microBatch: 1 } };
     const { a, b } = pairs(3, 6);
@@ -106,42 +106,42 @@ describe('training step', () => {
     ]);
   });
 
-  it('trains with micro-batches and leaks nothing doing so', () => {
+  it('trains with micro-batches and leaks nothing doing so', async () => {
     const s = createTrainState({ ...config, microBatch: 1 });
     const { a, b } = pairs(2, 7);
-    trainStep(s, a, b);
+    await trainStep(s, a, b);
     const after1 = tf.memory().numTensors;
-    const l = trainStep(s, a, b);
+    const l = await trainStep(s, a, b);
     assert.equal(tf.memory().numTensors, after1);
     for (const v of [l.gGan, l.gL1, l.d]) assert.ok(Number.isFinite(v));
     tf.dispose([a, b]);
   });
 
-  it('leaks no tensor: the count after step 1 equals the count after step 10', () => {
+  it('leaks no tensor: the count after step 1 equals the count after step 10', async () => {
     const s = createTrainState(config);
     const { a, b } = pairs(2, 4);
-    trainStep(s, a, b);
+    await trainStep(s, a, b);
     const after1 = tf.memory().numTensors;
-    for (let i = 2; i <= 10; i++) trainStep(s, a, b);
+    for (let i = 2; i <= 10; i++) await trainStep(s, a, b);
     assert.equal(tf.memory().numTensors, after1);
     tf.dispose([a, b]);
   });
 
-  it('overfits four 32 px pairs: L1 falls at least 3x in 60 steps (ngf 32, seed 1)', () => {
+  it('overfits four 32 px pairs: L1 falls at least 3x in 60 steps (ngf 32, seed 1)', async () => {
     const s = createTrainState({ ...config, ngf: 32 });
     const { a, b } = pairs(4, 5);
-    const first = trainStep(s, a, b);
+    const first = await trainStep(s, a, b);
     let last = first;
-    for (let i = 1; i < 60; i++) last = trainStep(s, a, b);
+    for (let i = 1; i < 60; i++) last = await trainStep(s, a, b);
     for (const v of [last.gGan, last.d]) assert.ok(Number.isFinite(v));
     assert.ok(last.gL1 < first.gL1 / 3, `L1 ${first.gL1.toFixed(4)} -> ${last.gL1.toFixed(4)}`);
     tf.dispose([a, b]);
   });
 
-  it("an L1 warm-up step (adversarial off) moves G by lambda * L1 alone: D's weights play no part and are not trained", () => {
+  it("an L1 warm-up step (adversarial off) moves G by lambda * L1 alone: D's weights play no part and are not trained", async () => {
     const small: ModelConfig = { ...config, ngf: 16, dropout: false };
     const { a, b } = pairs(2, 6);
-    const run = (perturbD: boolean) => {
+    const run = async (perturbD: boolean) => {
       const s = createTrainState(small);
       if (perturbD) {
         for (const v of s.optD.variables) {
@@ -150,7 +150,7 @@ describe('training step', () => {
       }
       const d0 = snapshot(s.optD.variables);
       const g0 = snapshot(s.optG.variables);
-      const losses = trainStep(s, a, b, false);
+      const losses = await trainStep(s, a, b, false);
       assert.equal(changedCount(d0, s.optD.variables), 0);
       assert.equal(s.optD.step, 0);
       assert.equal(changedCount(g0, s.optG.variables), s.optG.variables.length);
@@ -158,8 +158,8 @@ describe('training step', () => {
       assert.ok(Number.isFinite(losses.gL1) && losses.gL1 > 0);
       return { g: snapshot(s.optG.variables), gL1: losses.gL1 };
     };
-    const plain = run(false);
-    const otherD = run(true);
+    const plain = await run(false);
+    const otherD = await run(true);
     // The same G after the step whatever D holds: the G update did not pass through D.
     assert.equal(plain.gL1, otherD.gL1);
     plain.g.forEach((w, i) => {
