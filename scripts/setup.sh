@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium: the browser tests of `serve` drive Debian's own (never a downloaded browser).
-packages=(libdnnl-dev g++ make python3 chromium)
+# chromium: the browser tests of `serve` drive Debian's own (never a downloaded browser); its
+# SwiftShader Vulkan driver is also the software GPU that the WebGPU tests run on, through the Vulkan
+# loader libvulkan1 that Dawn (the optional npm package `webgpu`) opens.
+packages=(libdnnl-dev g++ make python3 chromium libvulkan1)
 # --bench: the PyTorch speed reference and scikit-image's classical denoisers (bench --quality).
 [[ " $* " == *" --bench "* ]] && packages+=(python3-torch libopenblas0-openmp python3-skimage)
 missing=()

@@ -69,6 +69,9 @@ async function gpuEntry(): Promise<GPU> {
     );
   }
   Object.assign(globalThis, dawn.globals);
+  // SwiftShader's Vulkan driver probes for a Wayland display and prints "error: XDG_RUNTIME_DIR is
+  // invalid or not set" where none is set (a server, CI): a line that reads like ours but is not.
+  process.env.XDG_RUNTIME_DIR ??= (await import('node:os')).tmpdir();
   return dawn.create([]);
 }
 

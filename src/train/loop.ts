@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { version_layers } from '@tensorflow/tfjs-layers';
 import { releaseConstantFilters } from '../backend/index.js';
+import { activeAdapter } from '../backend/webgpu.js';
 import type { Degradation } from '../data/degrade.js';
 import { checkDataset, isRandomDegradation, onTheFlyDegradation, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
@@ -263,7 +264,12 @@ export async function train(
   }
   let microBatch = config.microBatch;
   if (microBatch === 0) {
-    const choice = chooseMicroBatch({ ...config, size: trainingSide(config), backend: tf.getBackend() });
+    const choice = chooseMicroBatch({
+      ...config,
+      size: trainingSide(config),
+      backend: tf.getBackend(),
+      gpu: tf.getBackend() === 'webgpu' ? activeAdapter() : undefined,
+    });
     microBatch = choice.microBatch;
     log.info(`micro-batch ${microBatch}: ${choice.reason}`);
   }

@@ -29,9 +29,13 @@ export function chooseMicroBatch(opts: {
   size: number;
   batchSize: number;
   norm: NormKind;
+  ngf?: number;
   /** For tests; default: os.totalmem() and os.freemem(). */
   memory?: { total: number; free: number };
+  /** The WebGPU adapter's binding limit, on webgpu. */
+  gpu?: { maxStorageBufferBindingSize: number };
 }): MicroBatchChoice {
+  if (opts.gpu) return chooseGpuMicroBatch({ ...opts, gpu: opts.gpu });
   const { total, free } = opts.memory ?? { total: totalmem(), free: freemem() };
   const budget = opts.backend === 'wasm' ? WASM_ACTIVATION_BUDGET : Math.min(total / 4, free / 2);
   const perPair = (BYTES_PER_PAIR_256[opts.backend] ?? BYTES_PER_PAIR_256.native!) * (opts.size / 256) ** 2;
@@ -54,5 +58,43 @@ export function chooseMicroBatch(opts: {
   return {
     microBatch,
     reason: `gradients of each batch of ${opts.batchSize} computed ${microBatch} pairs at a time (--micro-batch ${microBatch}: ~${gb(perPair * microBatch)} of activations, budget ${gb(budget)} ${where})`,
+  };
+}
+
+/**
+ * On WebGPU, which reports no memory size: the largest micro-batch whose biggest single tensor fits
+ * the adapter's binding limit (a kernel cannot bind more). That tensor is a feature map at half the
+ * side with max(2 ngf, 64) channels (G's outermost concat, D's first layer), doubled for the
+ * kernels' temporaries. A device that runs out of memory beyond that is reported after the step's
+ * read, before any update (src/backend/webgpu.ts), with the advice to lower --micro-batch.
+ */
+function chooseGpuMicroBatch(opts: {
+  size: number;
+  batchSize: number;
+  norm: NormKind;
+  ngf?: number;
+  gpu: { maxStorageBufferBindingSize: number };
+}): MicroBatchChoice {
+  const limit = opts.gpu.maxStorageBufferBindingSize;
+  const largest = 2 * (opts.size / 2) ** 2 * Math.max(2 * (opts.ngf ?? 64), 64) * 4;
+  const fits = Math.max(1, Math.floor(limit / largest));
+  const mib = (x: number) => `${Math.round(x / 2 ** 20)} MiB`;
+  const why = `WebGPU reports no memory size; the adapter binds at most ${mib(limit)} and a pair's largest tensor is ~${mib(largest)}`;
+  if (fits >= opts.batchSize) {
+    return {
+      microBatch: opts.batchSize,
+      reason: `the whole batch of ${opts.batchSize} (${why}); if the GPU runs out of memory, give --micro-batch`,
+    };
+  }
+  if (opts.norm === 'batch') {
+    throw new UserError(
+      `a batch of ${opts.batchSize} at ${opts.size} px makes tensors larger than the ${mib(limit)} this WebGPU adapter can bind, and --norm batch cannot split it: use --norm instance or a smaller --batch-size`,
+    );
+  }
+  const chunks = Math.ceil(opts.batchSize / fits);
+  const microBatch = Math.ceil(opts.batchSize / chunks);
+  return {
+    microBatch,
+    reason: `gradients of each batch of ${opts.batchSize} computed ${microBatch} pairs at a time (--micro-batch ${microBatch}: ${why})`,
   };
 }

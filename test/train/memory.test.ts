@@ -85,3 +85,37 @@ describe('chooseMicroBatch', () => {
     assert.equal(fits.microBatch, 2);
   });
 });
+
+describe('chooseMicroBatch on webgpu', () => {
+  it("keeps each pair's largest tensor under the adapter's binding limit, in equal chunks", () => {
+    const gpu = { maxStorageBufferBindingSize: 128 * 2 ** 20 };
+    const c = chooseMicroBatch({
+      backend: 'webgpu',
+      size: 256,
+      batchSize: 64,
+      norm: 'instance',
+      ngf: 64,
+      gpu,
+    });
+    // 2 x 128 x 128 x 128 channels x 4 bytes = 16 MiB a pair: 8 pairs under 128 MiB.
+    assert.equal(c.microBatch, 8);
+    assert.match(
+      c.reason,
+      /--micro-batch 8: WebGPU reports no memory size; the adapter binds at most 128 MiB/,
+    );
+    const whole = chooseMicroBatch({
+      backend: 'webgpu',
+      size: 64,
+      batchSize: 4,
+      norm: 'instance',
+      ngf: 8,
+      gpu,
+    });
+    assert.equal(whole.microBatch, 4);
+    assert.match(whole.reason, /the whole batch of 4/);
+    assert.throws(
+      () => chooseMicroBatch({ backend: 'webgpu', size: 256, batchSize: 64, norm: 'batch', ngf: 64, gpu }),
+      /larger than the 128 MiB this WebGPU adapter can bind, and --norm batch cannot split it/,
+    );
+  });
+});
