@@ -326,7 +326,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     kind: 'choice',
     choices: BACKENDS,
     default: 'auto',
-    help: 'tfjs backend: auto = native, else wasm',
+    help: 'tfjs backend: auto = webgpu on a hardware GPU adapter, else native, else wasm',
   },
 ];
 

@@ -160,4 +160,25 @@ describe('webgpu backend (software adapter)', { skip: webgpuSkip }, () => {
     const gpu = await runOn('webgpu', denoise, { steps: 1, batch: 1, adversarial: false });
     assertSameStep(gpu, cpu);
   });
+
+  it('a device error reported late (here a buffer over the size limit) fails the next step before any weight moves', async () => {
+    await tf.setBackend('webgpu');
+    const s = createTrainState({ ...reference, dropout: false });
+    const at = tf.zeros([1, SIZE, SIZE, 3]) as tf.Tensor4D;
+    const before = await Promise.all(s.optG.variables.map(async (v) => Float32Array.from(await v.data())));
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    device.createBuffer({ size: 2 ** 50, usage: GPUBufferUsage.STORAGE });
+    await assert.rejects(applyStep(stepGradients(s, at, at)), (e: Error) => {
+      assert.match(e.message, /^(WebGPU error: |the GPU ran out of memory)/);
+      assert.ok(!e.message.includes('\n'), 'one line');
+      return true;
+    });
+    const after = await Promise.all(s.optG.variables.map(async (v) => Float32Array.from(await v.data())));
+    after.forEach((w, i) => {
+      assert.deepEqual(w, before[i], `G weight ${i}`);
+    });
+    assert.equal(s.optG.step, 0);
+    at.dispose();
+    disposeTrainState(s);
+  });
 });
