@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch anchor for `pix2pix bench`: the reference pix2pix (UNet generator, patch16 discriminator,
 instance norm) trained with the same step on the same CPU threads, so our/PyTorch ratios compare
-like with like.
+like with like; with --device cuda the same step on the NVIDIA GPU, the anchor for the WebGPU backend
+(FP32 throughout, as WebGPU computes: TF32 off).
 
 Prints one JSON line per measured configuration:
   {"backend": "pytorch", "kind": "train"|"infer", "batch": B, "ms_per_image": ..., ...}
@@ -154,11 +155,15 @@ def openblas_core():
     return None
 
 
-def timed(fn, reps):
+def timed(fn, reps, sync=lambda: None):
+    """Wall time of each of `reps` runs of fn; `sync` waits for the device (CUDA runs asynchronously: a
+    step's time is only its own once the GPU has finished it, and none of the previous step's)."""
     times = []
     for _ in range(reps):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return times
 
@@ -171,6 +176,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--memory-format", choices=["auto", "contiguous", "channels_last"], default="auto")
     ap.add_argument("--blas-core", action="store_true", help="print OpenBLAS's kernel set and exit")
     args = ap.parse_args()
@@ -179,12 +185,23 @@ def main():
         print(openblas_core() or "none")
         return
 
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print(json.dumps({"error": "torch.cuda.is_available() is False: this torch has no CUDA GPU"}))
+        sys.exit(1)
+    if cuda:
+        # FP32 arithmetic, as tfjs's WebGPU shaders do: cuDNN's convolutions default to TF32 on Ampere
+        # and later, which would time a cheaper step than ours. cuDNN picks its fastest FP32 algorithms.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    sync = torch.cuda.synchronize if cuda else lambda: None
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    G = Generator()
-    D = Discriminator()
-    a = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
-    b = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
+    G = Generator().to(args.device)
+    D = Discriminator().to(args.device)
+    a = (torch.rand(args.batch, 3, args.size, args.size) * 2 - 1).to(args.device)
+    b = (torch.rand(args.batch, 3, args.size, args.size) * 2 - 1).to(args.device)
 
     def prepare(fmt):
         mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
@@ -220,13 +237,13 @@ def main():
             x, y = prepare(fmt)
             fn = runner(x, y)
             fn()
-            probe[fmt] = min(timed(fn, 1))
+            probe[fmt] = min(timed(fn, 1, sync))
         chosen = min(probe, key=probe.get)
     x, y = prepare(chosen)
     fn = runner(x, y)
     for _ in range(args.warmup):
         fn()
-    times = timed(fn, args.reps)
+    times = timed(fn, args.reps, sync)
     med = statistics.median(times)
     out = {
         "backend": "pytorch",
@@ -240,8 +257,13 @@ def main():
         "memory_format": chosen,
         "format_probe_ms": {k: v * 1000 for k, v in probe.items()},
         "torch": torch.__version__,
-        "blas_core": openblas_core(),
+        "device": args.device,
     }
+    if cuda:
+        out["gpu"] = torch.cuda.get_device_name()
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        out["blas_core"] = openblas_core()
     print(json.dumps(out))
     sys.stdout.flush()
 

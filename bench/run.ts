@@ -1,8 +1,10 @@
 /**
  * `pix2pix bench`: training-step and inference throughput of the 256x256 reference model on the
  * native and WASM backends, against PyTorch on the same CPU threads, with analytic GFLOP/s and the
- * share of the machine's measured FP32 peak. Each configuration runs in its own process (its peak
- * RSS is its own); results go to stdout, to bench/RESULTS.md, and (with --json) one JSON line last.
+ * share of the machine's measured FP32 peak; or on the WebGPU backend, with its adapter named,
+ * against PyTorch with CUDA on the same NVIDIA GPU where there is one. Each configuration runs in its
+ * own process (its peak RSS is its own); results go to stdout, to bench/RESULTS.md, and (with --json)
+ * one JSON line last.
  */
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,11 +12,16 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chooseMicroBatch } from '../src/train/memory.js';
+import { UserError } from '../src/util/log.js';
 import { generatorFlops, stepFlops } from './conv-layers.js';
-import type { WorkerResult } from './worker.js';
+import type { AdapterProbe, WorkerResult } from './worker.js';
+
+export type BenchBackend = 'native' | 'wasm' | 'webgpu';
+/** Where a PyTorch anchor runs. */
+export type AnchorDevice = 'cpu' | 'cuda';
 
 export interface BenchOptions {
-  backends: Array<'native' | 'wasm'>;
+  backends: BenchBackend[];
   batches: number[];
   /** Batches WASM runs at (its steps take tens of seconds at 4 and 16). */
   wasmBatches: number[];
@@ -67,11 +74,17 @@ export interface BenchEntry extends Partial<WorkerResult> {
   ratio_vs_onnxruntime?: number;
   error?: string;
   memory_format?: string;
+  /** PyTorch's device, and its GPU's name on CUDA. */
+  device?: AnchorDevice;
+  gpu?: string;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-/** Debian's Python (its python3-torch and python3-skimage), not whatever `python3` is first on PATH. */
+/**
+ * Debian's Python (its python3-torch and python3-skimage), not whatever `python3` is first on PATH, for
+ * the CPU anchor; the CUDA anchor looks on PATH first (Debian's torch has no CUDA).
+ */
 export const PYTHON = '/usr/bin/python3';
 const SIZE = 256;
 
@@ -204,7 +217,14 @@ function pytorchEnv(): { env: NodeJS.ProcessEnv; note: string } {
   };
 }
 
-function runPytorch(kind: string, batch: number, reps: number, env: NodeJS.ProcessEnv): BenchEntry {
+/** How a PyTorch anchor is started: which Python, on which device, in which environment. */
+interface TorchRun {
+  python: string;
+  device: AnchorDevice;
+  env: NodeJS.ProcessEnv;
+}
+
+function runPytorch(kind: string, batch: number, reps: number, t: TorchRun): BenchEntry {
   const args = [
     join(here, 'pytorch_ref.py'),
     '--kind',
@@ -213,9 +233,98 @@ function runPytorch(kind: string, batch: number, reps: number, env: NodeJS.Proce
     String(batch),
     '--reps',
     String(reps),
+    '--device',
+    t.device,
   ];
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
+  const r = spawnSync(t.python, args, { encoding: 'utf8', env: t.env, maxBuffer: 64 << 20 });
   return entryOf(r, 'pytorch', kind, batch);
+}
+
+function hasNvidiaGpu(): boolean {
+  if (existsSync('/dev/nvidia0')) return true;
+  return spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' }).status === 0;
+}
+
+/** The Python whose torch reaches an NVIDIA GPU through CUDA here, with that GPU's name; else why none does. */
+function cudaTorch(): { python: string; gpu: string } | { reason: string } {
+  if (!hasNvidiaGpu())
+    return { reason: 'no CUDA PyTorch here (no NVIDIA GPU: no /dev/nvidia0, and nvidia-smi does not run)' };
+  const ask = 'import torch; print(torch.cuda.is_available() and torch.cuda.get_device_name(0))';
+  for (const python of new Set(['python3', PYTHON])) {
+    const r = spawnSync(python, ['-c', ask], { encoding: 'utf8' });
+    const out = r.status === 0 ? r.stdout.trim() : '';
+    if (out && out !== 'False') return { python, gpu: out };
+  }
+  return {
+    reason: `no CUDA PyTorch here (an NVIDIA GPU, but torch.cuda.is_available() is not True in python3 or ${PYTHON})`,
+  };
+}
+
+/** What this machine offers the PyTorch anchors: for each device, undefined where it runs, else why not. */
+export interface TorchHere {
+  cpu?: string;
+  cuda?: string;
+}
+
+/**
+ * The PyTorch run a backend's times are divided by, or why there is none. The CPU backends get
+ * PyTorch on the same CPU; WebGPU gets PyTorch with CUDA on the same NVIDIA GPU, and never the CPU
+ * one: that ratio would compare a GPU with a CPU, not our step with PyTorch's. A software adapter gets
+ * none: its times are a CPU emulating a GPU, and any ratio would read as a judgement of the GPU path.
+ */
+export function pytorchAnchor(
+  backend: BenchBackend,
+  here: TorchHere,
+  adapter?: { software: boolean },
+): { device: AnchorDevice } | { skipped: string } {
+  if (backend !== 'webgpu') return here.cpu ? { skipped: here.cpu } : { device: 'cpu' };
+  if (adapter?.software) return { skipped: 'the WebGPU adapter is software: nothing to compare' };
+  return here.cuda ? { skipped: here.cuda } : { device: 'cuda' };
+}
+
+/**
+ * What the WebGPU runs cover: on a hardware adapter every batch, round and step asked for (`reps`
+ * undefined: the usual counts); on a software one (SwiftShader: a 256 px step takes minutes) one
+ * timed step of the smallest batch in one round, to show the path runs, since its times mean nothing.
+ */
+export function webgpuPlan(
+  software: boolean,
+  batches: number[],
+  rounds: number,
+): { batches: number[]; rounds: number; reps?: number } {
+  return software ? { batches: [Math.min(...batches)], rounds: 1, reps: 1 } : { batches, rounds };
+}
+
+/** Whether an entry ran on the CPU, the only place the FMA peak (and RSS as its memory) means anything. */
+export function onCpu(e: { backend: string; device?: AnchorDevice }): boolean {
+  return e.backend !== 'webgpu' && e.device !== 'cuda';
+}
+
+/**
+ * The lines (log and RESULTS.md) naming the WebGPU adapter and what its times are compared with:
+ * `anchor` is pytorchAnchor's answer for webgpu, `cudaGpu` the name torch gives its GPU.
+ */
+export function webgpuNotes(
+  probe: Pick<AdapterProbe, 'adapter' | 'software'>,
+  anchor: { device: AnchorDevice } | { skipped: string },
+  cudaGpu = 'the GPU',
+): string[] {
+  return [
+    `WebGPU adapter: ${probe.adapter}`,
+    probe.software
+      ? 'timings on a software adapter mean nothing (a CPU running the GPU shaders): one step of the smallest batch, to show the path runs'
+      : 'device' in anchor
+        ? `WebGPU anchor: PyTorch with CUDA on ${cudaGpu}, FP32 (TF32 off), synchronised after each step; the ratio is WebGPU's time over PyTorch's`
+        : `no PyTorch anchor for webgpu: ${anchor.skipped}`,
+  ];
+}
+
+/** The WebGPU adapter a webgpu worker gets here, or why it gets none (one line). */
+function probeAdapter(): AdapterProbe | { reason: string } {
+  const args = ['--import', 'tsx', join(here, `worker${ext}`), 'webgpu', 'adapter'];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const e = entryOf(r, 'webgpu', 'adapter', 0);
+  return e.error ? { reason: e.error } : (e as unknown as AdapterProbe);
 }
 
 interface Peak {
@@ -287,13 +396,23 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
       `warning: load average ${load.toFixed(2)}: other work on this ${cpus().length}-core machine skews timings`,
     );
   }
-  const peak = await measurePeak();
+  // The adapter first: a webgpu run that cannot start says why once, not once per configuration.
+  let adapter: AdapterProbe | undefined;
+  if (o.backends.includes('webgpu')) {
+    const probe = probeAdapter();
+    if ('reason' in probe) throw new UserError(`webgpu: ${probe.reason}`);
+    adapter = probe;
+  }
+  const gpuPlan = webgpuPlan(adapter?.software ?? false, o.batches, o.rounds);
+  // The FMA peak is the CPU's: a WebGPU run alone has no use for it.
+  const cpuRun = o.backends.some((b) => b !== 'webgpu');
+  const peak = cpuRun ? await measurePeak() : null;
   if (peak) {
     o.log(
       `FP32 peak (FMA loop, ${cpus().length} cores): ${peak.avx2.toFixed(0)} GFLOP/s with AVX2, ` +
         `${peak.avx512 ? `${peak.avx512.toFixed(0)} GFLOP/s with AVX-512` : 'no AVX-512'}`,
     );
-  } else {
+  } else if (cpuRun) {
     o.log('FP32 peak not measured: the native addon is not built');
   }
   const flopsTrain = stepFlops(SIZE);
@@ -302,12 +421,36 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     `analytic conv FLOPs per image: train step ${(flopsTrain / 1e9).toFixed(1)} G, G inference ${(flopsInfer / 1e9).toFixed(1)} G`,
   );
 
-  const configs: Array<{ backend: string; kind: 'train' | 'infer'; batch: number; micro: number }> = [];
+  const configs: Array<{
+    backend: string;
+    kind: 'train' | 'infer';
+    batch: number;
+    micro: number;
+    device?: AnchorDevice;
+  }> = [];
+  const batchesOf = (backend: string) =>
+    backend === 'wasm'
+      ? o.batches.filter((b) => o.wasmBatches.includes(b))
+      : backend === 'webgpu'
+        ? gpuPlan.batches
+        : o.batches;
+  // WASM steps take minutes beyond batch 1: one round is all it gets.
+  const roundsOf = (backend: string) =>
+    backend === 'wasm' ? 1 : backend === 'webgpu' ? gpuPlan.rounds : o.rounds;
   for (const backend of o.backends) {
-    const batches = backend === 'wasm' ? o.batches.filter((b) => o.wasmBatches.includes(b)) : o.batches;
-    for (const batch of batches) {
+    for (const batch of batchesOf(backend)) {
       // The micro-batch `train` would choose here (the whole batch where it fits).
-      const chosen = chooseMicroBatch({ backend, size: SIZE, batchSize: batch, norm: 'instance' }).microBatch;
+      const gpu =
+        adapter && backend === 'webgpu'
+          ? { maxStorageBufferBindingSize: adapter.max_binding_bytes }
+          : undefined;
+      const chosen = chooseMicroBatch({
+        backend,
+        size: SIZE,
+        batchSize: batch,
+        norm: 'instance',
+        gpu,
+      }).microBatch;
       configs.push({ backend, kind: 'train', batch, micro: chosen < batch ? chosen : 0 });
       if (backend === 'native') {
         for (const micro of o.microBatches(batch)) {
@@ -318,31 +461,64 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     }
     configs.push({ backend, kind: 'infer', batch: 1, micro: 0 });
   }
-  const pyReason = o.pytorch ? pytorchAvailable() : 'disabled';
-  if (o.pytorch && pyReason) o.log(`PyTorch reference skipped: ${pyReason}`);
-  const torchEnv = pyReason ? null : pytorchEnv();
+  // Each backend's PyTorch anchor (see pytorchAnchor), probed only where a backend could use it.
+  const cuda = o.pytorch && o.backends.includes('webgpu') ? cudaTorch() : undefined;
+  const torchHere: TorchHere = {
+    cpu: o.pytorch ? (cpuRun ? (pytorchAvailable() ?? undefined) : undefined) : 'disabled',
+    cuda: o.pytorch ? (cuda && 'reason' in cuda ? cuda.reason : undefined) : '--no-pytorch',
+  };
+  const anchorFor = new Map<string, AnchorDevice>();
+  const skipped = new Set<string>();
+  let gpuNotes: string[] = [];
+  for (const backend of o.backends) {
+    const a = pytorchAnchor(backend, torchHere, adapter);
+    if ('device' in a) anchorFor.set(backend, a.device);
+    else if (backend !== 'webgpu' && o.pytorch) skipped.add(a.skipped);
+    if (backend === 'webgpu' && adapter)
+      gpuNotes = webgpuNotes(adapter, a, cuda && 'gpu' in cuda ? cuda.gpu : undefined);
+  }
+  // Native and WASM share the CPU anchor, and its reason once.
+  for (const reason of skipped) o.log(`PyTorch reference skipped: ${reason}`);
+  for (const line of gpuNotes) o.log(line);
+  const devices = new Set(anchorFor.values());
+  const torchEnv = devices.has('cpu') ? pytorchEnv() : null;
   if (torchEnv) o.log(`PyTorch anchor: ${torchEnv.note}`);
-  if (!pyReason) {
-    for (const batch of o.batches) configs.push({ backend: 'pytorch', kind: 'train', batch, micro: 0 });
-    configs.push({ backend: 'pytorch', kind: 'infer', batch: 1, micro: 0 });
+  const torchRun = (device: AnchorDevice): TorchRun =>
+    device === 'cuda'
+      ? { python: cuda && 'python' in cuda ? cuda.python : PYTHON, device, env: process.env }
+      : { python: PYTHON, device, env: torchEnv!.env };
+  for (const device of devices) {
+    // Every batch some backend anchored here trains at.
+    const batches = new Set(o.backends.filter((b) => anchorFor.get(b) === device).flatMap(batchesOf));
+    for (const batch of [...batches].sort((x, y) => x - y))
+      configs.push({ backend: 'pytorch', kind: 'train', batch, micro: 0, device });
+    configs.push({ backend: 'pytorch', kind: 'infer', batch: 1, micro: 0, device });
   }
   // The second inference anchor: the same generator exported to ONNX, in onnxruntime-node.
   const ortReason = o.backends.includes('native') ? onnxRuntimeAvailable() : 'no native run to compare';
-  if (ortReason) o.log(`onnxruntime-node anchor skipped: ${ortReason}`);
-  else configs.push({ backend: 'onnxruntime', kind: 'infer', batch: 1, micro: 0 });
+  if (ortReason && cpuRun) o.log(`onnxruntime-node anchor skipped: ${ortReason}`);
+  else if (!ortReason) configs.push({ backend: 'onnxruntime', kind: 'infer', batch: 1, micro: 0 });
+  // onnxruntime runs on the CPU: it shares the CPU backends' PyTorch run.
+  if (anchorFor.get('native') === 'cpu') anchorFor.set('onnxruntime', 'cpu');
 
   // The bench's own layout cache: round 1 starts cold whatever the user's cache holds, later rounds
   // start from what round 1 chose (what a second `train` run on this machine gets).
   const layoutCache = mkdtempSync(join(tmpdir(), 'p2p-bench-layouts-'));
   // Ours and the PyTorch run of the same kind and batch alternate, round after round.
   const runOne = (c: (typeof configs)[number]): BenchEntry => {
-    // The native backend times its conv layouts on each shape's first call: two warm-up steps.
-    const warmup = c.backend === 'native' ? 2 : 1;
+    // The native backend times its conv layouts on each shape's first call, and WebGPU compiles its
+    // shaders then: two warm-up steps (one on a software adapter, whose steps take minutes).
+    const warmup = c.backend === 'native' || (c.backend === 'webgpu' && !adapter?.software) ? 2 : 1;
     // Inference steps take ~0.1 s: more of them make its median steadier for the same time.
-    const reps = c.kind === 'infer' ? Math.max(9, 3 * o.reps) : o.reps;
+    const reps =
+      c.backend === 'webgpu' && gpuPlan.reps
+        ? gpuPlan.reps
+        : c.kind === 'infer'
+          ? Math.max(9, 3 * o.reps)
+          : o.reps;
     const e =
       c.backend === 'pytorch'
-        ? runPytorch(c.kind, c.batch, reps, torchEnv!.env)
+        ? runPytorch(c.kind, c.batch, reps, torchRun(c.device!))
         : runWorker(
             c.backend,
             c.kind,
@@ -353,7 +529,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
             o.profile && c.backend === 'native',
             layoutCache,
           );
-    const tag = `${c.backend} ${c.kind} batch ${c.batch}${c.micro ? ` (micro-batch ${c.micro})` : ''}`;
+    const tag = `${c.backend}${c.device === 'cuda' ? ' (cuda)' : ''} ${c.kind} batch ${c.batch}${c.micro ? ` (micro-batch ${c.micro})` : ''}`;
     if (e.error) o.log(`  ${tag}: failed: ${e.error}`);
     else
       o.log(
@@ -362,15 +538,21 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     return e;
   };
   const anchorOf = (c: (typeof configs)[number]) =>
-    configs.find((p) => p.backend === 'pytorch' && p.kind === c.kind && p.batch === c.batch);
+    configs.find(
+      (p) =>
+        p.backend === 'pytorch' &&
+        p.device === anchorFor.get(c.backend) &&
+        p.kind === c.kind &&
+        p.batch === c.batch,
+    );
   const perConfig = new Map<(typeof configs)[number], BenchEntry[]>(configs.map((c) => [c, []]));
-  for (let round = 1; round <= o.rounds; round++) {
-    o.log(`round ${round}/${o.rounds}${round === 1 ? ' (empty layout cache)' : ''}`);
+  const rounds = Math.max(...o.backends.map(roundsOf));
+  for (let round = 1; round <= rounds; round++) {
+    o.log(`round ${round}/${rounds}${round === 1 ? ' (empty layout cache)' : ''}`);
     const pytorchDone = new Set<(typeof configs)[number]>();
     for (const c of configs) {
       if (c.backend === 'pytorch') continue;
-      // WASM steps take minutes beyond batch 1: one round is all it gets.
-      if (c.backend === 'wasm' && round > 1) continue;
+      if (round > roundsOf(c.backend)) continue;
       perConfig.get(c)!.push(runOne(c));
       const anchor = anchorOf(c);
       // One PyTorch run per round and configuration, shared by WASM and onnxruntime.
@@ -384,8 +566,14 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
   const entries: BenchEntry[] = configs.map((c) => {
     const runs = perConfig.get(c)!;
     const ok = runs.filter((e) => e.ms_per_image != null);
-    if (!ok.length) return runs[0] ?? { backend: c.backend, kind: c.kind, batch: c.batch, error: 'not run' };
-    const e: BenchEntry = { ...ok[Math.floor(ok.length / 2)]!, rounds: ok.length };
+    // A failed PyTorch run reports no device: the row names the one it was asked for.
+    const device = c.device ? { device: c.device } : {};
+    if (!ok.length)
+      return {
+        ...(runs[0] ?? { backend: c.backend, kind: c.kind, batch: c.batch, error: 'not run' }),
+        ...device,
+      };
+    const e: BenchEntry = { ...ok[Math.floor(ok.length / 2)]!, rounds: ok.length, ...device };
     e.ms_per_image = median(ok.map((r) => r.ms_per_image!));
     e.ms_per_step = median(ok.map((r) => r.ms_per_step!));
     e.peak_rss_mb = Math.max(...ok.map((r) => r.peak_rss_mb ?? 0));
@@ -431,7 +619,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     if (e.ms_per_image == null) continue;
     const flops = e.kind === 'train' ? flopsTrain : flopsInfer;
     e.gflops = flops / (e.ms_per_image * 1e6);
-    if (peak) e.pct_peak = (100 * e.gflops) / peak.gflops;
+    if (peak && onCpu(e)) e.pct_peak = (100 * e.gflops) / peak.gflops;
   }
 
   const header = [
@@ -451,12 +639,20 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     'first step cold / warm cache (x later step)',
   ];
   const rows = entries.map((e) => {
-    const ref = entries.find((p) => p.backend === 'pytorch' && p.kind === e.kind && p.batch === e.batch);
+    const ref = entries.find(
+      (p) =>
+        p.backend === 'pytorch' &&
+        p.device === anchorFor.get(e.backend) &&
+        p.kind === e.kind &&
+        p.batch === e.batch,
+    );
+    // Host RSS is a CPU run's memory, not a GPU run's.
     const rss =
-      e.backend !== 'pytorch' && ref?.peak_rss_mb && e.peak_rss_mb
+      e.backend !== 'pytorch' && onCpu(e) && ref?.peak_rss_mb && e.peak_rss_mb
         ? e.peak_rss_mb / ref.peak_rss_mb
         : undefined;
-    const name = `${e.backend}${e.memory_format ? ` (${e.memory_format})` : ''}`;
+    const tags = [e.device === 'cuda' ? 'cuda' : '', e.memory_format ?? ''].filter(Boolean);
+    const name = `${e.backend}${tags.length ? ` (${tags.join(', ')})` : ''}`;
     const ms = e.error ? `failed: ${e.error}` : fmt(e.ms_per_image);
     return [
       name,
@@ -498,7 +694,9 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const peakLine = peak
     ? `FP32 peak measured by the bench (FMA loop, all cores): ${peak.avx2.toFixed(0)} GFLOP/s AVX2, ${peak.avx512.toFixed(0)} GFLOP/s AVX-512; % peak is of ${peak.gflops.toFixed(0)} (oneDNN runs AVX-512 kernels here).`
-    : 'FP32 peak not measured (native addon not built).';
+    : cpuRun
+      ? 'FP32 peak not measured (native addon not built).'
+      : 'No CPU backend timed, so no CPU FP32 peak and no % peak.';
   const section = [
     `## ${date}`,
     '',
@@ -506,7 +704,8 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
     `- Command: \`${o.command}\``,
     `- ${peakLine}`,
     ...(torchEnv ? [`- PyTorch anchor: ${torchEnv.note}.`] : []),
-    `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median over ${o.rounds} rounds (ours and PyTorch alternating, each in its own process) of the median of ${o.reps} training steps (${Math.max(9, 3 * o.reps)} inference runs) after warm-up; the ratio is the median of the rounds' ratios.`,
+    ...gpuNotes.map((l) => `- ${l[0]!.toUpperCase()}${l.slice(1)}.`),
+    `- Analytic conv FLOPs per image: ${(flopsTrain / 1e9).toFixed(1)} G per training step, ${(flopsInfer / 1e9).toFixed(1)} G per generator inference. ms/image is the median over ${rounds} rounds (ours and PyTorch alternating, each in its own process) of the median of ${gpuPlan.reps ? `${gpuPlan.reps} step (software WebGPU adapter)` : `${o.reps} training steps (${Math.max(9, 3 * o.reps)} inference runs)`} after warm-up; the ratio is the median of the rounds' ratios.`,
     '',
     table,
     '',
@@ -520,7 +719,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
 
   if (o.json) {
     const slim = entries.map(({ kernels: _k, ...rest }) => rest);
-    process.stdout.write(`${JSON.stringify({ date, machine: machine(), peak, results: slim })}\n`);
+    process.stdout.write(`${JSON.stringify({ date, machine: machine(), peak, adapter, results: slim })}\n`);
   }
   return entries;
 }

@@ -12,16 +12,20 @@ const batchList = (v: string): number[] => {
 export function benchCommand(): Command {
   return new Command('bench')
     .description(
-      "Time a full training step and generator inference of the 256x256 model on native and WASM, against PyTorch (given OpenBLAS's kernels for this CPU where OpenBLAS would fall back to generic ones; OPENBLAS_CORETYPE overrides) and, for inference, onnxruntime-node",
+      "Time a full training step and generator inference of the 256x256 model on native and WASM, against PyTorch on the same CPU (given OpenBLAS's kernels for this CPU where OpenBLAS would fall back to generic ones; OPENBLAS_CORETYPE overrides) and, for inference, onnxruntime-node; or on WebGPU (--backend webgpu), with its adapter named, against PyTorch with CUDA on the same GPU where the machine has an NVIDIA GPU and a CUDA build of torch (python3 on PATH, else /usr/bin/python3); elsewhere WebGPU gets no anchor, and the bench says why",
     )
     .addOption(
-      new Option('--backend <name>', 'backends to time').choices(['native', 'wasm', 'all']).default('all'),
+      new Option(
+        '--backend <name>',
+        'backends to time: all is native and wasm; webgpu runs only when named (a software adapter needs P2P_WEBGPU_SOFTWARE=1, and then runs one step of its smallest batch: its times mean nothing)',
+      )
+        .choices(['native', 'wasm', 'webgpu', 'all'])
+        .default('all'),
     )
     .option(
       '--batch <list>',
-      'training batch sizes (native trains each with the micro-batch `train` would choose)',
+      'training batch sizes, each with the micro-batch `train` would choose (default: 1,4,16,32,64; webgpu: 1,4,16)',
       batchList,
-      [1, 4, 16, 32, 64],
     )
     .option(
       '--wasm-batch <list>',
@@ -32,7 +36,7 @@ export function benchCommand(): Command {
     .option('--reps <n>', 'timed steps per configuration and round (median)', (v) => Number(v), 3)
     .option(
       '--rounds <n>',
-      'rounds per configuration: ours and PyTorch alternate, the ratio is the median of the rounds (WASM runs once)',
+      'rounds per configuration: ours and PyTorch alternate, the ratio is the median of the rounds (WASM and a software WebGPU adapter run once)',
       (v) => Number(v),
       5,
     )
@@ -41,7 +45,7 @@ export function benchCommand(): Command {
       'micro-batches native also trains each batch at (gradient accumulation); default 1 at batch 4, 4 at 16 and above',
       batchList,
     )
-    .option('--no-pytorch', 'skip the PyTorch reference')
+    .option('--no-pytorch', 'skip the PyTorch reference (CPU, or CUDA for webgpu)')
     .option('--profile', 'time every native kernel and print where a step goes')
     .option('--json', 'print one JSON result line last')
     .option(
@@ -62,8 +66,8 @@ export function benchCommand(): Command {
     )
     .action(
       async (o: {
-        backend: 'native' | 'wasm' | 'all';
-        batch: number[];
+        backend: 'native' | 'wasm' | 'webgpu' | 'all';
+        batch?: number[];
         wasmBatch: number[];
         reps: number;
         rounds: number;
@@ -92,7 +96,8 @@ export function benchCommand(): Command {
         }
         await runBench({
           backends: o.backend === 'all' ? ['native', 'wasm'] : [o.backend],
-          batches: o.batch,
+          // WebGPU reports no memory size, so its default stops at 16 (~5 GB of activations at 300 MB a pair).
+          batches: o.batch ?? (o.backend === 'webgpu' ? [1, 4, 16] : [1, 4, 16, 32, 64]),
           wasmBatches: o.wasmBatch,
           reps: Math.max(1, o.reps),
           rounds: Math.max(1, Math.floor(o.rounds) || 1),
