@@ -71,7 +71,7 @@ describe('pix2pix CLI', () => {
   it('rejects an unknown backend', () => {
     assertOneLineError(
       cli('train', '--data', '.', '--out', '/tmp/p2p-x', '--backend', 'cuda'),
-      /backend.*cuda.*auto, native, wasm, cpu/,
+      /backend.*cuda.*auto, native, webgpu, wasm, cpu/,
     );
   });
 
