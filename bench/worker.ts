@@ -149,7 +149,7 @@ async function gpuIdle(): Promise<void> {
 async function onnxRuntimeInference(state: TrainState, x: tf.Tensor4D): Promise<() => Promise<void>> {
   const ort = await import('onnxruntime-node');
   const { layersModelToOnnx } = await import('../src/export/onnx.js');
-  const bytes = layersModelToOnnx(state.G).bytes;
+  const bytes = (await layersModelToOnnx(state.G)).bytes;
   const input = new ort.Tensor('float32', Float32Array.from(x.dataSync()), x.shape);
   disposeTrainState(state);
   const session = await ort.InferenceSession.create(bytes, {

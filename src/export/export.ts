@@ -215,7 +215,7 @@ export async function exportModel(
     const files = [...tfjsOut.files];
     const onnxPath = join(outDir, ONNX_FILE);
     if (opts.onnx) {
-      const onnx = layersModelToOnnx(G, {
+      const onnx = await layersModelToOnnx(G, {
         producerVersion: pix2pixVersion,
         graphName: 'pix2pix_unet_generator',
         docString: `pix2pix-ts generator, epoch ${meta.epoch}: input 'input' float32 NHWC [N,${size},${size},3] in [-1,1] (uint8 v -> v/127.5-1), output 'output' NHWC in [-1,1]`,

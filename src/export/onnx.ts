@@ -173,14 +173,25 @@ class GraphBuilder {
   }
 }
 
+/** Every weight's values, read once and asynchronously (no backend needs a synchronous read). */
+type WeightValues = Map<tfl.LayerVariable, Float32Array>;
+
+async function readWeights(model: tfl.LayersModel): Promise<WeightValues> {
+  const values: WeightValues = new Map();
+  for (const w of model.weights) values.set(w, (await w.read().data()) as Float32Array);
+  return values;
+}
+
 /** The layer's weights by their short name (kernel, bias, gamma, moving_mean...), as float32 arrays. */
-function weightsOf(layer: tfl.layers.Layer): Map<string, { values: Float32Array; shape: number[] }> {
+function weightsOf(
+  layer: tfl.layers.Layer,
+  values: WeightValues,
+): Map<string, { values: Float32Array; shape: number[] }> {
   const out = new Map<string, { values: Float32Array; shape: number[] }>();
-  const values = layer.getWeights();
-  layer.weights.forEach((w, i) => {
+  for (const w of layer.weights) {
     const short = w.originalName.slice(w.originalName.lastIndexOf('/') + 1);
-    out.set(short, { values: values[i]!.dataSync() as Float32Array, shape: w.shape.map((d) => d as number) });
-  });
+    out.set(short, { values: values.get(w)!, shape: w.shape.map((d) => d as number) });
+  }
   return out;
 }
 
@@ -230,7 +241,10 @@ export interface OnnxExport {
  * gets explicit scale and bias and the layer's epsilon; Dropout is the identity at inference.
  * A layer of another class is a one-line error naming it.
  */
-export function layersModelToOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {}): OnnxExport {
+export async function layersModelToOnnx(
+  model: tfl.LayersModel,
+  opts: OnnxExportOptions = {},
+): Promise<OnnxExport> {
   if (endianness() !== 'LE') throw new Error('the ONNX export writes little-endian raw tensor data');
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new UserError(
@@ -238,6 +252,7 @@ export function layersModelToOnnx(model: tfl.LayersModel, opts: OnnxExportOption
     );
   }
   const config = model.getConfig() as unknown as { layers: LayerConfig[] };
+  const values = await readWeights(model);
   const g = new GraphBuilder();
   /** NCHW tensor name of each layer's output. */
   const tensorOf = new Map<string, string>();
@@ -321,7 +336,7 @@ export function layersModelToOnnx(model: tfl.LayersModel, opts: OnnxExportOption
             `cannot export layer '${name}' (${cls}) to ONNX: its ${padding} output ${outShape.slice(1, 3)} has no explicit-pad equivalent (got ${onnxOut})`,
           );
         }
-        const w = weightsOf(layer);
+        const w = weightsOf(layer, values);
         const kernel = w.get('kernel');
         if (!kernel) throw new Error(`layer '${name}' has no kernel weight`);
         const k = permute(kernel.values, kernel.shape, KERNEL_TO_ONNX);
@@ -340,7 +355,7 @@ export function layersModelToOnnx(model: tfl.LayersModel, opts: OnnxExportOption
       }
       case 'InstanceNorm': {
         const channels = shapeOf(layer.input).at(-1) as number;
-        const w = weightsOf(layer);
+        const w = weightsOf(layer, values);
         const gamma = w.get('gamma');
         const beta = w.get('beta');
         const scale = gamma ? g.tensor(`${name}/gamma`, gamma.shape, gamma.values) : g.fill(1, channels);
@@ -355,7 +370,7 @@ export function layersModelToOnnx(model: tfl.LayersModel, opts: OnnxExportOption
           throw new UserError(`cannot export layer '${name}' (${cls}) to ONNX: axis ${axis} is not channels`);
         }
         const channels = shapeOf(layer.input).at(-1) as number;
-        const w = weightsOf(layer);
+        const w = weightsOf(layer, values);
         const t = (key: string, fallback: number) => {
           const v = w.get(key);
           return v ? g.tensor(`${name}/${key}`, v.shape, v.values) : g.fill(fallback, channels);

@@ -249,7 +249,7 @@ describe('export', () => {
       Float32Array.from({ length: 2 * 32 * 32 * 3 }, () => r() * 2 - 1),
       [2, 32, 32, 3],
     );
-    const onnx = layersModelToOnnx(G);
+    const onnx = await layersModelToOnnx(G);
     assert.ok(onnx.ops.includes('BatchNormalization'));
     const ref = (G.predict(x) as tf.Tensor).dataSync();
     const out = await runOnnx(onnx.bytes, x);
@@ -271,7 +271,7 @@ describe('export', () => {
     });
     const small = tfl.model({ inputs: inp, outputs: conv.apply(inp) as tfl.SymbolicTensor });
     const xs = tf.randomUniform([1, 7, 7, 2], -1, 1, 'float32', 5) as tf.Tensor4D;
-    const out2 = await runOnnx(layersModelToOnnx(small).bytes, xs);
+    const out2 = await runOnnx((await layersModelToOnnx(small)).bytes, xs);
     assert.ok(maxAbsDiff(out2.data as Float32Array, (small.predict(xs) as tf.Tensor).dataSync()) < 1e-5);
   });
 
@@ -309,7 +309,7 @@ describe('export', () => {
     );
     const ref = (G.predict(x) as tf.Tensor).dataSync() as Float32Array;
     assert.ok(ref.some((v) => v === 1) && ref.some((v) => v === -1), 'some outputs are clipped');
-    const onnx = layersModelToOnnx(G);
+    const onnx = await layersModelToOnnx(G);
     assert.ok(onnx.ops.includes('Add') && onnx.ops.includes('Clip'));
     await bothExportsGive(G, onnx.bytes, x, ref, 'residual', t);
   });
@@ -326,16 +326,16 @@ describe('export', () => {
     });
     const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 14) as tf.Tensor4D;
     const ref = (G.predict(x) as tf.Tensor).dataSync() as Float32Array;
-    const onnx = layersModelToOnnx(G);
+    const onnx = await layersModelToOnnx(G);
     assert.ok(onnx.ops.includes('Pad'));
     await bothExportsGive(G, onnx.bytes, x, ref, 'residual-blur', t);
   });
 
-  it('ONNX: a layer class it does not know is a one-line error naming the layer', () => {
+  it('ONNX: a layer class it does not know is a one-line error naming the layer', async () => {
     const inp = tfl.input({ shape: [8, 8, 3] });
     const pad = tfl.layers.zeroPadding2d({ name: 'my_pad', padding: 1 }).apply(inp) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: inp, outputs: pad });
-    assert.throws(
+    await assert.rejects(
       () => layersModelToOnnx(m),
       (e: Error) => /layer 'my_pad' of class ZeroPadding2D/.test(e.message) && !e.message.includes('\n'),
     );
