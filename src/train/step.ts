@@ -144,6 +144,8 @@ async function commit(updates: Update[], report: tf.Tensor): Promise<Float32Arra
     }
   } catch (e) {
     disposeUpdates(updates);
+    // A device error (out of memory, device lost) explains a failed read better than the read's own.
+    throwBackendError();
     throw e;
   } finally {
     packed.dispose();

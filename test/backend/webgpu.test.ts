@@ -182,4 +182,18 @@ describe('webgpu backend (software adapter)', { skip: webgpuSkip }, () => {
     at.dispose();
     disposeTrainState(s);
   });
+
+  // Last in this file: the device stays lost for the rest of the process.
+  it('a lost device fails the next step with one line naming the loss, before any weight moves', async () => {
+    await tf.setBackend('webgpu');
+    const s = createTrainState({ ...reference, dropout: false });
+    const at = tf.zeros([1, SIZE, SIZE, 3]) as tf.Tensor4D;
+    (tf.backend() as unknown as { device: GPUDevice }).device.destroy();
+    await assert.rejects(applyStep(stepGradients(s, at, at)), (e: Error) => {
+      assert.match(e.message, /^the WebGPU device was lost \(destroyed: /);
+      assert.ok(!e.message.includes('\n'), 'one line');
+      return true;
+    });
+    assert.equal(s.optG.step, 0, 'no update applied');
+  });
 });
