@@ -1,9 +1,10 @@
+import { readdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { BACKENDS, type BackendChoice, setLateErrorCheck } from './choices.js';
 import type { WebGpuAdapter } from './webgpu.js';
 
-export const BACKENDS = ['auto', 'native', 'webgpu', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKENDS)[number];
+export { BACKENDS, type BackendChoice, throwBackendError } from './choices.js';
 
 export interface BackendResult {
   /** The tfjs backend now active. */
@@ -24,10 +25,22 @@ async function tryWasm(): Promise<void> {
   await registerWasmBackend();
 }
 
+/**
+ * Whether `auto` should try WebGPU here: never where no GPU device node exists (Linux without
+ * /dev/dri or /dev/nvidia*), which spares every CPU-only start Dawn's Vulkan probe and its warnings.
+ */
+async function mayHaveGpu(): Promise<boolean> {
+  if (process.platform !== 'linux') return true;
+  const names = async (dir: string) => readdir(dir).catch(() => [] as string[]);
+  const dri = await names('/dev/dri');
+  const dev = await names('/dev');
+  return dri.some((n) => n.startsWith('renderD')) || dev.some((n) => /^nvidia\d+$/.test(n));
+}
+
 /** A hardware WebGPU adapter for `auto`, or undefined: never a software one, never an error. */
 async function hardwareGpu(): Promise<WebGpuAdapter | undefined> {
-  const { mayHaveGpu, registerWebGpuBackend } = await import('./webgpu.js');
   if (!(await mayHaveGpu())) return undefined;
+  const { registerWebGpuBackend } = await import('./webgpu.js');
   try {
     return await registerWebGpuBackend(false);
   } catch {
@@ -76,7 +89,7 @@ export async function setupBackend(choice: BackendChoice): Promise<BackendResult
   } else {
     name = 'cpu';
   }
-  if (name === 'webgpu') backendErrors = (await import('./webgpu.js')).throwDeviceError;
+  setLateErrorCheck(name === 'webgpu' ? (await import('./webgpu.js')).throwDeviceError : undefined);
   if (!(await tf.setBackend(name))) throw new Error(`backend '${name}' failed to initialise`);
   await tf.ready();
   return { name, fallbackReason, adapter };
@@ -91,15 +104,4 @@ export async function setupBackend(choice: BackendChoice): Promise<BackendResult
 export function releaseConstantFilters(weights: tf.Tensor[]): void {
   const b = tf.backend() as { forgetConstant?: (dataId: tf.DataId) => void };
   for (const w of weights) b.forgetConstant?.(w.dataId);
-}
-
-let backendErrors: (() => void) | undefined;
-
-/**
- * Throws the active backend's late-reported error, if any: WebGPU reports an out-of-memory or a lost
- * device after the call that caused it, so a training step checks here after its read, before it
- * updates a weight. Other backends fail in the call itself.
- */
-export function throwBackendError(): void {
-  if (tf.getBackend() === 'webgpu') backendErrors?.();
 }

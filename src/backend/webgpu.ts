@@ -71,7 +71,7 @@ async function gpuEntry(): Promise<GPU> {
   Object.assign(globalThis, dawn.globals);
   // SwiftShader's Vulkan driver probes for a Wayland display and prints "error: XDG_RUNTIME_DIR is
   // invalid or not set" where none is set (a server, CI): a line that reads like ours but is not.
-  process.env.XDG_RUNTIME_DIR ??= (await import('node:os')).tmpdir();
+  process.env.XDG_RUNTIME_DIR ??= process.env.TMPDIR || '/tmp';
   return dawn.create([]);
 }
 
@@ -88,6 +88,7 @@ function vulkanLoaderMissing(): boolean {
 }
 
 function noAdapterReason(): string {
+  if (!isNode()) return 'this browser offers no WebGPU adapter (WebGPU is off, or the GPU is blocklisted)';
   if (vulkanLoaderMissing()) {
     return 'Dawn found no GPU adapter: the Vulkan loader libvulkan.so.1 is missing (apt-get install libvulkan1, plus your GPU driver)';
   }
@@ -95,6 +96,7 @@ function noAdapterReason(): string {
   return `Dawn found no GPU adapter: no Vulkan driver here offers one it accepts${icd ? ` (VK_ICD_FILENAMES=${icd})` : ''}; install your GPU's Vulkan driver (NVIDIA's driver ships one), or for a software adapter on purpose set VK_ICD_FILENAMES to SwiftShader's ICD (Debian's chromium: /usr/lib/chromium/vk_swiftshader_icd.json) and ${SOFTWARE_ENV}=1`;
 }
 
+/** Whether P2P_WEBGPU_SOFTWARE=1 allows a software adapter (Node; a page decides for itself). */
 export function softwareAllowed(): boolean {
   return isNode() ? process.env[SOFTWARE_ENV] === '1' : false;
 }
@@ -127,7 +129,7 @@ export function activeAdapter(): WebGpuAdapter | undefined {
  * after its read, before it updates any weight.
  */
 export function throwDeviceError(): void {
-  if (deviceError === undefined) return;
+  if (deviceError === undefined || tf.getBackend() !== 'webgpu') return;
   const e = deviceError;
   deviceError = undefined;
   throw new WebGpuUnavailable(e);
@@ -184,17 +186,4 @@ export async function registerWebGpuBackend(allowSoftware = softwareAllowed()): 
   tf.registerBackend('webgpu', () => new WebGPUBackend(device, found.adapter.info));
   active = { adapter: summary, device };
   return summary;
-}
-
-/**
- * Whether `auto` should try WebGPU here: never where no GPU device node exists (Linux without
- * /dev/dri or /dev/nvidia*), which spares every CPU-only start Dawn's Vulkan probe and its warnings.
- */
-export async function mayHaveGpu(): Promise<boolean> {
-  if (!isNode() || process.platform !== 'linux') return true;
-  const { readdir } = await import('node:fs/promises');
-  const names = async (dir: string) => readdir(dir).catch(() => [] as string[]);
-  const dri = await names('/dev/dri');
-  const dev = await names('/dev');
-  return dri.some((n) => n.startsWith('renderD')) || dev.some((n) => /^nvidia\d+$/.test(n));
 }

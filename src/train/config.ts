@@ -1,4 +1,4 @@
-import { BACKENDS, type BackendChoice } from '../backend/index.js';
+import { BACKENDS, type BackendChoice } from '../backend/choices.js';
 import { DIRECTIONS, type Direction } from '../data/types.js';
 import { NORMS, type NormKind } from '../models/layers.js';
 import { DISCRIMINATORS, type DiscriminatorKind } from '../models/patchgan.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { throwBackendError } from '../backend/index.js';
+import { throwBackendError } from '../backend/choices.js';
 import { fusedApply } from '../models/fused.js';
 import { patchDiscriminator } from '../models/patchgan.js';
 import { unetGenerator } from '../models/unet.js';

@@ -10,10 +10,16 @@ import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { packageRoot } from '../util/package-root.js';
 
 /** Entry points, relative to src/web/client, and the files they become in the output folder. */
-const ENTRIES = { dashboard: 'dashboard.ts', try: 'try.ts', style: 'style.css' } as const;
+const ENTRIES = {
+  dashboard: 'dashboard.ts',
+  try: 'try.ts',
+  train: 'train.ts',
+  'train-worker': 'train-worker.ts',
+  style: 'style.css',
+} as const;
 
 /** Files of a complete bundle. */
-export const BUNDLE_FILES = ['dashboard.js', 'try.js', 'style.css'];
+export const BUNDLE_FILES = ['dashboard.js', 'try.js', 'train.js', 'train-worker.js', 'style.css'];
 
 /** What build.json records: the inputs (relative to the package root) and when they were bundled. */
 interface BuildRecord {

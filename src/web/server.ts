@@ -11,6 +11,7 @@ import { dirname, extname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { ensureWebBundle } from './build.js';
+import { datasetPairs, listDatasets } from './datasets.js';
 import { HttpError, MAX_URL_LENGTH, openInside, parseTarget, type Target } from './paths.js';
 import { discoverRuns, type EventSink, findRun, RunWatcher, readRunDetail, runDir } from './runs.js';
 import type { RunList } from './types.js';
@@ -18,6 +19,8 @@ import type { RunList } from './types.js';
 export interface ServeOptions {
   /** The folder of runs: runs and compare folders (runs one level down) are listed. */
   runs: string;
+  /** A folder of prepared datasets the train page may train on (read-only); none without it. */
+  data?: string;
   /** Default 8080; 0 picks a free port (see the handle's `port`). */
   port?: number;
   /** Default 127.0.0.1 (loopback only). */
@@ -85,6 +88,7 @@ const PAGE_CSP = [
   "img-src 'self' data: blob:",
   "connect-src 'self'",
   "frame-src 'self'",
+  "worker-src 'self'",
   "object-src 'none'",
   "base-uri 'none'",
   "form-action 'none'",
@@ -97,14 +101,19 @@ const PAGE_CSP = [
  */
 const FILE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
 
-const ASSET_NAME = /^(dashboard|try|style)\.(js|css)(\.map|\.LEGAL\.txt)?$/;
+const ASSET_NAME = /^(dashboard|try|train|train-worker|style)\.(js|css)(\.map|\.LEGAL\.txt)?$/;
 const WASM_NAME = /^tfjs-backend-wasm(-simd|-threaded-simd)?\.wasm$/;
 
-type Page = 'index' | 'run' | 'try';
+type Page = 'index' | 'run' | 'try' | 'train';
 
 function pageHtml(page: Page): string {
-  const script = page === 'try' ? 'try' : 'dashboard';
-  const title = page === 'try' ? 'pix2pix: try it' : 'pix2pix runs';
+  const script = page === 'try' || page === 'train' ? page : 'dashboard';
+  const title = {
+    index: 'pix2pix runs',
+    run: 'pix2pix runs',
+    try: 'pix2pix: try it',
+    train: 'pix2pix: train',
+  }[page];
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -116,7 +125,7 @@ function pageHtml(page: Page): string {
 <script type="module" src="/assets/${script}.js"></script>
 </head>
 <body data-page="${page}">
-<header class="top"><a class="brand" href="/">pix2pix</a><nav><a href="/">runs</a><a href="/try">try it</a></nav></header>
+<header class="top"><a class="brand" href="/">pix2pix</a><nav><a href="/">runs</a><a href="/try">try it</a><a href="/train">train</a></nav></header>
 <main id="app"><p class="muted">loading…</p><noscript>This page needs JavaScript.</noscript></main>
 </body>
 </html>
@@ -169,6 +178,13 @@ export async function serve(opts: ServeOptions): Promise<ServeHandle> {
     );
   }
   if (!rootStat.isDirectory()) throw new UserError(`--runs ${opts.runs} is not a folder`);
+  let dataReal: string | undefined;
+  if (opts.data !== undefined) {
+    dataReal = await realpath(opts.data).catch(() => {
+      throw new UserError(`--data ${opts.data} does not exist: point it at a folder of prepared datasets`);
+    });
+    if (!(await stat(dataReal)).isDirectory()) throw new UserError(`--data ${opts.data} is not a folder`);
+  }
   const assetsReal = await realpath(opts.assets ?? (await ensureWebBundle({ log })));
   const wasmReal = await realpath(wasmDir());
   const loopbackOnly = isLoopback(host);
@@ -353,6 +369,11 @@ export async function serve(opts: ServeOptions): Promise<ServeHandle> {
       case 'try':
         if (target.query.has('run')) await runParam(target, 'run');
         return page('try');
+      case 'train':
+        return page('train');
+      case 'datasets':
+        if (!dataReal) throw new HttpError(404, 'this server offers no datasets (serve --data DIR)');
+        return sendFile(req, res, dataReal, rest, { 'Content-Security-Policy': FILE_CSP });
       case 'api': {
         const what = rest.join('/');
         if (what === 'runs') {
@@ -361,6 +382,14 @@ export async function serve(opts: ServeOptions): Promise<ServeHandle> {
         }
         if (what === 'run') return sendJson(res, await readRunDetail(rootReal, await runParam(target, 'id')));
         if (what === 'events') return openEvents(req, res, target);
+        if (what === 'datasets') return sendJson(res, dataReal ? await listDatasets(dataReal) : []);
+        if (what === 'dataset') {
+          const name = target.query.get('name');
+          if (!name) throw new HttpError(400, 'missing ?name=DATASET');
+          const pairs = dataReal ? await datasetPairs(dataReal, name) : undefined;
+          if (!pairs) throw new HttpError(404, `no dataset '${name}' under --data`);
+          return sendJson(res, pairs);
+        }
         throw new HttpError(404, `no API /api/${what}`);
       }
       case 'files':

@@ -1,0 +1,165 @@
+// The train page's training loop, in a Web Worker so the page stays responsive: the same networks,
+// step (G then D update, one asynchronous read a step), Adam and seeded dropout as `pix2pix train`,
+// bundled from src/. WebGPU where the browser has it, else WASM, and the page is told which.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-layers';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmTrainingKernels } from '../../backend/wasm.js';
+import { describeAdapter, registerWebGpuBackend } from '../../backend/webgpu.js';
+import { withDropoutSeed } from '../../models/fused.js';
+import { validateConfig } from '../../train/config.js';
+import { applyStep, createTrainState, disposeTrainState, stepGradients } from '../../train/step.js';
+import type { DatasetPairs, TrainSettings, TrainStatus, WorkerMessage } from '../train-types.js';
+
+const post = (m: WorkerMessage) => (self as unknown as Worker).postMessage(m);
+let status: TrainStatus = { state: 'idle', step: 0, epoch: 0, savedStep: 0 };
+const update = (s: Partial<TrainStatus>) => {
+  status = { ...status, ...s };
+  post({ type: 'status', status });
+};
+
+/**
+ * `webgpu` asked for: any adapter the browser gives, software included (the user asked). `auto`: a
+ * hardware adapter only, since a software one is slower than WASM. Otherwise, or when neither
+ * works, WASM with its .wasm files from this server; `note` says why WebGPU is not used.
+ */
+async function chooseBackend(
+  want: TrainSettings['backend'],
+): Promise<{ name: string; adapter?: string; note?: string }> {
+  tf.env().set('PROD', true);
+  let note: string | undefined;
+  if (want !== 'wasm') {
+    try {
+      const adapter = await registerWebGpuBackend(want === 'webgpu');
+      if (await tf.setBackend('webgpu')) {
+        await tf.ready();
+        return { name: 'webgpu', adapter: describeAdapter(adapter) };
+      }
+      note = 'WebGPU failed to start';
+    } catch (e) {
+      note = (e as Error).message;
+    }
+  }
+  setWasmPaths('/assets/wasm/');
+  registerWasmTrainingKernels();
+  if (!(await tf.setBackend('wasm'))) throw new Error('neither WebGPU nor WASM could start in this browser');
+  await tf.ready();
+  return { name: 'wasm', note: note && `WebGPU not used (${note}): training on WASM` };
+}
+
+/** An image file as [size, size, 3] values in [-1, 1], decoded off the main thread. */
+async function decode(url: string, size: number): Promise<Float32Array> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  let bmp: ImageBitmap;
+  try {
+    bmp = await createImageBitmap(await res.blob());
+  } catch {
+    throw new Error(`${url.split('/').pop()} is not an image this browser can decode`);
+  }
+  if (bmp.width < size || bmp.height < size) {
+    throw new Error(`${url.split('/').pop()} is ${bmp.width}x${bmp.height}, smaller than the size ${size}`);
+  }
+  const canvas = new OffscreenCanvas(size, size);
+  const ctx = canvas.getContext('2d')!;
+  ctx.drawImage(bmp, 0, 0, size, size);
+  const rgba = ctx.getImageData(0, 0, size, size).data;
+  const out = new Float32Array(size * size * 3);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    out[j] = rgba[i]! / 127.5 - 1;
+    out[j + 1] = rgba[i + 1]! / 127.5 - 1;
+    out[j + 2] = rgba[i + 2]! / 127.5 - 1;
+  }
+  return out;
+}
+
+/** mulberry32: the epoch's seeded pair order. */
+function shuffled(n: number, seed: number): number[] {
+  let a = seed >>> 0;
+  const r = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+async function run(settings: TrainSettings): Promise<void> {
+  update({ state: 'loading', error: undefined });
+  const backend = await chooseBackend(settings.backend);
+  update({ backend: backend.name, adapter: backend.adapter, note: backend.note });
+  const res = await fetch(`/api/dataset?name=${encodeURIComponent(settings.dataset)}`);
+  // The server's one-line reason ("404 Not Found: no dataset 'x' under --data") without its status.
+  if (!res.ok) throw new Error((await res.text()).trim().replace(/^\d+ [^:]*: /, ''));
+  const names = ((await res.json()) as DatasetPairs).train;
+  if (names.length < settings.batch) {
+    throw new Error(
+      `${settings.dataset} has ${names.length} training pairs, fewer than a batch of ${settings.batch}`,
+    );
+  }
+  const config = validateConfig({
+    data: settings.dataset,
+    out: '(browser)',
+    size: settings.size,
+    ngf: settings.ngf,
+    depth: settings.depth,
+    batchSize: settings.batch,
+    seed: settings.seed,
+    lr: settings.lr,
+  });
+  const base = `/datasets/${encodeURIComponent(settings.dataset)}/train`;
+  const pairs = await Promise.all(
+    names.map(async (n) => ({
+      a: await decode(`${base}/A/${encodeURIComponent(n)}`, config.size),
+      b: await decode(`${base}/B/${encodeURIComponent(n)}`, config.size),
+    })),
+  );
+  const state = createTrainState(config);
+  const perEpoch = Math.floor(pairs.length / config.batchSize);
+  const px = config.size * config.size * 3;
+  update({ state: 'training', params: state.G.countParams() + state.D.countParams() });
+  const t0 = performance.now();
+  try {
+    for (let step = 1; step <= settings.steps; step++) {
+      const epoch = Math.floor((step - 1) / perEpoch) + 1;
+      const order = shuffled(pairs.length, config.seed * 7919 + epoch);
+      const at = (step - 1) % perEpoch;
+      const chosen = order.slice(at * config.batchSize, (at + 1) * config.batchSize).map((i) => pairs[i]!);
+      const stack = (k: 'a' | 'b') => {
+        const buf = new Float32Array(chosen.length * px);
+        chosen.forEach((p, i) => {
+          buf.set(p[k], i * px);
+        });
+        return tf.tensor4d(buf, [chosen.length, config.size, config.size, 3]);
+      };
+      const [a, b] = [stack('a'), stack('b')];
+      // The CLI's dropout seed for this global step: the same masks as `pix2pix train`.
+      const stepSeed = (config.seed * 1_000_003 + step) % 2 ** 31;
+      let losses: Awaited<ReturnType<typeof applyStep>>;
+      try {
+        losses = await applyStep(withDropoutSeed(stepSeed, () => stepGradients(state, a, b)));
+      } finally {
+        tf.dispose([a, b]);
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      update({ step, epoch, losses, imagesPerSec: (step * config.batchSize) / seconds });
+    }
+  } finally {
+    disposeTrainState(state);
+  }
+  update({ state: 'done' });
+}
+
+self.onmessage = (e: MessageEvent<{ type: 'start'; settings: TrainSettings }>) => {
+  if (e.data.type !== 'start') return;
+  run(e.data.settings).catch((err: unknown) => {
+    update({ state: 'error', error: (err as Error).message.split('\n')[0] });
+  });
+};

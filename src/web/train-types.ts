@@ -1,0 +1,52 @@
+// What the train page, its worker and the server exchange (types only: bundled into the page too).
+
+/** A training setup, from the page's URL or form (`/train?dataset=NAME&size=32&ngf=8&...`). */
+export interface TrainSettings {
+  dataset: string;
+  size: number;
+  ngf: number;
+  /** UNet levels; 0: log2 of the size, as the CLI's --depth. */
+  depth: number;
+  batch: number;
+  steps: number;
+  seed: number;
+  /** Adam's learning rate (both networks), as --lr. */
+  lr: number;
+  /** `auto`: WebGPU on a hardware adapter, else WASM; `webgpu`: any adapter the browser has. */
+  backend: 'auto' | 'webgpu' | 'wasm';
+}
+
+/** Kept in `document.body.dataset.trainStatus` as JSON, for people and scripts alike. */
+export interface TrainStatus {
+  state: 'idle' | 'loading' | 'training' | 'done' | 'error';
+  backend?: string;
+  adapter?: string;
+  /** Steps since the start of the run. */
+  step: number;
+  epoch: number;
+  losses?: { gGan: number; gL1: number; d: number };
+  /** The step of the last state saved in the browser (0: none yet). */
+  savedStep: number;
+  /** The one-line message, absent when none. */
+  error?: string;
+  /** Why WebGPU is not used, when it is not. */
+  note?: string;
+  params?: number;
+  imagesPerSec?: number;
+}
+
+export type WorkerMessage = { type: 'status'; status: TrainStatus };
+
+/** `/api/datasets`: the prepared datasets `serve --data` offers. */
+export interface DatasetSummary {
+  name: string;
+  train: number;
+  test: number;
+}
+
+/** `/api/dataset?name=`: the pair file names of each split (A/ and B/ hold the same names). */
+export interface DatasetPairs {
+  name: string;
+  train: string[];
+  test: string[];
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { writeSyntheticDataset } from '../../src/data/synthetic.js';
+import { type ServeHandle, serve } from '../../src/web/server.js';
+import type { TrainStatus } from '../../src/web/train-types.js';
+import { tempDir } from '../helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/web', import.meta.url));
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
+
+/** The page's status as it publishes it, read from document.body.dataset.trainStatus. */
+async function status(page: Page): Promise<TrainStatus> {
+  return JSON.parse((await page.evaluate(() => document.body.dataset.trainStatus)) ?? '{}') as TrainStatus;
+}
+
+/**
+ * Polls the status until it is done or failed, recording the losses of every step seen (a step
+ * takes about a second on the software adapter, the poll 100 ms).
+ */
+async function trainToEnd(
+  page: Page,
+  timeoutMs: number,
+): Promise<{ end: TrainStatus; l1: Map<number, number> }> {
+  const l1 = new Map<number, number>();
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await status(page);
+    if (s.losses && s.step) l1.set(s.step, s.losses.gL1);
+    if (s.state === 'done' || s.state === 'error') return { end: s, l1 };
+    if (Date.now() > until) throw new Error(`not done after ${timeoutMs} ms: ${JSON.stringify(s)}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+describe('the train page in Chromium', { skip }, () => {
+  let srv: ServeHandle;
+  const browsers: Browser[] = [];
+  const url = (query: string) => `${srv.url}train?${query}`;
+
+  before(async () => {
+    const root = await tempDir('p2p-train-page-');
+    await mkdir(join(root, 'runs'));
+    await writeSyntheticDataset(join(root, 'data', 'shapes'), { count: 20, size: 32, seed: 4 });
+    srv = await serve({ runs: join(root, 'runs'), data: join(root, 'data'), port: 0 });
+    await mkdir(ARTIFACTS, { recursive: true });
+  });
+  after(async () => {
+    for (const b of browsers) await b.close();
+    await srv?.close();
+  });
+
+  async function open(args: string[], query: string): Promise<Page> {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args });
+    browsers.push(browser);
+    const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+    await page.goto(url(query));
+    return page;
+  }
+
+  it('trains 30 steps at 32 px on WebGPU (software adapter) from URL settings (lr 1e-3), the L1 loss falling', async () => {
+    const page = await open(
+      ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'],
+      'dataset=shapes&size=32&ngf=8&batch=2&steps=30&seed=2&lr=0.001&backend=webgpu&autostart=1',
+    );
+    const { end, l1 } = await trainToEnd(page, 400_000);
+    await page.screenshot({ path: join(ARTIFACTS, 'train-webgpu.png') });
+    assert.equal(end.state, 'done', end.error);
+    assert.equal(end.backend, 'webgpu');
+    assert.match(end.adapter ?? '', /swiftshader/i);
+    assert.equal(end.step, 30);
+    assert.equal(end.epoch, 4, '16 train pairs in batches of 2: 8 steps an epoch');
+    // Each step's L1 is one batch of 2: noisy. The first five steps seen against the last five.
+    const seen = [...l1.entries()].sort((a, b) => a[0] - b[0]);
+    assert.ok(seen.length >= 20 && seen[0]![0] <= 3, `steps seen: ${seen.map(([k]) => k).join(',')}`);
+    const mean = (xs: [number, number][]) => xs.reduce((t, [, v]) => t + v, 0) / xs.length;
+    const [early, late] = [mean(seen.slice(0, 5)), mean(seen.slice(-5))];
+    assert.ok(late < early * 0.9, `mean L1 of the first 5 steps ${early}, of the last 5 ${late}`);
+  });
+
+  it('without WebGPU it says so and trains on WASM', async () => {
+    const page = await open(
+      ['--disable-features=WebGPU'],
+      'dataset=shapes&size=32&ngf=8&batch=4&steps=4&autostart=1',
+    );
+    const { end } = await trainToEnd(page, 120_000);
+    await page.screenshot({ path: join(ARTIFACTS, 'train-wasm.png') });
+    assert.equal(end.state, 'done', end.error);
+    assert.equal(end.backend, 'wasm');
+    assert.match(end.note ?? '', /^WebGPU not used \(.+\): training on WASM$/);
+    assert.match((await page.locator('#status').textContent()) ?? '', /WebGPU not used/);
+    assert.ok(end.losses && Number.isFinite(end.losses.gL1));
+  });
+
+  it('a dataset it does not have, or a bad number in the URL, is one message in the status', async () => {
+    const missing = await open([], 'dataset=nope&size=32&steps=1&backend=wasm&autostart=1');
+    const m = await trainToEnd(missing, 60_000);
+    assert.equal(m.end.state, 'error');
+    assert.match(m.end.error ?? '', /no dataset 'nope'/);
+    const bad = await open([], 'dataset=shapes&size=big');
+    const b = await status(bad);
+    assert.equal(b.state, 'error');
+    assert.equal(b.error, 'URL parameter size=big is not a whole number');
+  });
+});
