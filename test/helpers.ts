@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -78,4 +78,19 @@ export async function readMetrics(runDir: string): Promise<Record<string, number
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l));
+}
+
+/** metrics.jsonl without the timing field, which no two runs share. */
+export async function metricsWithoutTiming(runDir: string): Promise<unknown[]> {
+  return (await readMetrics(runDir)).map(({ images_per_s: _, ...rest }) => rest);
+}
+
+/** The bytes of both networks and both optimizers' moments in a run's latest checkpoint. */
+export async function latestCheckpointBytes(runDir: string): Promise<Buffer[]> {
+  const dir = join(runDir, 'checkpoints', await readlink(join(runDir, 'checkpoints', 'latest')));
+  return Promise.all(
+    ['generator/weights.bin', 'discriminator/weights.bin', 'optimizer-g.bin', 'optimizer-d.bin'].map((f) =>
+      readFile(join(dir, f)),
+    ),
+  );
 }

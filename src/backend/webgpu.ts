@@ -21,7 +21,7 @@ export interface WebGpuAdapter {
   maxStorageBufferBindingSize: number;
 }
 
-/** Why WebGPU cannot be used here; `reason` is one line. */
+/** Why WebGPU cannot be used here, in one line. */
 export class WebGpuUnavailable extends UserError {
   override name = 'WebGpuUnavailable';
 }
@@ -101,8 +101,8 @@ export function softwareAllowed(): boolean {
   return isNode() ? process.env[SOFTWARE_ENV] === '1' : false;
 }
 
-/** The adapter a run would get, without creating a device; undefined (with the reason) when none. */
-export async function probeAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter } | { reason: string }> {
+/** The adapter a run would get, without creating a device, or the reason there is none. */
+async function probeAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter } | { reason: string }> {
   let gpu: GPU;
   try {
     gpu = await gpuEntry();

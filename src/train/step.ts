@@ -212,7 +212,7 @@ export function accumulatedGrads(
  * term is reported as NaN.
  * Returns the update (not applied), `fake` (the caller disposes it) and the two loss terms.
  */
-export function generatorGradients(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true) {
+function generatorGradients(s: TrainState, a: tf.Tensor4D, b: tf.Tensor4D, adversarial = true) {
   const fakes: tf.Tensor4D[] = [];
   const terms: tf.Tensor[] = [];
   const { value, grads } = accumulatedGrads(s, s.optG.variables, [a, b], ([ai, bi], weight) => {

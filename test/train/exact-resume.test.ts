@@ -7,24 +7,14 @@ import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { TrainingStopped, train } from '../../src/train/loop.js';
-import { readMetrics, tempDir, useWasm } from '../helpers.js';
+import {
+  metricsWithoutTiming as metrics,
+  latestCheckpointBytes as state,
+  tempDir,
+  useWasm,
+} from '../helpers.js';
 
 before(useWasm);
-
-/** metrics.jsonl without the timing field, which no two runs share. */
-async function metrics(out: string): Promise<unknown[]> {
-  return (await readMetrics(out)).map(({ images_per_s: _, ...rest }) => rest);
-}
-
-/** The bytes of both networks and both optimizers' moments in a checkpoint. */
-async function state(out: string): Promise<Buffer[]> {
-  const dir = join(out, 'checkpoints', await readlink(join(out, 'checkpoints', 'latest')));
-  return Promise.all(
-    ['generator/weights.bin', 'discriminator/weights.bin', 'optimizer-g.bin', 'optimizer-d.bin'].map((f) =>
-      readFile(join(dir, f)),
-    ),
-  );
-}
 
 function cli(args: string[]) {
   return spawnSync(process.execPath, ['bin/pix2pix.js', 'train', ...args], { encoding: 'utf8' });
