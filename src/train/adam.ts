@@ -6,6 +6,13 @@ import { type AdamHyper, adamKernelFor } from '../backend/adam-kernel.js';
  * temporaries alive until the whole update ends (3.9 GB of the 4 GB WASM heap for the 54 M-parameter
  * generator), it updates variable by variable and frees each gradient once it is applied.
  */
+/** An optimizer's whole state: the step, and the moments m then v in variable order, as one array. */
+export interface AdamSnapshot {
+  step: number;
+  shapes: number[][];
+  flat: Float32Array;
+}
+
 export class Adam {
   readonly hp: AdamHyper;
   /** Number of updates applied so far. */
@@ -41,6 +48,35 @@ export class Adam {
   /** The moment estimates, in variable order, for checkpoints. */
   state(): { step: number; m: tf.Variable[]; v: tf.Variable[] } {
     return { step: this.step, m: this.m, v: this.v };
+  }
+
+  /** The state as checkpoints store it (and the browser's saved state), read asynchronously. */
+  async snapshot(): Promise<AdamSnapshot> {
+    const tensors = [...this.m, ...this.v];
+    const flat = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
+    let offset = 0;
+    for (const t of tensors) {
+      flat.set((await t.data()) as Float32Array, offset);
+      offset += t.size;
+    }
+    return { step: this.step, shapes: tensors.map((t) => t.shape), flat };
+  }
+
+  /** Restores a snapshot (its shapes must be this optimizer's). */
+  restoreSnapshot({ step, shapes, flat }: AdamSnapshot): void {
+    let offset = 0;
+    const tensors = shapes.map((shape) => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const t = tf.tensor(flat.subarray(offset, offset + size), shape);
+      offset += size;
+      return t;
+    });
+    const half = tensors.length / 2;
+    try {
+      this.restore(step, tensors.slice(0, half), tensors.slice(half));
+    } finally {
+      tf.dispose(tensors);
+    }
   }
 
   restore(step: number, m: tf.Tensor[], v: tf.Tensor[]): void {

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, saveModel } from '../models/io.js';
 import type { Adam } from './adam.js';
 import type { TrainState } from './step.js';
@@ -77,16 +76,9 @@ export async function verifyCheckpoint(dir: string, parts?: string[]): Promise<C
 }
 
 async function saveOptimizer(opt: Adam, path: string): Promise<void> {
-  const { step, m, v } = opt.state();
-  const tensors = [...m, ...v];
-  const flat = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
-  let offset = 0;
-  for (const t of tensors) {
-    flat.set((await t.data()) as Float32Array, offset);
-    offset += t.size;
-  }
-  await writeFile(`${path}.bin`, new Uint8Array(flat.buffer));
-  await writeFile(`${path}.json`, JSON.stringify({ step, shapes: tensors.map((t) => t.shape) }));
+  const { step, shapes, flat } = await opt.snapshot();
+  await writeFile(`${path}.bin`, new Uint8Array(flat.buffer, flat.byteOffset, flat.byteLength));
+  await writeFile(`${path}.json`, JSON.stringify({ step, shapes }));
 }
 
 async function loadOptimizer(opt: Adam, path: string): Promise<void> {
@@ -95,17 +87,11 @@ async function loadOptimizer(opt: Adam, path: string): Promise<void> {
     shapes: number[][];
   };
   const buf = await readFile(`${path}.bin`);
-  const flat = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  let offset = 0;
-  const tensors = shapes.map((shape) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const t = tf.tensor(flat.subarray(offset, offset + size), shape);
-    offset += size;
-    return t;
+  opt.restoreSnapshot({
+    step,
+    shapes,
+    flat: new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4),
   });
-  const half = tensors.length / 2;
-  opt.restore(step, tensors.slice(0, half), tensors.slice(half));
-  tf.dispose(tensors);
 }
 
 /**

@@ -1,4 +1,4 @@
-// What the train page, its worker and the server exchange (types only: bundled into the page too).
+// What the train page, its worker and the server exchange (no Node import: bundled into the page too).
 
 /** A training setup, from the page's URL or form (`/train?dataset=NAME&size=32&ngf=8&...`). */
 export interface TrainSettings {
@@ -12,6 +12,8 @@ export interface TrainSettings {
   seed: number;
   /** Adam's learning rate (both networks), as --lr. */
   lr: number;
+  /** Save the state to IndexedDB every this many steps (and at the end). */
+  saveEvery: number;
   /** `auto`: WebGPU on a hardware adapter, else WASM; `webgpu`: any adapter the browser has. */
   backend: 'auto' | 'webgpu' | 'wasm';
 }
@@ -29,6 +31,8 @@ export interface TrainStatus {
   savedStep: number;
   /** The one-line message, absent when none. */
   error?: string;
+  /** The saved step this run resumed from (a reload, a crashed tab), when it did. */
+  resumedFrom?: number;
   /** Why WebGPU is not used, when it is not. */
   note?: string;
   params?: number;
@@ -49,4 +53,9 @@ export interface DatasetPairs {
   name: string;
   train: string[];
   test: string[];
+}
+
+/** What makes a saved state this setup's: the settings that define the run (not its length or backend). */
+export function savedKey(s: TrainSettings): string {
+  return JSON.stringify([s.dataset, s.size, s.ngf, s.depth, s.batch, s.seed, s.lr]);
 }

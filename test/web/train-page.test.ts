@@ -97,6 +97,30 @@ describe('the train page in Chromium', { skip }, () => {
     assert.ok(end.losses && Number.isFinite(end.losses.gL1));
   });
 
+  it('a reload mid-run resumes from the state saved in IndexedDB at that step, and trains on to the end', async () => {
+    const query = 'dataset=shapes&size=32&ngf=8&batch=4&steps=30&saveEvery=5&backend=wasm&autostart=1';
+    const page = await open([], query);
+    let before: TrainStatus;
+    for (;;) {
+      before = await status(page);
+      assert.notEqual(before.state, 'error', before.error);
+      if (before.savedStep >= 10) break;
+      await page.waitForTimeout(50);
+    }
+    assert.equal(before.state, 'training', 'reloaded before the end');
+    await page.reload();
+    const { end } = await trainToEnd(page, 120_000);
+    assert.equal(end.state, 'done', end.error);
+    // A save may finish between the read above and the reload: then it resumes from that one.
+    assert.ok(
+      end.resumedFrom === before.savedStep || end.resumedFrom === before.savedStep + 5,
+      `resumed from ${end.resumedFrom}, saved ${before.savedStep} before the reload`,
+    );
+    assert.equal(end.step, 30);
+    assert.equal(end.savedStep, 30);
+    assert.ok(end.losses && Number.isFinite(end.losses.gL1));
+  });
+
   it('a dataset it does not have, or a bad number in the URL, is one message in the status', async () => {
     const missing = await open([], 'dataset=nope&size=32&steps=1&backend=wasm&autostart=1');
     const m = await trainToEnd(missing, 60_000);

@@ -9,8 +9,21 @@ import { registerWasmTrainingKernels } from '../../backend/wasm.js';
 import { describeAdapter, registerWebGpuBackend } from '../../backend/webgpu.js';
 import { withDropoutSeed } from '../../models/fused.js';
 import { validateConfig } from '../../train/config.js';
-import { applyStep, createTrainState, disposeTrainState, stepGradients } from '../../train/step.js';
-import type { DatasetPairs, TrainSettings, TrainStatus, WorkerMessage } from '../train-types.js';
+import {
+  applyStep,
+  createTrainState,
+  disposeTrainState,
+  stepGradients,
+  type TrainState,
+} from '../../train/step.js';
+import {
+  type DatasetPairs,
+  savedKey,
+  type TrainSettings,
+  type TrainStatus,
+  type WorkerMessage,
+} from '../train-types.js';
+import { loadSaved, type SavedTraining, save } from './saved-state.js';
 
 const post = (m: WorkerMessage) => (self as unknown as Worker).postMessage(m);
 let status: TrainStatus = { state: 'idle', step: 0, epoch: 0, savedStep: 0 };
@@ -91,6 +104,25 @@ function shuffled(n: number, seed: number): number[] {
   return order;
 }
 
+/** Every weight of a network (in `model.weights` order), read asynchronously. */
+async function valuesOf(model: TrainState['G']): Promise<Float32Array[]> {
+  return Promise.all(model.weights.map(async (w) => (await w.read().data()) as Float32Array));
+}
+
+/** A saved state back into the networks and optimizers (its shapes are this setup's: savedKey). */
+function restore(state: TrainState, saved: SavedTraining): void {
+  for (const [model, values] of [
+    [state.G, saved.g],
+    [state.D, saved.d],
+  ] as const) {
+    const tensors = model.weights.map((w, i) => tf.tensor(values[i]!, w.shape as number[]));
+    model.setWeights(tensors);
+    tf.dispose(tensors);
+  }
+  state.optG.restoreSnapshot(saved.optG);
+  state.optD.restoreSnapshot(saved.optD);
+}
+
 async function run(settings: TrainSettings): Promise<void> {
   update({ state: 'loading', error: undefined });
   const backend = await chooseBackend(settings.backend);
@@ -122,12 +154,32 @@ async function run(settings: TrainSettings): Promise<void> {
     })),
   );
   const state = createTrainState(config);
+  const key = savedKey(settings);
+  let first = 1;
+  const saved = await loadSaved(key).catch(() => undefined);
+  if (saved) {
+    restore(state, saved);
+    first = saved.step + 1;
+    update({ resumedFrom: saved.step, savedStep: saved.step, step: saved.step });
+  }
+  const persist = async (step: number) => {
+    await save({
+      key,
+      step,
+      g: await valuesOf(state.G),
+      d: await valuesOf(state.D),
+      optG: await state.optG.snapshot(),
+      optD: await state.optD.snapshot(),
+      time: new Date().toISOString(),
+    });
+    update({ savedStep: step });
+  };
   const perEpoch = Math.floor(pairs.length / config.batchSize);
   const px = config.size * config.size * 3;
   update({ state: 'training', params: state.G.countParams() + state.D.countParams() });
   const t0 = performance.now();
   try {
-    for (let step = 1; step <= settings.steps; step++) {
+    for (let step = first; step <= settings.steps; step++) {
       const epoch = Math.floor((step - 1) / perEpoch) + 1;
       const order = shuffled(pairs.length, config.seed * 7919 + epoch);
       const at = (step - 1) % perEpoch;
@@ -149,7 +201,8 @@ async function run(settings: TrainSettings): Promise<void> {
         tf.dispose([a, b]);
       }
       const seconds = (performance.now() - t0) / 1000;
-      update({ step, epoch, losses, imagesPerSec: (step * config.batchSize) / seconds });
+      update({ step, epoch, losses, imagesPerSec: ((step - first + 1) * config.batchSize) / seconds });
+      if (step % settings.saveEvery === 0 || step === settings.steps) await persist(step);
     }
   } finally {
     disposeTrainState(state);

@@ -16,13 +16,14 @@ const DEFAULTS: TrainSettings = {
   steps: 200,
   seed: 1,
   lr: 2e-4,
+  saveEvery: 10,
   backend: 'auto',
 };
 
 /** The settings the URL gives, over the defaults; a bad number is a message naming the parameter. */
 function settingsFromUrl(): TrainSettings {
   const s = { ...DEFAULTS };
-  for (const key of ['size', 'ngf', 'depth', 'batch', 'steps', 'seed'] as const) {
+  for (const key of ['size', 'ngf', 'depth', 'batch', 'steps', 'seed', 'saveEvery'] as const) {
     const v = params.get(key);
     if (v === null) continue;
     const n = Number(v);
