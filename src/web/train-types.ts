@@ -20,7 +20,7 @@ export interface TrainSettings {
 
 /** Kept in `document.body.dataset.trainStatus` as JSON, for people and scripts alike. */
 export interface TrainStatus {
-  state: 'idle' | 'loading' | 'training' | 'done' | 'error';
+  state: 'idle' | 'loading' | 'training' | 'paused' | 'done' | 'error';
   backend?: string;
   adapter?: string;
   /** Steps since the start of the run. */
@@ -40,6 +40,9 @@ export interface TrainStatus {
 }
 
 export type WorkerMessage = { type: 'status'; status: TrainStatus };
+
+/** What the page tells the worker: start a run, or pause (after the step in flight, saved) and resume it. */
+export type PageMessage = { type: 'start'; settings: TrainSettings } | { type: 'pause' } | { type: 'resume' };
 
 /** `/api/datasets`: the prepared datasets `serve --data` offers. */
 export interface DatasetSummary {

@@ -14,6 +14,18 @@ const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/web', import.meta.url));
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
+/** Polls the page's status until `ok` holds (or fails after `ms`), and returns it. */
+async function waitFor(page: Page, ok: (s: TrainStatus) => boolean, ms = 60_000): Promise<TrainStatus> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const s = await status(page);
+    if (ok(s)) return s;
+    assert.notEqual(s.state, 'error', s.error);
+    if (Date.now() > until) throw new Error(`waited ${ms} ms; status ${JSON.stringify(s)}`);
+    await page.waitForTimeout(50);
+  }
+}
+
 /** The page's status as it publishes it, read from document.body.dataset.trainStatus. */
 async function status(page: Page): Promise<TrainStatus> {
   return JSON.parse((await page.evaluate(() => document.body.dataset.trainStatus)) ?? '{}') as TrainStatus;
@@ -100,13 +112,7 @@ describe('the train page in Chromium', { skip }, () => {
   it('a reload mid-run resumes from the state saved in IndexedDB at that step, and trains on to the end', async () => {
     const query = 'dataset=shapes&size=32&ngf=8&batch=4&steps=30&saveEvery=5&backend=wasm&autostart=1';
     const page = await open([], query);
-    let before: TrainStatus;
-    for (;;) {
-      before = await status(page);
-      assert.notEqual(before.state, 'error', before.error);
-      if (before.savedStep >= 10) break;
-      await page.waitForTimeout(50);
-    }
+    const before = await waitFor(page, (s) => s.savedStep >= 10);
     assert.equal(before.state, 'training', 'reloaded before the end');
     await page.reload();
     const { end } = await trainToEnd(page, 120_000);
@@ -119,6 +125,24 @@ describe('the train page in Chromium', { skip }, () => {
     assert.equal(end.step, 30);
     assert.equal(end.savedStep, 30);
     assert.ok(end.losses && Number.isFinite(end.losses.gL1));
+  });
+
+  it('pause stops after the step in flight with that step saved, resume trains on to the end', async () => {
+    const page = await open(
+      [],
+      'dataset=shapes&size=32&ngf=8&batch=4&steps=20&saveEvery=100&backend=wasm&autostart=1',
+    );
+    await waitFor(page, (s) => s.step >= 3);
+    await page.click('#pause');
+    const paused = await waitFor(page, (s) => s.state === 'paused');
+    assert.equal(paused.savedStep, paused.step, 'saved at the pause');
+    await page.waitForTimeout(1500);
+    assert.equal((await status(page)).step, paused.step, 'no step while paused');
+    assert.equal(await page.locator('#pause').textContent(), 'Resume');
+    await page.click('#pause');
+    const { end } = await trainToEnd(page, 120_000);
+    assert.equal(end.state, 'done', end.error);
+    assert.equal(end.step, 20);
   });
 
   it('a dataset it does not have, or a bad number in the URL, is one message in the status', async () => {

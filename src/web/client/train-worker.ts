@@ -18,6 +18,7 @@ import {
 } from '../../train/step.js';
 import {
   type DatasetPairs,
+  type PageMessage,
   savedKey,
   type TrainSettings,
   type TrainStatus,
@@ -180,6 +181,16 @@ async function run(settings: TrainSettings): Promise<void> {
   const t0 = performance.now();
   try {
     for (let step = first; step <= settings.steps; step++) {
+      if (pauseAsked) {
+        // Saved first: a paused tab that is then closed resumes from here.
+        if (status.savedStep !== step - 1) await persist(step - 1);
+        update({ state: 'paused' });
+        await new Promise<void>((resolve) => {
+          resumeNow = resolve;
+        });
+        pauseAsked = false;
+        update({ state: 'training' });
+      }
       const epoch = Math.floor((step - 1) / perEpoch) + 1;
       const order = shuffled(pairs.length, config.seed * 7919 + epoch);
       const at = (step - 1) % perEpoch;
@@ -203,6 +214,9 @@ async function run(settings: TrainSettings): Promise<void> {
       const seconds = (performance.now() - t0) / 1000;
       update({ step, epoch, losses, imagesPerSec: ((step - first + 1) * config.batchSize) / seconds });
       if (step % settings.saveEvery === 0 || step === settings.steps) await persist(step);
+      // A step on WASM resolves its reads without ever leaving the microtask queue: yield, so the
+      // page's messages (pause) get in between steps.
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
   } finally {
     disposeTrainState(state);
@@ -210,8 +224,20 @@ async function run(settings: TrainSettings): Promise<void> {
   update({ state: 'done' });
 }
 
-self.onmessage = (e: MessageEvent<{ type: 'start'; settings: TrainSettings }>) => {
-  if (e.data.type !== 'start') return;
+let pauseAsked = false;
+let resumeNow: (() => void) | undefined;
+
+self.onmessage = (e: MessageEvent<PageMessage>) => {
+  if (e.data.type === 'pause') {
+    pauseAsked = true;
+    return;
+  }
+  if (e.data.type === 'resume') {
+    pauseAsked = false;
+    resumeNow?.();
+    resumeNow = undefined;
+    return;
+  }
   run(e.data.settings).catch((err: unknown) => {
     update({ state: 'error', error: (err as Error).message.split('\n')[0] });
   });

@@ -1,6 +1,12 @@
 // The train page: a setup from the URL (or the form), training in a Web Worker (train-worker.ts),
 // live losses, and the status as JSON in document.body.dataset.trainStatus.
-import type { DatasetSummary, TrainSettings, TrainStatus, WorkerMessage } from '../train-types.js';
+import type {
+  DatasetSummary,
+  PageMessage,
+  TrainSettings,
+  TrainStatus,
+  WorkerMessage,
+} from '../train-types.js';
 import { LineChart } from './chart.js';
 import { fill, fmt, getJson, h, showError } from './dom.js';
 
@@ -81,6 +87,7 @@ async function main(): Promise<void> {
       h('input', { type: 'number', id: key, value: String(settings[key]), min: '1' }),
     );
   const start = h('button', { id: 'start', type: 'button' }, 'Start');
+  const pause = h('button', { id: 'pause', type: 'button', disabled: '' }, 'Pause');
   const line = h(
     'p',
     { id: 'status', class: 'muted' },
@@ -104,6 +111,7 @@ async function main(): Promise<void> {
       numberField('batch'),
       numberField('steps'),
       start,
+      pause,
     ),
     line,
     chart.el,
@@ -116,6 +124,13 @@ async function main(): Promise<void> {
     }
     settings.dataset = select.value;
     const worker = new Worker('/assets/train-worker.js', { type: 'module' });
+    const tell = (m: PageMessage) => worker.postMessage(m);
+    pause.removeAttribute('disabled');
+    pause.onclick = () => {
+      const paused = status.state === 'paused';
+      tell({ type: paused ? 'resume' : 'pause' });
+      pause.textContent = paused ? 'Pause' : 'Resume';
+    };
     worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
       status = e.data.status;
       publish(status);
@@ -141,14 +156,17 @@ async function main(): Promise<void> {
       ]
         .filter(Boolean)
         .join(' · ');
-      if (status.state === 'done' || status.state === 'error') start.removeAttribute('disabled');
+      if (status.state === 'done' || status.state === 'error') {
+        start.removeAttribute('disabled');
+        pause.setAttribute('disabled', '');
+      }
     };
     worker.onerror = (e) => {
       status = { ...status, state: 'error', error: e.message || 'the training worker failed to start' };
       publish(status);
       line.textContent = status.error!;
     };
-    worker.postMessage({ type: 'start', settings });
+    tell({ type: 'start', settings });
   };
   start.addEventListener('click', begin);
   if (params.get('autostart') === '1') begin();
