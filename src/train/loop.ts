@@ -35,6 +35,7 @@ import {
   disposeTrainState,
   NonFiniteError,
   type StepLosses,
+  stepDropoutSeed,
   stepGradients,
 } from './step.js';
 
@@ -405,9 +406,7 @@ export async function train(
         const ts = performance.now();
         let losses: StepLosses;
         try {
-          // Dropout masks seeded by the step, so a resumed run draws what the uninterrupted one did.
-          const stepSeed = (config.seed * 1_000_003 + globalStep + 1) % 2 ** 31;
-          const pending = withDropoutSeed(stepSeed, () =>
+          const pending = withDropoutSeed(stepDropoutSeed(config.seed, globalStep + 1), () =>
             stepGradients(state, a, b, epoch > config.l1Warmup),
           );
           losses = await applyStep(pending);

@@ -283,6 +283,13 @@ export async function discriminatorUpdate(
   return (await commit([u], u.value.clone()))[0]!;
 }
 
+/**
+ * The dropout seed of a run's `step`-th step (1-based, counted over the whole run): the masks are a
+ * function of the seed and the step alone, so a resumed run (CLI or browser) draws what the
+ * uninterrupted one did.
+ */
+export const stepDropoutSeed = (seed: number, step: number) => (seed * 1_000_003 + step) % 2 ** 31;
+
 /** A step whose gradients are computed and not yet applied (stepGradients, then applyStep). */
 export interface PendingStep {
   updates: Update[];

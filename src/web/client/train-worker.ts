@@ -13,6 +13,7 @@ import {
   applyStep,
   createTrainState,
   disposeTrainState,
+  stepDropoutSeed,
   stepGradients,
   type TrainState,
 } from '../../train/step.js';
@@ -203,11 +204,11 @@ async function run(settings: TrainSettings): Promise<void> {
         return tf.tensor4d(buf, [chosen.length, config.size, config.size, 3]);
       };
       const [a, b] = [stack('a'), stack('b')];
-      // The CLI's dropout seed for this global step: the same masks as `pix2pix train`.
-      const stepSeed = (config.seed * 1_000_003 + step) % 2 ** 31;
       let losses: Awaited<ReturnType<typeof applyStep>>;
       try {
-        losses = await applyStep(withDropoutSeed(stepSeed, () => stepGradients(state, a, b)));
+        // The CLI's dropout seed for this step: the same masks as `pix2pix train`.
+        const seed = stepDropoutSeed(config.seed, step);
+        losses = await applyStep(withDropoutSeed(seed, () => stepGradients(state, a, b)));
       } finally {
         tf.dispose([a, b]);
       }
