@@ -147,7 +147,7 @@ export async function registerWebGpuBackend(allowSoftware = softwareAllowed()): 
   const summary = summarise(found.adapter);
   if (summary.software && !allowSoftware) {
     throw new WebGpuUnavailable(
-      `the only WebGPU adapter is a software one (${describeAdapter(summary)}), no faster than the CPU: set ${SOFTWARE_ENV}=1 to use it on purpose`,
+      `the only WebGPU adapter is a software one (${describeAdapter(summary)}), no faster than the CPU: ${isNode() ? `set ${SOFTWARE_ENV}=1` : 'ask for backend=webgpu'} to use it on purpose`,
     );
   }
   const limits = found.adapter.limits;
