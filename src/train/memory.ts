@@ -18,6 +18,11 @@ export interface MicroBatchChoice {
   reason: string;
 }
 
+/** The micro-batch that cuts `batch` into the fewest equal chunks of at most `fits` pairs. */
+function equalChunks(batch: number, fits: number): number {
+  return Math.ceil(batch / Math.ceil(batch / fits));
+}
+
 /**
  * The largest micro-batch whose activations fit the memory a step can use: on WASM its heap, elsewhere
  * a quarter of the machine's memory or half of what is free, whichever is less (peak RSS then stays
@@ -53,8 +58,7 @@ export function chooseMicroBatch(opts: {
       `a batch of ${opts.batchSize} at ${opts.size} px needs ~${gb(perPair * opts.batchSize)} of activations, more than the ${gb(budget)} ${where} allows, and --norm batch cannot split it: use --norm instance or a smaller --batch-size`,
     );
   }
-  const chunks = Math.ceil(opts.batchSize / fits);
-  const microBatch = Math.ceil(opts.batchSize / chunks);
+  const microBatch = equalChunks(opts.batchSize, fits);
   return {
     microBatch,
     reason: `gradients of each batch of ${opts.batchSize} computed ${microBatch} pairs at a time (--micro-batch ${microBatch}: ~${gb(perPair * microBatch)} of activations, budget ${gb(budget)} ${where})`,
@@ -91,8 +95,7 @@ function chooseGpuMicroBatch(opts: {
       `a batch of ${opts.batchSize} at ${opts.size} px makes tensors larger than the ${mib(limit)} this WebGPU adapter can bind, and --norm batch cannot split it: use --norm instance or a smaller --batch-size`,
     );
   }
-  const chunks = Math.ceil(opts.batchSize / fits);
-  const microBatch = Math.ceil(opts.batchSize / chunks);
+  const microBatch = equalChunks(opts.batchSize, fits);
   return {
     microBatch,
     reason: `gradients of each batch of ${opts.batchSize} computed ${microBatch} pairs at a time (--micro-batch ${microBatch}: ${why})`,
