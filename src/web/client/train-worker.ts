@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../../backend/wasm.js';
 import { describeAdapter, registerWebGpuBackend } from '../../backend/webgpu.js';
+import { SeededRandom } from '../../data/seeded.js';
 import { withDropoutSeed } from '../../models/fused.js';
 import { validateConfig } from '../../train/config.js';
 import {
@@ -87,23 +88,6 @@ async function decode(url: string, size: number): Promise<Float32Array> {
     out[j + 2] = rgba[i + 2]! / 127.5 - 1;
   }
   return out;
-}
-
-/** mulberry32: the epoch's seeded pair order. */
-function shuffled(n: number, seed: number): number[] {
-  let a = seed >>> 0;
-  const r = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
 }
 
 /** Every weight of a network (in `model.weights` order), read asynchronously. */
@@ -193,7 +177,8 @@ async function run(settings: TrainSettings): Promise<void> {
         update({ state: 'training' });
       }
       const epoch = Math.floor((step - 1) / perEpoch) + 1;
-      const order = shuffled(pairs.length, config.seed * 7919 + epoch);
+      // The epoch's seeded pair order.
+      const order = new SeededRandom(config.seed * 7919 + epoch).shuffle(Array.from(pairs, (_, i) => i));
       const at = (step - 1) % perEpoch;
       const chosen = order.slice(at * config.batchSize, (at + 1) * config.batchSize).map((i) => pairs[i]!);
       const stack = (k: 'a' | 'b') => {
