@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { Rng } from '../../src/data/rng.js';
 
@@ -13,6 +14,15 @@ test('derived streams are reproducible and depend on every part of the key', () 
   assert.notDeepEqual(draw(Rng.derive(1, 'a', 2)), draw(Rng.derive(1, 'a', 3)));
   assert.notDeepEqual(draw(Rng.derive(1, 'a', 2)), draw(Rng.derive(2, 'a', 2)));
   for (const v of draw(new Rng(9))) assert.ok(v >= 0 && v < 1);
+});
+
+test('derive seeds a stream as it did on node:crypto (the first four digest bytes, little-endian)', () => {
+  const keys: (string | number)[][] = [[1, 'split'], [7, 'degrade', 'photo_01', 3], [0, 'é∂ 🙂', -2.5], []];
+  for (const parts of keys) {
+    const seed = createHash('sha256').update(parts.join('\u0000')).digest().readUInt32LE(0);
+    const draw = (r: Rng): number[] => Array.from({ length: 4 }, () => r.next());
+    assert.deepEqual(draw(Rng.derive(...parts)), draw(new Rng(seed)), parts.join(','));
+  }
 });
 
 test('normal() has mean 0 and variance 1', () => {
