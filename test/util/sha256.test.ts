@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { sha256Bytes, sha256Hex } from '../../src/util/sha256.js';
+import { sha256Bytes, sha256Hex, sha256HexAsync } from '../../src/util/sha256.js';
 
 const node = (x: Uint8Array | string): string => createHash('sha256').update(x).digest('hex');
 
@@ -21,4 +21,19 @@ test('sha256 of strings hashes their UTF-8, as node:crypto does; a known vector;
     assert.equal(sha256Hex(s), node(s));
   const big = randomBytes((1 << 20) + 3);
   assert.equal(sha256Hex(big), node(big));
+});
+
+test('sha256HexAsync (WebCrypto, else the plain-JS sha256Hex) equals node:crypto, with and without crypto.subtle', async () => {
+  const data = randomBytes(70_001).subarray(3);
+  assert.equal(await sha256HexAsync(data), node(data));
+  // What a page outside a secure context has: crypto without subtle.
+  const had = Object.getOwnPropertyDescriptor(globalThis, 'crypto')!;
+  Object.defineProperty(globalThis, 'crypto', { value: {}, configurable: true });
+  try {
+    assert.equal(globalThis.crypto.subtle, undefined);
+    assert.equal(await sha256HexAsync(data), node(data));
+  } finally {
+    Object.defineProperty(globalThis, 'crypto', had);
+  }
+  assert.ok(globalThis.crypto.subtle);
 });
