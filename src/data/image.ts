@@ -1,9 +1,17 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 
-import { newImage, type RgbImage } from './rgb.js';
+import { crop, luma, newImage, type PixelCodec, type RgbImage } from './rgb.js';
 
-export { newImage, type RgbImage };
+export { crop, luma, newImage, type RgbImage };
+
+const raw = (img: RgbImage) => ({ raw: { width: img.width, height: img.height, channels: 3 as const } });
+
+const fromSharp = ({ data, info }: { data: Buffer; info: sharp.OutputInfo }): RgbImage => ({
+  width: info.width,
+  height: info.height,
+  data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+});
 
 /**
  * Decodes any image sharp reads to 8-bit sRGB: EXIF orientation applied, alpha composited on white
@@ -19,11 +27,7 @@ export async function decodeRgb(input: string | Buffer): Promise<RgbImage> {
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
-  return {
-    width: info.width,
-    height: info.height,
-    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
-  };
+  return fromSharp({ data, info });
 }
 
 /** PNG bytes of an image; sharp writes no metadata by default, so equal pixels give equal bytes. */
@@ -33,25 +37,23 @@ export function encodePng(img: RgbImage): Promise<Buffer> {
     .toBuffer();
 }
 
-export function crop(img: RgbImage, left: number, top: number, width: number, height: number): RgbImage {
-  const out = newImage(width, height);
-  const row = width * 3;
-  for (let y = 0; y < height; y++) {
-    const from = ((top + y) * img.width + left) * 3;
-    out.data.set(img.data.subarray(from, from + row), y * row);
-  }
-  return out;
-}
-
 export function sha256(buf: Uint8Array): string {
   return createHash('sha256').update(buf).digest('hex');
 }
 
-/** Rec. 601 luma, the usual definition for "grayscale" photos. */
-export function luma(img: RgbImage): Float32Array {
-  const n = img.width * img.height;
-  const out = new Float32Array(n);
-  const d = img.data;
-  for (let i = 0; i < n; i++) out[i] = 0.299 * d[3 * i]! + 0.587 * d[3 * i + 1]! + 0.114 * d[3 * i + 2]!;
-  return out;
-}
+/** The codec of the data pipeline in Node: libjpeg-turbo and Lanczos-3 resampling, through sharp. */
+export const sharpCodec: PixelCodec = {
+  async jpeg(img, quality) {
+    const bytes = await sharp(img.data, raw(img)).jpeg({ quality, chromaSubsampling: '4:2:0' }).toBuffer();
+    return fromSharp(await sharp(bytes).raw().toBuffer({ resolveWithObject: true }));
+  },
+  async resize(img, width, height) {
+    if (img.width === width && img.height === height) return img;
+    return fromSharp(
+      await sharp(img.data, raw(img))
+        .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer({ resolveWithObject: true }),
+    );
+  },
+};
