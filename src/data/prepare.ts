@@ -1,15 +1,24 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join, relative, resolve, sep } from 'node:path';
-import sharp from 'sharp';
+import { join, relative, resolve, sep } from 'node:path';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
+import {
+  type CutOptions,
+  cutPair,
+  cuts,
+  extensionOf,
+  IMAGE_EXTENSIONS,
+  isHidden,
+  pairName,
+  scaleToShortSide,
+  stemOf,
+} from './cut.js';
 import { DatasetWriter, splitSources } from './dataset.js';
-import { applyDegradation, type Degradation, parseDegradation, resolveDegradation } from './degrade.js';
-import { crop, decodeRgb, luma, type RgbImage, sha256 } from './image.js';
-import { Rng } from './rng.js';
+import { parseDegradation, resolveDegradation } from './degrade.js';
+import { crop, decodeRgb, type RgbImage, sha256, sharpCodec } from './image.js';
 import type { DatasetInfo, DatasetKind, DatasetSource } from './types.js';
 
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff'];
+export { IMAGE_EXTENSIONS };
 
 export interface PrepareOptions {
   /** Folder of photos (default), of side-by-side A|B images (`aligned`), or with A/ and B/ (`folders`). */
@@ -49,19 +58,12 @@ export interface PrepareProgress {
 }
 
 /** The options after defaults, as recorded in dataset.json. */
-interface Resolved {
+interface Resolved extends CutOptions {
   kind: DatasetKind;
-  size: number;
   split: number;
-  seed: number;
-  fit: 'tile' | 'cover';
-  stride: number;
   resize: number;
   minSize: number;
-  flat: number;
-  maxTiles: number;
   direction: 'AtoB' | 'BtoA';
-  steps: Degradation[];
 }
 
 function resolveOptions(opts: PrepareOptions): Resolved {
@@ -129,18 +131,9 @@ async function listFiles(dir: string, exclude?: string): Promise<string[]> {
   return entries
     .filter((e) => e.isFile() || e.isSymbolicLink())
     .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .filter((rel) => !rel.split(sep).some((part) => part.startsWith('.')))
+    .filter((rel) => !isHidden(rel))
     .filter((rel) => !exclude || !resolve(dir, rel).startsWith(resolve(exclude) + sep))
     .sort();
-}
-
-/** A source's name: its path without extension, folders joined by `_`, odd characters replaced. */
-function stemOf(rel: string): string {
-  return rel
-    .slice(0, rel.length - extname(rel).length)
-    .split(sep)
-    .join('_')
-    .replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 /** A source to cut pairs from: B is the target; A is the input for pairs, absent for photos. */
@@ -151,26 +144,6 @@ interface Source {
 }
 
 class Skip extends Error {}
-
-async function resizeRgb(img: RgbImage, width: number, height: number): Promise<RgbImage> {
-  if (img.width === width && img.height === height) return img;
-  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return {
-    width: info.width,
-    height: info.height,
-    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
-  };
-}
-
-/** Scale so the shorter side is `short` pixels, never enlarging. */
-function scaledDims(w: number, h: number, short: number): [number, number] {
-  const k = short / Math.min(w, h);
-  if (k >= 1) return [w, h];
-  return [Math.max(1, Math.round(w * k)), Math.max(1, Math.round(h * k))];
-}
 
 async function decodeOrSkip(buf: Buffer): Promise<RgbImage> {
   try {
@@ -188,32 +161,13 @@ async function readOrSkip(path: string): Promise<Buffer> {
   }
 }
 
-function tileOrigins(length: number, size: number, stride: number): number[] {
-  const n = Math.floor((length - size) / stride) + 1;
-  // The grid is centred, so the margins left over are split between both borders.
-  const offset = Math.floor((length - ((n - 1) * stride + size)) / 2);
-  return Array.from({ length: n }, (_, i) => offset + i * stride);
-}
-
-function lumaStd(img: RgbImage): number {
-  const y = luma(img);
-  let s = 0;
-  let s2 = 0;
-  for (const v of y) {
-    s += v;
-    s2 += v * v;
-  }
-  const m = s / y.length;
-  return Math.sqrt(Math.max(0, s2 / y.length - m * m));
-}
-
 async function collectSources(
   opts: PrepareOptions,
   r: Resolved,
   skipped: { file: string; reason: string }[],
 ): Promise<Source[]> {
   const sources: Source[] = [];
-  const isImage = (rel: string): boolean => IMAGE_EXTENSIONS.includes(extname(rel).toLowerCase());
+  const isImage = (rel: string): boolean => IMAGE_EXTENSIONS.includes(extensionOf(rel).toLowerCase());
   const notImage = (rel: string): void => {
     skipped.push({ file: rel, reason: `not an image file (supported: ${IMAGE_EXTENSIONS.join(' ')})` });
   };
@@ -328,22 +282,6 @@ async function collectSources(
   return sources;
 }
 
-/** Cut positions of one source (after `resize`), as [tile number, left, top, side before cropping]. */
-function cuts(w: number, h: number, r: Resolved, name: string): { t: number; left: number; top: number }[] {
-  if (r.fit === 'cover')
-    return [{ t: 0, left: Math.floor((w - r.size) / 2), top: Math.floor((h - r.size) / 2) }];
-  const xs = tileOrigins(w, r.size, r.stride);
-  const ys = tileOrigins(h, r.size, r.stride);
-  let all = ys.flatMap((top, j) => xs.map((left, i) => ({ t: j * xs.length + i, left, top })));
-  if (r.maxTiles > 0 && all.length > r.maxTiles) {
-    all = Rng.derive(r.seed, 'tiles', name)
-      .shuffle(all)
-      .slice(0, r.maxTiles)
-      .sort((p, q) => p.t - q.t);
-  }
-  return all;
-}
-
 /**
  * Builds a dataset from photos, side-by-side A|B images or A/ and B/ folders (see PrepareOptions) into
  * `out`: train/{A,B}, test/{A,B} and dataset.json. Every file that cannot be used is reported through
@@ -368,30 +306,24 @@ export async function prepareDataset(
   try {
     for (const [i, src] of sources.entries()) {
       try {
-        let { a, b, sha256: hash } = await src.load();
-        const scale = async (short: number): Promise<void> => {
-          const [w, h] = scaledDims(b.width, b.height, short);
-          b = await resizeRgb(b, w, h);
-          if (a) a = await resizeRgb(a, w, h);
-        };
-        if (r.resize > 0) await scale(r.resize);
-        if (Math.min(b.width, b.height) < r.minSize) {
+        let { sha256: hash, ...img } = await src.load();
+        if (r.resize > 0) img = await scaleToShortSide(img, r.resize, sharpCodec);
+        const { width, height } = img.b;
+        if (Math.min(width, height) < r.minSize) {
           const what = r.minSize > r.size ? `--min-size ${r.minSize}` : `--size ${r.size}`;
           throw new Skip(
-            `${b.width}x${b.height}${r.resize > 0 ? ' after --resize' : ''} is smaller than ${what}`,
+            `${width}x${height}${r.resize > 0 ? ' after --resize' : ''} is smaller than ${what}`,
           );
         }
-        if (r.fit === 'cover') await scale(r.size);
+        if (r.fit === 'cover') img = await scaleToShortSide(img, r.size, sharpCodec);
         let n = 0;
-        for (const c of cuts(b.width, b.height, r, src.name)) {
-          const tb = crop(b, c.left, c.top, r.size, r.size);
-          if (r.flat > 0 && lumaStd(tb) < r.flat) {
+        for (const c of cuts(img.b.width, img.b.height, r, src.name)) {
+          const pair = await cutPair(src.name, img, c, r);
+          if (!pair) {
             flatTiles++;
             continue;
           }
-          const base = a ? crop(a, c.left, c.top, r.size, r.size) : tb;
-          const ta = await applyDegradation(r.steps, base, Rng.derive(r.seed, 'degrade', src.name, c.t));
-          await writer.writePair(`${src.name}-${c.t}.png`, src.name, ta, tb);
+          await writer.writePair(pairName(src.name, c.t), src.name, pair.a, pair.b);
           n++;
         }
         if (n === 0) throw new Skip(`every tile is nearly flat (luma std below --flat ${r.flat})`);
