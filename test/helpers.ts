@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,4 +95,16 @@ export async function latestCheckpointBytes(runDir: string): Promise<Buffer[]> {
       readFile(join(dir, f)),
     ),
   );
+}
+
+/**
+ * Extracts a zip into `dir` with Info-ZIP's `unzip` (restores symlink entries as links) or Python's
+ * zipfile (writes them as files holding the target's name, as Windows does); fails with their stderr.
+ */
+export function extract(tool: 'unzip' | 'python', archive: string, dir: string): void {
+  const r =
+    tool === 'unzip'
+      ? spawnSync('unzip', ['-q', archive, '-d', dir], { encoding: 'utf8' })
+      : spawnSync('python3', ['-m', 'zipfile', '-e', archive, dir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${tool}: ${r.stderr}`);
 }
