@@ -4,42 +4,27 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import './instance-norm.js';
 import './residual.js';
-
-const WEIGHTS_FILE = 'weights.bin';
+import { MODEL_JSON, modelFiles } from './model-files.js';
 
 /**
- * Writes `model.json` + `weights.bin` in the tfjs layers-model format, the layout `tf.loadLayersModel`
- * fetches in a browser. tfjs has no file:// handler without tfjs-node, hence this one. The files are
- * written under temporary names and renamed, so a crash never leaves a half-written model.
+ * Writes `model.json` + `weights.bin` in the tfjs layers-model format (modelFiles: the bytes the
+ * browser's downloads hold too). tfjs has no file:// handler without tfjs-node, hence this one. The
+ * files are written under temporary names and renamed, so a crash never leaves a half-written model.
  */
 export async function saveModel(model: tfl.LayersModel, dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      const weights = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
-      const json: tf.io.ModelJSON = {
-        modelTopology: artifacts.modelTopology as tf.io.ModelJSON['modelTopology'],
-        format: 'layers-model',
-        generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
-        convertedBy: 'pix2pix-ts',
-        weightsManifest: [{ paths: [WEIGHTS_FILE], weights: artifacts.weightSpecs ?? [] }],
-      };
-      await writeFile(join(dir, `${WEIGHTS_FILE}.tmp`), new Uint8Array(weights));
-      await writeFile(join(dir, 'model.json.tmp'), JSON.stringify(json));
-      await rename(join(dir, `${WEIGHTS_FILE}.tmp`), join(dir, WEIGHTS_FILE));
-      await rename(join(dir, 'model.json.tmp'), join(dir, 'model.json'));
-      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-    }),
-  );
+  const files = await modelFiles(model);
+  for (const f of files) await writeFile(join(dir, `${f.path}.tmp`), f.data);
+  for (const f of files) await rename(join(dir, `${f.path}.tmp`), join(dir, f.path));
 }
 
 /** Loads a model written by saveModel (or any single-shard tfjs layers model) from a directory. */
 export async function loadModel(dir: string): Promise<tfl.LayersModel> {
   let json: tf.io.ModelJSON;
   try {
-    json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+    json = JSON.parse(await readFile(join(dir, MODEL_JSON), 'utf8'));
   } catch (e) {
-    throw new Error(`cannot read ${join(dir, 'model.json')}: ${(e as Error).message}`);
+    throw new Error(`cannot read ${join(dir, MODEL_JSON)}: ${(e as Error).message}`);
   }
   const manifest = json.weightsManifest ?? [];
   const buffers = await Promise.all(

@@ -1,34 +1,38 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { loadModel, saveModel } from '../models/io.js';
+import { loadModel } from '../models/io.js';
 import type { Adam } from './adam.js';
+import {
+  CHECKPOINT_META,
+  type CheckpointMeta,
+  checkpointDirName,
+  checkpointFiles,
+  DISCRIMINATOR_DIR,
+  GENERATOR_DIR,
+  OPTIMIZER_D,
+  OPTIMIZER_FILES,
+  OPTIMIZER_G,
+  parseOptimizerFiles,
+} from './checkpoint-files.js';
 import type { TrainState } from './step.js';
 
-export interface CheckpointMeta {
-  epoch: number;
-  /** Global step count when the checkpoint was written. */
-  step: number;
-  time: string;
-  /** Wall time spent training (not evaluating) since the run began, over all its resumes. */
-  trainSeconds?: number;
-  /** Training images seen since the run began. */
-  images?: number;
-  /**
-   * Batches of `epoch` done when the checkpoint was written mid-epoch (`--save-every-steps`, or a
-   * signal); absent when the epoch was complete. A resume continues with the next batch.
-   */
-  batchInEpoch?: number;
-  /** Byte length and SHA-256 of every other file of the checkpoint, checked when it is loaded. */
-  files?: Record<string, { bytes: number; sha256: string }>;
-}
+export { type CheckpointMeta, checkpointDirName, checkpointName, midEpochName } from './checkpoint-files.js';
 
-export const checkpointName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}`;
-
-/** A mid-epoch checkpoint's folder: kept only until a newer checkpoint is durable. */
-const midEpochName = (meta: CheckpointMeta) =>
-  `${checkpointName(meta.epoch)}-step-${String(meta.step).padStart(8, '0')}`;
 const isMidEpoch = (dir: string) => /-step-\d+$/.test(dir);
+const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 /** fsyncs a file or a folder (a folder's fsync makes the names in it durable). */
 async function sync(path: string): Promise<void> {
@@ -38,17 +42,6 @@ async function sync(path: string): Promise<void> {
   } finally {
     await h.close();
   }
-}
-
-/** Paths of the files below `dir`, relative to it, with '/' separators. */
-async function listFiles(dir: string, prefix = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(join(dir, prefix), { withFileTypes: true })) {
-    const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...(await listFiles(dir, rel)));
-    else out.push(rel);
-  }
-  return out.sort();
 }
 
 /**
@@ -68,30 +61,17 @@ export async function verifyCheckpoint(dir: string, parts?: string[]): Promise<C
     if (buf.length !== want.bytes) {
       throw new Error(`${join(dir, rel)} has ${buf.length} bytes, meta.json says ${want.bytes}`);
     }
-    if (createHash('sha256').update(buf).digest('hex') !== want.sha256) {
+    if (sha256Hex(buf) !== want.sha256) {
       throw new Error(`${join(dir, rel)} does not match its SHA-256 in meta.json`);
     }
   }
   return meta;
 }
 
-async function saveOptimizer(opt: Adam, path: string): Promise<void> {
-  const { step, shapes, flat } = await opt.snapshot();
-  await writeFile(`${path}.bin`, new Uint8Array(flat.buffer, flat.byteOffset, flat.byteLength));
-  await writeFile(`${path}.json`, JSON.stringify({ step, shapes }));
-}
-
 async function loadOptimizer(opt: Adam, path: string): Promise<void> {
-  const { step, shapes } = JSON.parse(await readFile(`${path}.json`, 'utf8')) as {
-    step: number;
-    shapes: number[][];
-  };
-  const buf = await readFile(`${path}.bin`);
-  opt.restoreSnapshot({
-    step,
-    shapes,
-    flat: new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4),
-  });
+  opt.restoreSnapshot(
+    parseOptimizerFiles(await readFile(`${path}.json`, 'utf8'), await readFile(`${path}.bin`)),
+  );
 }
 
 /**
@@ -102,7 +82,7 @@ async function loadOptimizer(opt: Adam, path: string): Promise<void> {
 export async function saveCheckpoint(runDir: string, s: TrainState, meta: CheckpointMeta): Promise<string> {
   const root = join(runDir, 'checkpoints');
   const previous = await latestCheckpoint(runDir);
-  const name = meta.batchInEpoch ? midEpochName(meta) : checkpointName(meta.epoch);
+  const name = checkpointDirName(meta);
   const tmp = join(root, `.${name}.tmp`);
   try {
     return await writeCheckpoint(root, tmp, name, previous, s, meta);
@@ -124,22 +104,15 @@ async function writeCheckpoint(
 ): Promise<string> {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
-  await saveModel(s.G, join(tmp, 'generator'));
-  await saveModel(s.D, join(tmp, 'discriminator'));
-  await saveOptimizer(s.optG, join(tmp, 'optimizer-g'));
-  await saveOptimizer(s.optD, join(tmp, 'optimizer-d'));
-  const written = await listFiles(tmp);
-  const files = Object.fromEntries(
-    await Promise.all(
-      written.map(async (rel) => {
-        const buf = await readFile(join(tmp, rel));
-        return [rel, { bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex') }] as const;
-      }),
-    ),
-  );
-  await writeFile(join(tmp, 'meta.json'), JSON.stringify({ ...meta, files }, null, 2));
+  // One file at a time: a 256 px checkpoint is ~0.7 GB, and only the file being written is held.
+  const written: string[] = [];
+  for await (const f of checkpointFiles(s, meta, sha256Hex)) {
+    await mkdir(dirname(join(tmp, f.path)), { recursive: true });
+    await writeFile(join(tmp, f.path), f.data);
+    written.push(f.path);
+  }
   // Durable before it can be named: every file and folder on disk, then the rename, then `latest`.
-  for (const rel of [...written, 'meta.json']) await sync(join(tmp, rel));
+  for (const rel of written) await sync(join(tmp, rel));
   for (const sub of new Set(written.map((rel) => dirname(rel)))) await sync(join(tmp, sub));
   const final = join(root, name);
   await rm(final, { recursive: true, force: true });
@@ -156,9 +129,7 @@ async function writeCheckpoint(
   if (previous && previous !== final) {
     if (isMidEpoch(previous)) await rm(previous, { recursive: true, force: true });
     else {
-      for (const f of ['optimizer-g.bin', 'optimizer-g.json', 'optimizer-d.bin', 'optimizer-d.json']) {
-        await rm(join(previous, f), { force: true });
-      }
+      for (const f of OPTIMIZER_FILES) await rm(join(previous, f), { force: true });
     }
   }
   return final;
@@ -180,13 +151,40 @@ export async function removeUnfinishedCheckpoints(runDir: string): Promise<strin
   return names;
 }
 
-/** The checkpoint `latest` points at, or undefined when the run has none. */
-export async function latestCheckpoint(runDir: string): Promise<string | undefined> {
+/** Longer than any checkpoint folder's name: a bigger `latest` file is something else. */
+const LATEST_FILE_MAX_BYTES = 255;
+
+/**
+ * The name a regular `latest` file holds, where an unzip that ignores unix modes (Python's zipfile,
+ * Windows) wrote a symlink entry of a run folder zip as a file holding the link's target: accepted
+ * only as the plain name of a folder beside it.
+ */
+async function latestFromFile(root: string): Promise<string | undefined> {
+  const path = join(root, 'latest');
   try {
-    return join(runDir, 'checkpoints', await readlink(join(runDir, 'checkpoints', 'latest')));
+    const st = await lstat(path);
+    if (!st.isFile() || st.size > LATEST_FILE_MAX_BYTES) return undefined;
+    const name = (await readFile(path, 'utf8')).trim();
+    if (!/^[^./\\][^/\\]*$/.test(name)) return undefined;
+    return (await stat(join(root, name))).isDirectory() ? name : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The checkpoint `latest` points at, or undefined when the run has none. `latest` is a symlink as
+ * saveCheckpoint makes it, or a small file holding a checkpoint folder's name (latestFromFile).
+ */
+export async function latestCheckpoint(runDir: string): Promise<string | undefined> {
+  const root = join(runDir, 'checkpoints');
+  let name: string | undefined;
+  try {
+    name = await readlink(join(root, 'latest'));
+  } catch {
+    name = await latestFromFile(root);
+  }
+  return name === undefined ? undefined : join(root, name);
 }
 
 const CHECKPOINT_DIR = /^epoch-(\d{4,})$/;
@@ -231,12 +229,12 @@ export async function pruneCheckpoints(
 export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   let meta: Partial<CheckpointMeta>;
   try {
-    meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8'));
+    meta = JSON.parse(await readFile(join(dir, CHECKPOINT_META), 'utf8'));
   } catch (e) {
-    throw new Error(`cannot read ${join(dir, 'meta.json')}: ${(e as Error).message.split('\n')[0]}`);
+    throw new Error(`cannot read ${join(dir, CHECKPOINT_META)}: ${(e as Error).message.split('\n')[0]}`);
   }
   if (!Number.isInteger(meta.epoch) || !Number.isInteger(meta.step)) {
-    throw new Error(`${join(dir, 'meta.json')} has no epoch/step`);
+    throw new Error(`${join(dir, CHECKPOINT_META)} has no epoch/step`);
   }
   return meta as CheckpointMeta;
 }
@@ -245,14 +243,14 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
 export async function loadCheckpoint(dir: string, s: TrainState): Promise<CheckpointMeta> {
   const meta = await verifyCheckpoint(dir);
   for (const [model, sub] of [
-    [s.G, 'generator'],
-    [s.D, 'discriminator'],
+    [s.G, GENERATOR_DIR],
+    [s.D, DISCRIMINATOR_DIR],
   ] as const) {
     const saved = await loadModel(join(dir, sub));
     model.setWeights(saved.getWeights());
     saved.dispose();
   }
-  await loadOptimizer(s.optG, join(dir, 'optimizer-g'));
-  await loadOptimizer(s.optD, join(dir, 'optimizer-d'));
+  await loadOptimizer(s.optG, join(dir, OPTIMIZER_G));
+  await loadOptimizer(s.optD, join(dir, OPTIMIZER_D));
   return meta;
 }
