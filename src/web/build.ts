@@ -36,6 +36,30 @@ interface BuildRecord {
  */
 const NODE_ONLY = new Set([...builtinModules, 'sharp', 'onnxruntime-node', 'commander', 'protobufjs']);
 
+/**
+ * The esbuild plugin that fails a browser bundle when project source imports a module of NODE_ONLY,
+ * naming the importing file; tests bundle other browser entries (src/data/in-memory.ts) with it too.
+ */
+export function noNodeInTheBrowser(root: string): import('esbuild').Plugin {
+  return {
+    name: 'no-node-in-the-browser',
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, (a) => {
+        const name = a.path.startsWith('node:') ? a.path.slice(5) : a.path.split('/')[0]!;
+        const fromProject = !a.importer.includes('node_modules');
+        if (!fromProject || !(a.path.startsWith('node:') || NODE_ONLY.has(name))) return undefined;
+        return {
+          errors: [
+            {
+              text: `${relative(root, a.importer)} imports ${a.path}, which a browser cannot load: the web client must import only modules free of Node APIs (as src/infer/tiling.ts is)`,
+            },
+          ],
+        };
+      });
+    },
+  };
+}
+
 export interface BuildResult {
   dir: string;
   files: { name: string; bytes: number }[];
@@ -75,25 +99,7 @@ export async function buildWebBundle(opts: { outDir?: string; log?: Logger } = {
     logLevel: 'silent',
     legalComments: 'linked',
     define: { 'process.env.NODE_ENV': '"production"' },
-    plugins: [
-      {
-        name: 'no-node-in-the-browser',
-        setup(b) {
-          b.onResolve({ filter: /.*/ }, (a) => {
-            const name = a.path.startsWith('node:') ? a.path.slice(5) : a.path.split('/')[0]!;
-            const fromProject = !a.importer.includes('node_modules');
-            if (!fromProject || !(a.path.startsWith('node:') || NODE_ONLY.has(name))) return undefined;
-            return {
-              errors: [
-                {
-                  text: `${relative(root, a.importer)} imports ${a.path}, which a browser cannot load: the web client must import only modules free of Node APIs (as src/infer/tiling.ts is)`,
-                },
-              ],
-            };
-          });
-        },
-      },
-    ],
+    plugins: [noNodeInTheBrowser(root)],
   });
   for (const w of result.warnings) opts.log?.warn(`esbuild: ${w.text}`);
   await mkdir(outDir, { recursive: true });

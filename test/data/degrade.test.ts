@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import sharp from 'sharp';
 import {
   applyDegradation,
   parseDegradation,
@@ -92,6 +93,14 @@ test('jpeg:Q loses more at lower quality, and is deterministic', async () => {
   const p10 = diffStats(q10, clean).psnr;
   assert.ok(Number.isFinite(p90) && p90 > p10 + 3, `psnr q90 ${p90}, q10 ${p10}`);
   assert.deepEqual(await run('jpeg:10', clean), q10);
+});
+
+test('jpeg:Q in Node is sharp at quality Q with 4:2:0 chroma, decoded back (as before the codec was injected)', async () => {
+  const clean = pattern(48);
+  const raw = { width: 48, height: 48, channels: 3 as const };
+  const bytes = await sharp(clean.data, { raw }).jpeg({ quality: 30, chromaSubsampling: '4:2:0' }).toBuffer();
+  const direct = new Uint8Array(await sharp(bytes).raw().toBuffer());
+  assert.deepEqual((await run('jpeg:30', clean)).data, direct);
 });
 
 test('blur:SIGMA shrinks white noise by the kernel factor and keeps the mean', async () => {
