@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import type * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/backend/index.js';
+import type { TrainState } from '../src/train/step.js';
 
 const made: string[] = [];
 // Registered at import, so it belongs to the file's root and runs once every test of the file is done
@@ -53,6 +54,14 @@ export function relError(x: tf.Tensor, y: tf.Tensor): number {
 /** Copies of every weight's values, to compare before and after an update. */
 export function snapshot(vars: tf.Variable[]): Float32Array[] {
   return vars.map((v) => Float32Array.from(v.dataSync() as Float32Array));
+}
+
+/** Every number a resumed run depends on: both networks' weights and both optimizers' moments. */
+export function trainStateValues(s: TrainState): Float32Array[] {
+  const opt = (o: TrainState['optG']) => [...o.state().m, ...o.state().v];
+  return [...s.G.getWeights(), ...s.D.getWeights(), ...opt(s.optG), ...opt(s.optD)].map((t) =>
+    Float32Array.from(t.dataSync() as Float32Array),
+  );
 }
 
 export function changedCount(before: Float32Array[], vars: tf.Variable[]): number {

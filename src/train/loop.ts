@@ -21,14 +21,9 @@ import {
   removeUnfinishedCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
-import {
-  type ConfigChanges,
-  configChanges,
-  learningRateAt,
-  type TrainConfig,
-  trainingSide,
-} from './config.js';
+import { configChanges, learningRateAt, type TrainConfig, trainingSide } from './config.js';
 import { chooseMicroBatch } from './memory.js';
+import { METRICS_FILE, metricsLine, RUN_CONFIG, type RunConfigFile, runConfigJson } from './run-files.js';
 import {
   applyStep,
   createTrainState,
@@ -191,17 +186,12 @@ async function truncateMetrics(path: string, step: number): Promise<void> {
   await writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
 }
 
-/** What a run's config.json holds (the parts read back). */
-export interface SavedRun {
-  config: TrainConfig;
-  dataset?: { fingerprint?: string };
-  started?: string;
-  resumes?: { time: string; epoch: number; changed: ConfigChanges }[];
-}
+/** What a run's config.json holds, as read back (older runs lack some of it). */
+export type SavedRun = Partial<RunConfigFile> & Pick<RunConfigFile, 'config'>;
 
 /** A run's config.json as train wrote it: undefined when there is none, a UserError when it is unreadable. */
 export async function readSavedRun(runDir: string): Promise<SavedRun | undefined> {
-  const path = join(runDir, 'config.json');
+  const path = join(runDir, RUN_CONFIG);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -306,7 +296,7 @@ export async function train(
     trainSeconds = meta.trainSeconds ?? 0;
     images = meta.images ?? 0;
     // Steps logged after the checkpoint (an interrupted epoch) are trained again: log them once.
-    const metricsFile = join(config.out, 'metrics.jsonl');
+    const metricsFile = join(config.out, METRICS_FILE);
     await guardWrite(metricsFile, config.out, () => truncateMetrics(metricsFile, meta.step));
     log.info(`resuming from ${latest} (epoch ${meta.epoch}, step ${meta.step})`);
     const unfinished = await removeUnfinishedCheckpoints(config.out);
@@ -316,33 +306,29 @@ export async function train(
   }
   // Written whole under another name, then renamed: a full disk never leaves a truncated config.json
   // (the resume history would be lost with it).
-  await guardWrite(join(config.out, 'config.json'), config.out, () =>
+  await guardWrite(join(config.out, RUN_CONFIG), config.out, () =>
     writeFileAtomic(
-      join(config.out, 'config.json'),
-      JSON.stringify(
-        {
-          config: used,
-          backend: tf.getBackend(),
-          versions: { node: process.version, tfjs: tf.version_core, tfjsLayers: version_layers },
-          dataset: { counts: check.counts, size: check.size, fingerprint: check.fingerprint },
-          started: saved?.started ?? new Date().toISOString(),
-          // Every resume, with the options it changed: the history is never lost.
-          resumes: [
-            ...(saved?.resumes ?? []),
-            ...(saved
-              ? [
-                  {
-                    time: new Date().toISOString(),
-                    epoch: firstEpoch,
-                    changed: saved.config ? configChanges(saved.config, used) : {},
-                  },
-                ]
-              : []),
-          ],
-        },
-        null,
-        2,
-      ),
+      join(config.out, RUN_CONFIG),
+      runConfigJson({
+        config: used,
+        backend: tf.getBackend(),
+        versions: { node: process.version, tfjs: tf.version_core, tfjsLayers: version_layers },
+        dataset: { counts: check.counts, size: check.size, fingerprint: check.fingerprint },
+        started: saved?.started ?? new Date().toISOString(),
+        // Every resume, with the options it changed: the history is never lost.
+        resumes: [
+          ...(saved?.resumes ?? []),
+          ...(saved
+            ? [
+                {
+                  time: new Date().toISOString(),
+                  epoch: firstEpoch,
+                  changed: saved.config ? configChanges(saved.config, used) : {},
+                },
+              ]
+            : []),
+        ],
+      }),
     ),
   );
 
@@ -379,7 +365,7 @@ export async function train(
     return [];
   }
   const sample = await samplePairs(config, check.counts.test > 0);
-  const metricsPath = join(config.out, 'metrics.jsonl');
+  const metricsPath = join(config.out, METRICS_FILE);
   const totalEpochs = config.epochs + config.epochsDecay;
   const done: EpochEvent[] = [];
   /** Set when --max-minutes ends the run: after a step, or at the end of an epoch. */
@@ -432,7 +418,15 @@ export async function train(
         await guardWrite(metricsPath, config.out, () =>
           appendFile(
             metricsPath,
-            `${JSON.stringify({ epoch, step: globalStep, g_gan: losses.gGan, g_l1: losses.gL1, d_loss: losses.d, images_per_s: imagesPerSec, lr })}\n`,
+            metricsLine({
+              epoch,
+              step: globalStep,
+              g_gan: losses.gGan,
+              g_l1: losses.gL1,
+              d_loss: losses.d,
+              images_per_s: imagesPerSec,
+              lr,
+            }),
           ),
         );
         hooks.onStep?.({ epoch, totalEpochs, step, stepsPerEpoch, globalStep, losses, imagesPerSec, lr });

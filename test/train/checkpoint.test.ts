@@ -12,18 +12,10 @@ import {
   verifyCheckpoint,
 } from '../../src/train/checkpoint.js';
 import { DEFAULT_CONFIG } from '../../src/train/config.js';
-import { createTrainState, disposeTrainState, type TrainState, trainStep } from '../../src/train/step.js';
-import { useWasm } from '../helpers.js';
+import { createTrainState, disposeTrainState, trainStep } from '../../src/train/step.js';
+import { trainStateValues as everything, useWasm } from '../helpers.js';
 
 before(useWasm);
-
-/** Every number a resumed run depends on: both networks' weights and both optimizers' moments. */
-function everything(s: TrainState): Float32Array[] {
-  const opt = (o: TrainState['optG']) => [...o.state().m, ...o.state().v];
-  return [...s.G.getWeights(), ...s.D.getWeights(), ...opt(s.optG), ...opt(s.optD)].map((t) =>
-    Float32Array.from(t.dataSync() as Float32Array),
-  );
-}
 
 describe('checkpoint', () => {
   it('restores the weights and the optimizer moments exactly, into a differently initialised state', async () => {
