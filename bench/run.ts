@@ -8,7 +8,7 @@
  */
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chooseMicroBatch } from '../src/train/memory.js';
@@ -450,6 +450,7 @@ export async function runBench(o: BenchOptions): Promise<BenchEntry[]> {
         batchSize: batch,
         norm: 'instance',
         gpu,
+        memory: { total: totalmem(), free: freemem() },
       }).microBatch;
       configs.push({ backend, kind: 'train', batch, micro: chosen < batch ? chosen : 0 });
       if (backend === 'native') {

@@ -123,6 +123,23 @@ export function activeAdapter(): WebGpuAdapter | undefined {
   return active?.adapter;
 }
 
+const lostMessage = (info: GPUDeviceLostInfo) =>
+  `the WebGPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''})`;
+
+/**
+ * Resolves with a one-line reason when the registered device is lost (a driver reset, a GPU
+ * removed, a tab in the background too long); undefined when no WebGPU device is registered. The
+ * train page uses it to say so while it waits between steps, not only at the next step's read.
+ */
+export function deviceLost(): Promise<string> | undefined {
+  return active?.device.lost.then(lostMessage);
+}
+
+/** Destroys the registered device, as a driver reset would: how the page's tests lose it on purpose. */
+export function destroyDevice(): void {
+  active?.device.destroy();
+}
+
 /**
  * Throws (once) the device's first error since the last call: an out-of-memory or a lost device does
  * not fail the call that caused it (WebGPU reports errors asynchronously), so the step checks here
@@ -172,8 +189,7 @@ export async function registerWebGpuBackend(allowSoftware = softwareAllowed()): 
       : `WebGPU error: ${err.message.split('\n')[0]}`;
   });
   void device.lost.then((info) => {
-    if (active?.device === device)
-      deviceError ??= `the WebGPU device was lost (${info.reason}: ${info.message})`;
+    if (active?.device === device) deviceError ??= lostMessage(info);
   });
   // The backend's constructor checks navigator.gpu; in Node there is none, so it gets Dawn's. Not set
   // before the package's import: its import would register a second 'webgpu' backend of its own.

@@ -1,18 +1,18 @@
 // Scores generators on a dataset's test split (PSNR, SSIM, MAE), checkpoint by checkpoint, into eval.csv.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataset, openPairs } from '../data/loader.js';
 import type { PairSource } from '../data/types.js';
-import { generate } from '../models/fused.js';
 import { loadModel } from '../models/io.js';
 import { listCheckpoints, verifyCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
 import { type EpochScores, readSavedRun } from '../train/loop.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
-import { imageMetrics } from './metrics.js';
+import { EVAL_BATCH, type EvalOptions, evaluateGenerator } from './metrics.js';
+
+export { type EvalOptions, evaluateGenerator };
 
 /** One line of eval.csv: a checkpoint's mean scores over the test split. */
 export interface EvalRow {
@@ -25,47 +25,11 @@ export interface EvalRow {
   seconds: number;
 }
 
-export interface EvalOptions {
-  /**
-   * Run the generator with dropout on, as the pix2pix paper does at test time (then the scores vary
-   * from one evaluation to the next). Default off: deterministic.
-   */
-  dropout?: boolean;
-}
-
 export const evalModeName = (dropout: boolean | undefined) =>
   dropout ? 'dropout on (as the pix2pix paper at test time)' : 'deterministic (dropout off)';
 
 /** The csv a run's evaluations go to: eval.csv, or eval-dropout.csv for `--dropout`, never mixed. */
 export const evalCsvName = (dropout: boolean | undefined) => (dropout ? 'eval-dropout.csv' : 'eval.csv');
-
-/** Test pairs per forward pass: inference holds no gradients, so 8 pairs of 256 px are ~1 GB. */
-const EVAL_BATCH = 8;
-
-/**
- * Mean PSNR, SSIM and MAE of `G`'s outputs against the targets over every pair of `source` (each
- * image scored on uint8 RGB, then averaged; see metrics.ts).
- */
-export async function evaluateGenerator(
-  G: tfl.LayersModel,
-  source: PairSource,
-  opts: EvalOptions = {},
-): Promise<{ psnr: number; ssim: number; mae: number; count: number }> {
-  const sum = { psnr: 0, ssim: 0, mae: 0 };
-  let count = 0;
-  for await (const { a, b } of source.batches(0)) {
-    const fake = tf.tidy(() => generate(G, a, opts.dropout));
-    const m = await imageMetrics(fake, b).finally(() => tf.dispose([a, b, fake]));
-    for (let i = 0; i < m.psnr.length; i++) {
-      sum.psnr += m.psnr[i]!;
-      sum.ssim += m.ssim[i]!;
-      sum.mae += m.mae[i]!;
-    }
-    count += m.psnr.length;
-  }
-  if (count === 0) throw new UserError('the test split has no pairs to evaluate');
-  return { psnr: sum.psnr / count, ssim: sum.ssim / count, mae: sum.mae / count, count };
-}
 
 /** The test split of a run's dataset, as training saw its images (size, direction). */
 export async function openTestSplit(

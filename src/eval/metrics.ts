@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { toUint8 } from './images.js';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { PairSource } from '../data/types.js';
+import { generate } from '../models/fused.js';
+import { UserError } from '../util/log.js';
+import { toUint8 } from './pixels.js';
 
 /** Per-image scores, one entry per image of the batch, in batch order. */
 export interface ImageMetrics {
@@ -109,4 +113,40 @@ export async function imageMetrics(fake: tf.Tensor4D, target: tf.Tensor4D): Prom
 /** The plain average (Infinity when any value is; NaN for an empty list). */
 export function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+export interface EvalOptions {
+  /**
+   * Run the generator with dropout on, as the pix2pix paper does at test time (then the scores vary
+   * from one evaluation to the next). Default off: deterministic.
+   */
+  dropout?: boolean;
+}
+
+/** Test pairs per forward pass: inference holds no gradients, so 8 pairs of 256 px are ~1 GB. */
+export const EVAL_BATCH = 8;
+
+/**
+ * Mean PSNR, SSIM and MAE of `G`'s outputs against the targets over every pair of `source` (each
+ * image scored on uint8 RGB, then averaged; see metrics.ts).
+ */
+export async function evaluateGenerator(
+  G: tfl.LayersModel,
+  source: PairSource,
+  opts: EvalOptions = {},
+): Promise<{ psnr: number; ssim: number; mae: number; count: number }> {
+  const sum = { psnr: 0, ssim: 0, mae: 0 };
+  let count = 0;
+  for await (const { a, b } of source.batches(0)) {
+    const fake = tf.tidy(() => generate(G, a, opts.dropout));
+    const m = await imageMetrics(fake, b).finally(() => tf.dispose([a, b, fake]));
+    for (let i = 0; i < m.psnr.length; i++) {
+      sum.psnr += m.psnr[i]!;
+      sum.ssim += m.ssim[i]!;
+      sum.mae += m.mae[i]!;
+    }
+    count += m.psnr.length;
+  }
+  if (count === 0) throw new UserError('the test split has no pairs to evaluate');
+  return { psnr: sum.psnr / count, ssim: sum.ssim / count, mae: sum.mae / count, count };
 }

@@ -2,6 +2,7 @@
 // no script, no external file) and report.md (links to plots/*.png and the grid PNGs), from the runs' data.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fmtDuration } from '../util/format.js';
 import { bestByPsnr, type EvalRow, type evalModeName, fmtNum } from './evaluate.js';
 import {
   downsampleLosses,
@@ -70,19 +71,11 @@ export const PSNR_RANGE_OFFSET_DB = 20 * Math.log10(255);
 // ---------------------------------------------------------------------------------------------------------
 // Formatting
 
+export { fmtDuration };
+
 export const fmtPsnr = (x: number): string => fmtNum(x, 2);
 export const fmtSsim = (x: number): string => fmtNum(x, 4);
 export const fmtMae = (x: number): string => fmtNum(x, Number.isFinite(x) && Math.abs(x) >= 1 ? 2 : 4);
-
-/** "42.1 s", "12 min 05 s", "3 h 07 min". */
-export function fmtDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '–';
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const s = Math.round(seconds);
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
-  const m = Math.round(seconds / 60);
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
-}
 
 const fmtRate = (x: number): string => (Number.isFinite(x) && x > 0 ? x.toFixed(1) : '–');
 

@@ -1,4 +1,5 @@
 import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { freemem, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -260,6 +261,7 @@ export async function train(
       size: trainingSide(config),
       backend: tf.getBackend(),
       gpu: tf.getBackend() === 'webgpu' ? activeAdapter() : undefined,
+      memory: { total: totalmem(), free: freemem() },
     });
     microBatch = choice.microBatch;
     log.info(`micro-batch ${microBatch}: ${choice.reason}`);

@@ -1,4 +1,3 @@
-import { freemem, totalmem } from 'node:os';
 import type { NormKind } from '../models/layers.js';
 import { UserError } from '../util/log.js';
 
@@ -24,6 +23,15 @@ function equalChunks(batch: number, fits: number): number {
 }
 
 /**
+ * A rough bound on the memory one training step holds: each parameter as weight, gradient and
+ * Adam's two moments (16 bytes), plus `pairs` pairs' activations at the CPU backends' measured rate
+ * (errs high). For the train page, which shows it before a GPU of unknown size is asked for it.
+ */
+export function stepMemoryBytes(o: { params: number; size: number; pairs: number }): number {
+  return o.params * 16 + BYTES_PER_PAIR_256.native! * (o.size / 256) ** 2 * o.pairs;
+}
+
+/**
  * The largest micro-batch whose activations fit the memory a step can use: on WASM its heap, elsewhere
  * a quarter of the machine's memory or half of what is free, whichever is less (peak RSS then stays
  * well under half the machine). The batch is then cut into equal chunks. Batch norm needs the whole
@@ -35,14 +43,20 @@ export function chooseMicroBatch(opts: {
   batchSize: number;
   norm: NormKind;
   ngf?: number;
-  /** For tests; default: os.totalmem() and os.freemem(). */
+  /**
+   * The machine's memory (os.totalmem(), os.freemem()); the CPU backends need it. Passed in, so the
+   * browser's worker can bundle this module (no node:os).
+   */
   memory?: { total: number; free: number };
   /** The WebGPU adapter's binding limit, on webgpu. */
   gpu?: { maxStorageBufferBindingSize: number };
 }): MicroBatchChoice {
   if (opts.gpu) return chooseGpuMicroBatch({ ...opts, gpu: opts.gpu });
-  const { total, free } = opts.memory ?? { total: totalmem(), free: freemem() };
-  const budget = opts.backend === 'wasm' ? WASM_ACTIVATION_BUDGET : Math.min(total / 4, free / 2);
+  let budget = WASM_ACTIVATION_BUDGET;
+  if (opts.backend !== 'wasm') {
+    if (!opts.memory) throw new Error(`choosing a micro-batch on ${opts.backend} needs the machine's memory`);
+    budget = Math.min(opts.memory.total / 4, opts.memory.free / 2);
+  }
   const perPair = (BYTES_PER_PAIR_256[opts.backend] ?? BYTES_PER_PAIR_256.native!) * (opts.size / 256) ** 2;
   const fits = Math.max(1, Math.floor(budget / perPair));
   const gb = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
@@ -81,8 +95,13 @@ function chooseGpuMicroBatch(opts: {
 }): MicroBatchChoice {
   const limit = opts.gpu.maxStorageBufferBindingSize;
   const largest = 2 * (opts.size / 2) ** 2 * Math.max(2 * (opts.ngf ?? 64), 64) * 4;
-  const fits = Math.max(1, Math.floor(limit / largest));
   const mib = (x: number) => `${Math.round(x / 2 ** 20)} MiB`;
+  if (largest > limit) {
+    throw new UserError(
+      `the model is too big for this WebGPU adapter: one ${opts.size} px pair at ngf ${opts.ngf ?? 64} makes a ~${mib(largest)} tensor and the adapter binds at most ${mib(limit)}; lower the size or ngf`,
+    );
+  }
+  const fits = Math.floor(limit / largest);
   const why = `WebGPU reports no memory size; the adapter binds at most ${mib(limit)} and a pair's largest tensor is ~${mib(largest)}`;
   if (fits >= opts.batchSize) {
     return {

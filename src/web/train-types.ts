@@ -16,6 +16,25 @@ export interface TrainSettings {
   saveEvery: number;
   /** `auto`: WebGPU on a hardware adapter, else WASM; `webgpu`: any adapter the browser has. */
   backend: 'auto' | 'webgpu' | 'wasm';
+  /**
+   * A run `serve --runs` offers, to fine-tune: its latest checkpoint's networks (the model's size,
+   * ngf, depth and norm are the run's), new optimizers. '' trains from scratch.
+   */
+  finetune: string;
+  /**
+   * Keep the first step's losses and gradients for `firstStep()` (window.p2pTrain), to check the
+   * page's step against Node's.
+   */
+  probe: boolean;
+}
+
+/** One evaluation on the held-out pairs (mean over them), at the end of an epoch and of the run. */
+export interface PageEvalRow {
+  epoch: number;
+  step: number;
+  psnr: number;
+  ssim: number;
+  mae: number;
 }
 
 /** Kept in `document.body.dataset.trainStatus` as JSON, for people and scripts alike. */
@@ -35,14 +54,41 @@ export interface TrainStatus {
   resumedFrom?: number;
   /** Why WebGPU is not used, when it is not. */
   note?: string;
+  /** Both networks' parameters. */
   params?: number;
+  /** A rough bound on the memory a step holds (weights, Adam's moments, activations), in bytes. */
+  memoryBytes?: number;
   imagesPerSec?: number;
+  /** Pairs on each side of the split (by source photo), and how many sources each came from. */
+  pairs?: { train: number; test: number; trainSources?: number; testSources?: number };
+  /** The model trained (from the settings, or the fine-tuned run's). */
+  model?: { size: number; ngf: number; depth: number; norm: string };
+  /** The run fine-tuned, and its checkpoint's epoch/step, when it is one. */
+  finetunedFrom?: string;
+  /** Every evaluation so far, oldest first. */
+  evals?: PageEvalRow[];
+  /** The epoch of the newest sample grid sent. */
+  gridEpoch?: number;
 }
 
-export type WorkerMessage = { type: 'status'; status: TrainStatus };
+export type WorkerMessage =
+  | { type: 'status'; status: TrainStatus }
+  /** The newest sample grid (input | target | output of a few held-out pairs), a PNG. */
+  | { type: 'grid'; epoch: number; png: Blob }
+  /** With `probe`: the first step's losses and its gradients per update, in variable order. */
+  | { type: 'probe'; losses: { gGan: number; gL1: number; d: number }; grads: Float32Array[][] }
+  /** A Download's file, or why there is none. */
+  | { type: 'download'; name: string; blob?: Blob; error?: string };
 
 /** What the page tells the worker: start a run, or pause (after the step in flight, saved) and resume it. */
-export type PageMessage = { type: 'start'; settings: TrainSettings } | { type: 'pause' } | { type: 'resume' };
+export type PageMessage =
+  | { type: 'start'; settings: TrainSettings }
+  | { type: 'pause' }
+  | { type: 'resume' }
+  /** (a) the generator as a tfjs model, (b) the run folder for `pix2pix train --resume`; zips. */
+  | { type: 'download'; what: 'model' | 'run' }
+  /** Destroys the GPU device as a driver reset would: for tests of the lost-device message. */
+  | { type: 'lose-device' };
 
 /** `/api/datasets`: the prepared datasets `serve --data` offers. */
 export interface DatasetSummary {
@@ -60,5 +106,5 @@ export interface DatasetPairs {
 
 /** What makes a saved state this setup's: the settings that define the run (not its length or backend). */
 export function savedKey(s: TrainSettings): string {
-  return JSON.stringify([s.dataset, s.size, s.ngf, s.depth, s.batch, s.seed, s.lr]);
+  return JSON.stringify([s.dataset, s.size, s.ngf, s.depth, s.batch, s.seed, s.lr, s.finetune]);
 }

@@ -15,6 +15,7 @@ import {
 } from '../../src/train/step.js';
 import { rng } from '../helpers.js';
 import { CPU_REF, registerCpuReference } from './cpu-reference.js';
+import { assertSameStep } from './step-compare.js';
 import { useSoftwareGpu, webgpuSkip } from './webgpu-helpers.js';
 
 const SIZE = 32;
@@ -81,35 +82,12 @@ async function runOn(
   return run;
 }
 
-/** The L2 norm of `x`, and of `x - y`. */
-function norms(x: Float32Array, y: Float32Array): { norm: number; diff: number } {
-  let n = 0;
-  let d = 0;
-  for (let i = 0; i < x.length; i++) {
-    n += x[i]! ** 2;
-    d += (x[i]! - y[i]!) ** 2;
-  }
-  return { norm: Math.sqrt(n), diff: Math.sqrt(d) };
-}
-
-function assertSameStep(gpu: Run, cpu: Run): void {
-  const l0 = gpu.losses[0]!;
-  const c0 = cpu.losses[0]!;
-  for (const k of ['gGan', 'gL1', 'd'] as const) {
-    if (Number.isNaN(c0[k])) assert.ok(Number.isNaN(l0[k]), `${k} not computed on either`);
-    else assert.ok(Math.abs(l0[k] - c0[k]) <= 1e-3 * Math.abs(c0[k]), `${k}: webgpu ${l0[k]}, cpu ${c0[k]}`);
-  }
-  assert.equal(gpu.grads.length, cpu.grads.length);
-  gpu.grads.forEach((update, u) => {
-    update.forEach((g, i) => {
-      const ref = cpu.grads[u]![i]!;
-      assert.equal(g.length, ref.length);
-      const { norm, diff } = norms(ref, g);
-      // A gradient that the norm cancels (a conv bias before InstanceNorm) is rounding noise on both.
-      if (norm < 1e-6) assert.ok(diff < 1e-5, `update ${u} gradient ${i}: ${diff} where cpu's is ~0`);
-      else assert.ok(diff <= 1e-2 * norm, `update ${u} gradient ${i}: |diff| ${diff} vs |cpu| ${norm}`);
-    });
-  });
+function assertSameStepAsCpu(gpu: Run, cpu: Run): void {
+  assertSameStep(
+    { losses: gpu.losses[0]!, grads: gpu.grads },
+    { losses: cpu.losses[0]!, grads: cpu.grads },
+    'webgpu',
+  );
 }
 
 describe('webgpu backend (software adapter)', { skip: webgpuSkip }, () => {
@@ -130,7 +108,7 @@ describe('webgpu backend (software adapter)', { skip: webgpuSkip }, () => {
     const config = { ...reference, microBatch: 1 };
     const cpu = await runOn(CPU_REF, config, { steps: 1, batch: 2 });
     const gpu = await runOn('webgpu', config, { steps: 1, batch: 2 });
-    assertSameStep(gpu, cpu);
+    assertSameStepAsCpu(gpu, cpu);
     assert.equal(gpu.leaked, 0);
   });
 
@@ -159,7 +137,7 @@ describe('webgpu backend (software adapter)', { skip: webgpuSkip }, () => {
     const denoise: ModelConfig = { ...reference, dropout: false, residual: true, residualBlur: 1.5 };
     const cpu = await runOn(CPU_REF, denoise, { steps: 1, batch: 1, adversarial: false });
     const gpu = await runOn('webgpu', denoise, { steps: 1, batch: 1, adversarial: false });
-    assertSameStep(gpu, cpu);
+    assertSameStepAsCpu(gpu, cpu);
   });
 
   it('a device error reported late (here a buffer over the size limit) fails the next step before any weight moves', async () => {

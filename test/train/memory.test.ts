@@ -118,4 +118,20 @@ describe('chooseMicroBatch on webgpu', () => {
       /larger than the 128 MiB this WebGPU adapter can bind, and --norm batch cannot split it/,
     );
   });
+
+  it('refuses, naming both sizes, a model whose single pair overflows what the adapter can bind', () => {
+    // 2 x 128 x 128 x 128 channels x 4 bytes = 16 MiB for one 256 px pair at ngf 64.
+    const gpu = { maxStorageBufferBindingSize: 8 * 2 ** 20 };
+    assert.throws(
+      () => chooseMicroBatch({ backend: 'webgpu', size: 256, batchSize: 1, norm: 'instance', ngf: 64, gpu }),
+      /^UserError: the model is too big for this WebGPU adapter: one 256 px pair at ngf 64 makes a ~16 MiB tensor and the adapter binds at most 8 MiB; lower the size or ngf$/,
+    );
+  });
+
+  it('needs the machine memory on the CPU backends (passed in: the browser bundles this module)', () => {
+    assert.throws(
+      () => chooseMicroBatch({ backend: 'native', size: 64, batchSize: 4, norm: 'instance' }),
+      /needs the machine's memory/,
+    );
+  });
 });

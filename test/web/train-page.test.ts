@@ -4,11 +4,107 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { SeededRandom } from '../../src/data/seeded.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
+import { withDropoutSeed } from '../../src/models/fused.js';
+import { validateConfig } from '../../src/train/config.js';
+import {
+  applyStep,
+  createTrainState,
+  disposeTrainState,
+  stepDropoutSeed,
+  stepGradients,
+} from '../../src/train/step.js';
+import { datasetPairs } from '../../src/web/datasets.js';
 import { type ServeHandle, serve } from '../../src/web/server.js';
 import type { TrainStatus } from '../../src/web/train-types.js';
+import { CPU_REF, registerCpuReference } from '../backend/cpu-reference.js';
+import { assertSameStep, type StepRecord } from '../backend/step-compare.js';
 import { tempDir } from '../helpers.js';
+
+const WEBGPU = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
+
+/**
+ * The Node side of the page's first step: the same batch (the served names in the server's order,
+ * shuffled by SeededRandom(seed * 7919 + 1) as the page's worker does; PNGs decoded by sharp, exact
+ * at their own size as the page's drawImage is), the same init (seeded initialisers) and dropout
+ * seed, on the cpu backend.
+ */
+async function nodeFirstStep(
+  dataDir: string,
+  o: { seed: number; batch: number; ngf: number },
+): Promise<StepRecord> {
+  const names = (await datasetPairs(dataDir, 'shapes'))!.train;
+  const order = new SeededRandom(o.seed * 7919 + 1).shuffle(names.map((_, i) => i));
+  const chosen = order.slice(0, o.batch).map((i) => names[i]!);
+  const side = async (s: 'A' | 'B') => {
+    const buf = new Float32Array(o.batch * 32 * 32 * 3);
+    for (const [k, n] of chosen.entries()) {
+      const raw = await sharp(join(dataDir, 'shapes', 'train', s, n))
+        .removeAlpha()
+        .raw()
+        .toBuffer();
+      assert.equal(raw.length, 32 * 32 * 3, n);
+      for (let i = 0; i < raw.length; i++) buf[k * raw.length + i] = raw[i]! / 127.5 - 1;
+    }
+    return tf.tensor4d(buf, [o.batch, 32, 32, 3]);
+  };
+  registerCpuReference();
+  const was = tf.getBackend();
+  await tf.setBackend(CPU_REF);
+  try {
+    const config = validateConfig({
+      data: 'shapes',
+      out: '(node)',
+      size: 32,
+      ngf: o.ngf,
+      batchSize: o.batch,
+      seed: o.seed,
+    });
+    const state = createTrainState(config);
+    const [a, b] = [await side('A'), await side('B')];
+    const pending = withDropoutSeed(stepDropoutSeed(o.seed, 1), () => stepGradients(state, a, b));
+    const grads = await Promise.all(
+      pending.updates.map((u) =>
+        Promise.all(u.opt.variables.map(async (v) => (await u.grads[v.name]!.data()) as Float32Array)),
+      ),
+    );
+    const losses = await applyStep(pending);
+    tf.dispose([a, b]);
+    disposeTrainState(state);
+    return { losses, grads };
+  } finally {
+    if (was) await tf.setBackend(was);
+  }
+}
+
+/** The page's first-step probe (probe=1), its gradients passed as base64 of their float32 bytes. */
+async function pageFirstStep(page: Page): Promise<StepRecord> {
+  await waitFor(page, (s) => s.step >= 1, 120_000);
+  // A string, not a function: tsx would wrap the function's inner names in a helper the page lacks.
+  const got = (await page.evaluate(`(async () => {
+    const p = await globalThis.p2pTrain.firstStep();
+    const b64 = (f) => {
+      const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+      let bin = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(bin);
+    };
+    return { losses: p.losses, grads: p.grads.map((u) => u.map(b64)) };
+  })()`)) as { losses: StepRecord['losses']; grads: string[][] };
+  return {
+    losses: got.losses,
+    grads: got.grads.map((u) =>
+      u.map((t) => {
+        const buf = Buffer.from(t, 'base64');
+        return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+      }),
+    ),
+  };
+}
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/web', import.meta.url));
@@ -55,8 +151,10 @@ describe('the train page in Chromium', { skip }, () => {
   const browsers: Browser[] = [];
   const url = (query: string) => `${srv.url}train?${query}`;
 
+  let root: string;
+
   before(async () => {
-    const root = await tempDir('p2p-train-page-');
+    root = await tempDir('p2p-train-page-');
     await mkdir(join(root, 'runs'));
     await writeSyntheticDataset(join(root, 'data', 'shapes'), { count: 20, size: 32, seed: 4 });
     srv = await serve({ runs: join(root, 'runs'), data: join(root, 'data'), port: 0 });
@@ -77,7 +175,7 @@ describe('the train page in Chromium', { skip }, () => {
 
   it('trains 30 steps at 32 px on WebGPU (software adapter) from URL settings (lr 1e-3), the L1 loss falling', async () => {
     const page = await open(
-      ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'],
+      WEBGPU,
       'dataset=shapes&size=32&ngf=8&batch=2&steps=30&seed=2&lr=0.001&backend=webgpu&autostart=1',
     );
     const { end, l1 } = await trainToEnd(page, 400_000);
@@ -87,12 +185,42 @@ describe('the train page in Chromium', { skip }, () => {
     assert.match(end.adapter ?? '', /swiftshader/i);
     assert.equal(end.step, 30);
     assert.equal(end.epoch, 4, '16 train pairs in batches of 2: 8 steps an epoch');
+    assert.deepEqual(end.pairs, { train: 16, test: 4 });
+    // Scored on the 4 held-out pairs at each epoch's end and at the run's.
+    assert.deepEqual(
+      end.evals?.map((r) => [r.epoch, r.step]),
+      [
+        [1, 8],
+        [2, 16],
+        [3, 24],
+        [4, 30],
+      ],
+    );
+    for (const r of end.evals!)
+      assert.ok(r.psnr > 0 && r.psnr < 100 && r.ssim > -1 && r.ssim <= 1, JSON.stringify(r));
+    assert.equal(end.gridEpoch, 4);
+    // The grid: input | target | output of the 4 held-out pairs, 32 px each.
+    const grid = await page
+      .locator('#grid')
+      .evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight]);
+    assert.deepEqual(grid, [96, 128]);
+    assert.match((await page.locator('#about').textContent()) ?? '', /split: 16 training pairs, 4 held out/);
     // Each step's L1 is one batch of 2: noisy. The first five steps seen against the last five.
     const seen = [...l1.entries()].sort((a, b) => a[0] - b[0]);
     assert.ok(seen.length >= 20 && seen[0]![0] <= 3, `steps seen: ${seen.map(([k]) => k).join(',')}`);
     const mean = (xs: [number, number][]) => xs.reduce((t, [, v]) => t + v, 0) / xs.length;
     const [early, late] = [mean(seen.slice(0, 5)), mean(seen.slice(-5))];
     assert.ok(late < early * 0.9, `mean L1 of the first 5 steps ${early}, of the last 5 ${late}`);
+  });
+
+  it("the page's first WebGPU step equals Node's cpu step from the same init and batch: losses within 1e-3, gradients within 1e-2 of their norms", async () => {
+    const page = await open(
+      WEBGPU,
+      'dataset=shapes&size=32&ngf=8&batch=2&steps=1&seed=5&backend=webgpu&probe=1&autostart=1',
+    );
+    const onPage = await pageFirstStep(page);
+    const inNode = await nodeFirstStep(join(root, 'data'), { seed: 5, batch: 2, ngf: 8 });
+    assertSameStep(onPage, inNode, 'page');
   });
 
   it('without WebGPU it says so and trains on WASM', async () => {

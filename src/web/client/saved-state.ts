@@ -1,6 +1,7 @@
 // The train page's state in the browser's IndexedDB: both networks' weights, both optimizers and the
 // position, saved every few steps and at the end, so a reload or a crashed tab resumes where it was.
 import type { AdamSnapshot } from '../../train/adam.js';
+import type { PageEvalRow } from '../train-types.js';
 
 export interface SavedTraining {
   /** The settings that define the run (savedKey): another setup never resumes this state. */
@@ -11,6 +12,8 @@ export interface SavedTraining {
   d: Float32Array[];
   optG: AdamSnapshot;
   optD: AdamSnapshot;
+  /** The evaluations so far, shown again after a resume. */
+  evals?: PageEvalRow[];
   time: string;
 }
 

@@ -1,34 +1,48 @@
 // The train page's training loop, in a Web Worker so the page stays responsive: the same networks,
-// step (G then D update, one asynchronous read a step), Adam and seeded dropout as `pix2pix train`,
-// bundled from src/. WebGPU where the browser has it, else WASM, and the page is told which.
+// step (G then D update, one asynchronous read a step), Adam, seeded dropout and scores as
+// `pix2pix train`, bundled from src/. WebGPU where the browser has it, else WASM, and the page is told which.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { registerWasmTrainingKernels } from '../../backend/wasm.js';
-import { describeAdapter, registerWebGpuBackend } from '../../backend/webgpu.js';
+import {
+  activeAdapter,
+  describeAdapter,
+  destroyDevice,
+  deviceLost,
+  registerWebGpuBackend,
+} from '../../backend/webgpu.js';
 import { SeededRandom } from '../../data/seeded.js';
-import { withDropoutSeed } from '../../models/fused.js';
-import { validateConfig } from '../../train/config.js';
+import type { PairSource } from '../../data/types.js';
+import { EVAL_BATCH, evaluateGenerator } from '../../eval/metrics.js';
+import { gridPixels } from '../../eval/pixels.js';
+import { generate, withDropoutSeed } from '../../models/fused.js';
+import { generatorDepth, type TrainConfig, validateConfig } from '../../train/config.js';
+import { chooseMicroBatch, stepMemoryBytes } from '../../train/memory.js';
 import {
   applyStep,
   createTrainState,
   disposeTrainState,
+  type PendingStep,
   stepDropoutSeed,
   stepGradients,
   type TrainState,
 } from '../../train/step.js';
 import {
-  type DatasetPairs,
+  type PageEvalRow,
   type PageMessage,
   savedKey,
   type TrainSettings,
   type TrainStatus,
   type WorkerMessage,
 } from '../train-types.js';
+import type { RunDetail } from '../types.js';
 import { loadSaved, type SavedTraining, save } from './saved-state.js';
+import { type PagePairs, type Pair, servedPairNames, servedPairs } from './train-data.js';
 
-const post = (m: WorkerMessage) => (self as unknown as Worker).postMessage(m);
+const post = (m: WorkerMessage, transfer: Transferable[] = []) =>
+  (self as unknown as Worker).postMessage(m, transfer);
 let status: TrainStatus = { state: 'idle', step: 0, epoch: 0, savedStep: 0 };
 const update = (s: Partial<TrainStatus>) => {
   status = { ...status, ...s };
@@ -64,34 +78,63 @@ async function chooseBackend(
   return { name: 'wasm', note: note && `WebGPU not used (${note}): training on WASM` };
 }
 
-/** An image file as [size, size, 3] values in [-1, 1], decoded off the main thread. */
-async function decode(url: string, size: number): Promise<Float32Array> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  let bmp: ImageBitmap;
-  try {
-    bmp = await createImageBitmap(await res.blob());
-  } catch {
-    throw new Error(`${url.split('/').pop()} is not an image this browser can decode`);
-  }
-  if (bmp.width < size || bmp.height < size) {
-    throw new Error(`${url.split('/').pop()} is ${bmp.width}x${bmp.height}, smaller than the size ${size}`);
-  }
-  const canvas = new OffscreenCanvas(size, size);
-  const ctx = canvas.getContext('2d')!;
-  ctx.drawImage(bmp, 0, 0, size, size);
-  const rgba = ctx.getImageData(0, 0, size, size).data;
-  const out = new Float32Array(size * size * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    out[j] = rgba[i]! / 127.5 - 1;
-    out[j + 1] = rgba[i + 1]! / 127.5 - 1;
-    out[j + 2] = rgba[i + 2]! / 127.5 - 1;
-  }
-  return out;
+/** The model to train: from the settings, or a served run's latest checkpoint to fine-tune. */
+interface ModelSetup {
+  config: TrainConfig;
+  models?: { G: tfl.LayersModel; D: tfl.LayersModel };
+  from?: string;
+}
+
+/**
+ * A served run's config (the same validation as the CLI's) with this page's batch, seed and rate,
+ * and its latest checkpoint's networks. A run without a checkpoint is a one-line reason.
+ */
+async function finetuneSetup(settings: TrainSettings): Promise<ModelSetup> {
+  const res = await fetch(`/api/run?id=${encodeURIComponent(settings.finetune)}`);
+  if (!res.ok) throw new Error((await res.text()).trim().replace(/^\d+ [^:]*: /, ''));
+  const run = (await res.json()) as RunDetail;
+  const saved = (run.config as { config?: Partial<TrainConfig> } | null)?.config;
+  if (!saved) throw new Error(`run ${settings.finetune} has no readable config.json to fine-tune from`);
+  const ckpt = run.checkpoints.find((c) => c.latest) ?? run.checkpoints.at(-1);
+  if (!ckpt?.model) throw new Error(`run ${settings.finetune} has no checkpoint with a generator yet`);
+  const config = validateConfig({
+    ...saved,
+    data: settings.dataset,
+    out: '(browser)',
+    batchSize: settings.batch,
+    seed: settings.seed,
+    lr: settings.lr,
+    microBatch: 0,
+    backend: 'auto',
+  });
+  const G = await tfl.loadLayersModel(ckpt.model);
+  const D = await tfl.loadLayersModel(
+    ckpt.model.replace(/\/generator\/model\.json$/, '/discriminator/model.json'),
+  );
+  return {
+    config,
+    models: { G, D },
+    from: `${settings.finetune} (epoch ${ckpt.epoch}${ckpt.step ? `, step ${ckpt.step}` : ''})`,
+  };
+}
+
+function scratchSetup(settings: TrainSettings): ModelSetup {
+  return {
+    config: validateConfig({
+      data: settings.dataset,
+      out: '(browser)',
+      size: settings.size,
+      ngf: settings.ngf,
+      depth: settings.depth,
+      batchSize: settings.batch,
+      seed: settings.seed,
+      lr: settings.lr,
+    }),
+  };
 }
 
 /** Every weight of a network (in `model.weights` order), read asynchronously. */
-async function valuesOf(model: TrainState['G']): Promise<Float32Array[]> {
+async function valuesOf(model: tfl.LayersModel): Promise<Float32Array[]> {
   return Promise.all(model.weights.map(async (w) => (await w.read().data()) as Float32Array));
 }
 
@@ -109,44 +152,110 @@ function restore(state: TrainState, saved: SavedTraining): void {
   state.optD.restoreSnapshot(saved.optD);
 }
 
+/** Pairs stacked into the [n, size, size, 3] tensors of one side. */
+function stack(pairs: Pair[], side: 'a' | 'b', size: number): tf.Tensor4D {
+  const px = size * size * 3;
+  const buf = new Float32Array(pairs.length * px);
+  pairs.forEach((p, i) => {
+    buf.set(p[side], i * px);
+  });
+  return tf.tensor4d(buf, [pairs.length, size, size, 3]);
+}
+
+/** The held-out pairs as the PairSource the CLI's evaluation reads (fixed order, EVAL_BATCH at a time). */
+function heldOut(pairs: Pair[], size: number): PairSource {
+  return {
+    length: pairs.length,
+    async *batches() {
+      for (let i = 0; i < pairs.length; i += EVAL_BATCH) {
+        const chunk = pairs.slice(i, i + EVAL_BATCH);
+        yield { a: stack(chunk, 'a', size), b: stack(chunk, 'b', size), names: chunk.map((p) => p.name) };
+      }
+    },
+  };
+}
+
+/** input | target | output of the first few held-out pairs (training ones when none are held out), as a PNG. */
+async function sampleGrid(G: tfl.LayersModel, pairs: Pair[], size: number): Promise<Blob> {
+  const chosen = pairs.slice(0, 4);
+  const [a, b] = [stack(chosen, 'a', size), stack(chosen, 'b', size)];
+  const fake = tf.tidy(() => generate(G, a));
+  let px: Awaited<ReturnType<typeof gridPixels>>;
+  try {
+    px = await gridPixels([a, b, fake]);
+  } finally {
+    tf.dispose([a, b, fake]);
+  }
+  const rgba = new Uint8ClampedArray(px.width * px.height * 4);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    rgba[i] = px.data[j]!;
+    rgba[i + 1] = px.data[j + 1]!;
+    rgba[i + 2] = px.data[j + 2]!;
+    rgba[i + 3] = 255;
+  }
+  const canvas = new OffscreenCanvas(px.width, px.height);
+  canvas.getContext('2d')!.putImageData(new ImageData(rgba, px.width, px.height), 0, 0);
+  return canvas.convertToBlob({ type: 'image/png' });
+}
+
+/** The first step's gradients, per update in variable order, read before they are applied. */
+async function probeGradients(p: PendingStep): Promise<Float32Array[][]> {
+  return Promise.all(
+    p.updates.map((u) =>
+      Promise.all(u.opt.variables.map(async (v) => (await u.grads[v.name]!.data()) as Float32Array)),
+    ),
+  );
+}
+
+async function loadPairs(settings: TrainSettings, size: number, batch: number): Promise<PagePairs> {
+  const names = await servedPairNames(settings.dataset);
+  if (names.train.length < batch) {
+    throw new Error(
+      `${settings.dataset} has ${names.train.length} training pairs, fewer than a batch of ${batch}`,
+    );
+  }
+  return servedPairs(names, size);
+}
+
 async function run(settings: TrainSettings): Promise<void> {
   update({ state: 'loading', error: undefined });
   const backend = await chooseBackend(settings.backend);
   update({ backend: backend.name, adapter: backend.adapter, note: backend.note });
-  const res = await fetch(`/api/dataset?name=${encodeURIComponent(settings.dataset)}`);
-  // The server's one-line reason ("404 Not Found: no dataset 'x' under --data") without its status.
-  if (!res.ok) throw new Error((await res.text()).trim().replace(/^\d+ [^:]*: /, ''));
-  const names = ((await res.json()) as DatasetPairs).train;
-  if (names.length < settings.batch) {
-    throw new Error(
-      `${settings.dataset} has ${names.length} training pairs, fewer than a batch of ${settings.batch}`,
-    );
-  }
-  const config = validateConfig({
-    data: settings.dataset,
-    out: '(browser)',
-    size: settings.size,
-    ngf: settings.ngf,
-    depth: settings.depth,
-    batchSize: settings.batch,
-    seed: settings.seed,
-    lr: settings.lr,
+  const setup = settings.finetune ? await finetuneSetup(settings) : scratchSetup(settings);
+  const { size, batchSize, norm, ngf } = setup.config;
+  const pairs = await loadPairs(settings, size, batchSize);
+  const micro = chooseMicroBatch({
+    backend: backend.name,
+    size,
+    batchSize,
+    norm,
+    ngf,
+    gpu: backend.name === 'webgpu' ? activeAdapter() : undefined,
   });
-  const base = `/datasets/${encodeURIComponent(settings.dataset)}/train`;
-  const pairs = await Promise.all(
-    names.map(async (n) => ({
-      a: await decode(`${base}/A/${encodeURIComponent(n)}`, config.size),
-      b: await decode(`${base}/B/${encodeURIComponent(n)}`, config.size),
-    })),
-  );
-  const state = createTrainState(config);
+  const config: TrainConfig = { ...setup.config, microBatch: micro.microBatch };
+  const state = createTrainState(config, setup.models);
+  const params = state.G.countParams() + state.D.countParams();
+  update({
+    pairs: {
+      train: pairs.train.length,
+      test: pairs.test.length,
+      trainSources: pairs.trainSources,
+      testSources: pairs.testSources,
+    },
+    model: { size, ngf, depth: generatorDepth(config), norm },
+    finetunedFrom: setup.from,
+    params,
+    memoryBytes: stepMemoryBytes({ params, size, pairs: micro.microBatch }),
+  });
   const key = savedKey(settings);
   let first = 1;
+  let evals: PageEvalRow[] = [];
   const saved = await loadSaved(key).catch(() => undefined);
   if (saved) {
     restore(state, saved);
     first = saved.step + 1;
-    update({ resumedFrom: saved.step, savedStep: saved.step, step: saved.step });
+    evals = saved.evals ?? [];
+    update({ resumedFrom: saved.step, savedStep: saved.step, step: saved.step, evals });
   }
   const persist = async (step: number) => {
     await save({
@@ -156,13 +265,33 @@ async function run(settings: TrainSettings): Promise<void> {
       d: await valuesOf(state.D),
       optG: await state.optG.snapshot(),
       optD: await state.optD.snapshot(),
+      evals,
       time: new Date().toISOString(),
     });
     update({ savedStep: step });
   };
-  const perEpoch = Math.floor(pairs.length / config.batchSize);
-  const px = config.size * config.size * 3;
-  update({ state: 'training', params: state.G.countParams() + state.D.countParams() });
+  const perEpoch = Math.floor(pairs.train.length / batchSize);
+  const shown = pairs.test.length ? pairs.test : pairs.train;
+  // Scores and a grid at the end of every epoch and of the run, as the CLI's --eval-every 1.
+  const endOfEpoch = async (step: number, epoch: number) => {
+    if (pairs.test.length) {
+      const m = await evaluateGenerator(state.G, heldOut(pairs.test, size));
+      evals = [
+        ...evals.filter((r) => r.step !== step),
+        { epoch, step, psnr: m.psnr, ssim: m.ssim, mae: m.mae },
+      ];
+    }
+    post({ type: 'grid', epoch, png: await sampleGrid(state.G, shown, size) });
+    update({ evals, gridEpoch: epoch });
+  };
+  const lost = deviceLost();
+  void lost?.then((reason) => {
+    if (status.state === 'done') return;
+    failed = `${reason}; the state saved at step ${status.savedStep} is kept: reload the page to resume from it`;
+    update({ state: 'error', error: failed });
+    resumeNow?.();
+  });
+  update({ state: 'training' });
   const t0 = performance.now();
   try {
     for (let step = first; step <= settings.steps; step++) {
@@ -174,31 +303,36 @@ async function run(settings: TrainSettings): Promise<void> {
           resumeNow = resolve;
         });
         pauseAsked = false;
+        if (failed) return;
         update({ state: 'training' });
       }
       const epoch = Math.floor((step - 1) / perEpoch) + 1;
       // The epoch's seeded pair order.
-      const order = new SeededRandom(config.seed * 7919 + epoch).shuffle(Array.from(pairs, (_, i) => i));
+      const order = new SeededRandom(config.seed * 7919 + epoch).shuffle(
+        Array.from(pairs.train, (_, i) => i),
+      );
       const at = (step - 1) % perEpoch;
-      const chosen = order.slice(at * config.batchSize, (at + 1) * config.batchSize).map((i) => pairs[i]!);
-      const stack = (k: 'a' | 'b') => {
-        const buf = new Float32Array(chosen.length * px);
-        chosen.forEach((p, i) => {
-          buf.set(p[k], i * px);
-        });
-        return tf.tensor4d(buf, [chosen.length, config.size, config.size, 3]);
-      };
-      const [a, b] = [stack('a'), stack('b')];
+      const chosen = order.slice(at * batchSize, (at + 1) * batchSize).map((i) => pairs.train[i]!);
+      const [a, b] = [stack(chosen, 'a', size), stack(chosen, 'b', size)];
       let losses: Awaited<ReturnType<typeof applyStep>>;
       try {
         // The CLI's dropout seed for this step: the same masks as `pix2pix train`.
         const seed = stepDropoutSeed(config.seed, step);
-        losses = await applyStep(withDropoutSeed(seed, () => stepGradients(state, a, b)));
+        const pending = withDropoutSeed(seed, () => stepGradients(state, a, b));
+        const grads = settings.probe && step === 1 ? await probeGradients(pending) : undefined;
+        losses = await applyStep(pending);
+        if (grads)
+          post(
+            { type: 'probe', losses, grads },
+            grads.flat().map((g) => g.buffer as ArrayBuffer),
+          );
       } finally {
         tf.dispose([a, b]);
       }
+      if (failed) return;
       const seconds = (performance.now() - t0) / 1000;
-      update({ step, epoch, losses, imagesPerSec: ((step - first + 1) * config.batchSize) / seconds });
+      update({ step, epoch, losses, imagesPerSec: ((step - first + 1) * batchSize) / seconds });
+      if (step % perEpoch === 0 || step === settings.steps) await endOfEpoch(step, epoch);
       if (step % settings.saveEvery === 0 || step === settings.steps) await persist(step);
       // A step on WASM resolves its reads without ever leaving the microtask queue: yield, so the
       // page's messages (pause) get in between steps.
@@ -212,19 +346,28 @@ async function run(settings: TrainSettings): Promise<void> {
 
 let pauseAsked = false;
 let resumeNow: (() => void) | undefined;
+/** The one-line reason training stopped for good (a lost device), once it has. */
+let failed: string | undefined;
 
 self.onmessage = (e: MessageEvent<PageMessage>) => {
-  if (e.data.type === 'pause') {
+  const m = e.data;
+  if (m.type === 'pause') {
     pauseAsked = true;
     return;
   }
-  if (e.data.type === 'resume') {
+  if (m.type === 'resume') {
     pauseAsked = false;
     resumeNow?.();
     resumeNow = undefined;
     return;
   }
-  run(e.data.settings).catch((err: unknown) => {
-    update({ state: 'error', error: (err as Error).message.split('\n')[0] });
+  if (m.type === 'lose-device') {
+    destroyDevice();
+    return;
+  }
+  if (m.type !== 'start') return;
+  run(m.settings).catch((err: unknown) => {
+    // After a lost device the step's own failure says less than the reason already shown.
+    update({ state: 'error', error: failed ?? (err as Error).message.split('\n')[0] });
   });
 };

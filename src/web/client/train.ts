@@ -1,5 +1,7 @@
 // The train page: a setup from the URL (or the form), training in a Web Worker (train-worker.ts),
 // live losses, and the status as JSON in document.body.dataset.trainStatus.
+
+import { fmtDuration } from '../../util/format.js';
 import type {
   DatasetSummary,
   PageMessage,
@@ -7,6 +9,7 @@ import type {
   TrainStatus,
   WorkerMessage,
 } from '../train-types.js';
+import type { RunList } from '../types.js';
 import { LineChart } from './chart.js';
 import { fill, fmt, getJson, h, showError } from './dom.js';
 
@@ -24,6 +27,8 @@ const DEFAULTS: TrainSettings = {
   lr: 2e-4,
   saveEvery: 10,
   backend: 'auto',
+  finetune: '',
+  probe: false,
 };
 
 /** The settings the URL gives, over the defaults; a bad number is a message naming the parameter. */
@@ -42,6 +47,8 @@ function settingsFromUrl(): TrainSettings {
     s.lr = Number(lr);
   }
   s.dataset = params.get('dataset') ?? '';
+  s.finetune = params.get('finetune') ?? '';
+  s.probe = params.get('probe') === '1';
   const backend = params.get('backend') ?? 'auto';
   if (backend !== 'auto' && backend !== 'webgpu' && backend !== 'wasm') {
     throw new Error(`URL parameter backend=${backend}: use auto, webgpu or wasm`);
@@ -66,7 +73,13 @@ async function main(): Promise<void> {
     showError(app, e);
     return;
   }
-  const datasets = await getJson<DatasetSummary[]>('/api/datasets');
+  const [datasets, runs] = await Promise.all([
+    getJson<DatasetSummary[]>('/api/datasets'),
+    getJson<RunList>('/api/runs').then(
+      (l) => l.runs.filter((r) => r.kind === 'run' && r.epoch !== undefined),
+      () => [],
+    ),
+  ]);
   const select = h(
     'select',
     { id: 'dataset' },
@@ -79,6 +92,18 @@ async function main(): Promise<void> {
     select.append(h('option', { value: settings.dataset }, `${settings.dataset} (not offered here)`));
   }
   if (settings.dataset) select.value = settings.dataset;
+  const from = h(
+    'select',
+    { id: 'finetune', title: 'train from scratch, or fine-tune the latest checkpoint of a served run' },
+    h('option', { value: '' }, 'from scratch'),
+    ...runs.map((r) => h('option', { value: r.id }, `fine-tune ${r.id} (epoch ${r.epoch})`)),
+  );
+  if (settings.finetune && !runs.some((r) => r.id === settings.finetune)) {
+    from.append(
+      h('option', { value: settings.finetune }, `fine-tune ${settings.finetune} (not offered here)`),
+    );
+  }
+  from.value = settings.finetune;
   const numberField = (key: 'size' | 'ngf' | 'batch' | 'steps') =>
     h(
       'label',
@@ -88,12 +113,19 @@ async function main(): Promise<void> {
     );
   const start = h('button', { id: 'start', type: 'button' }, 'Start');
   const pause = h('button', { id: 'pause', type: 'button', disabled: '' }, 'Pause');
+  const getModel = h('button', { id: 'download-model', type: 'button', disabled: '' }, 'Download model');
+  const getRun = h('button', { id: 'download-run', type: 'button', disabled: '' }, 'Download checkpoint');
   const line = h(
     'p',
     { id: 'status', class: 'muted' },
     datasets.length ? 'ready' : 'serve --data DIR offers no dataset',
   );
-  const chart = new LineChart({ title: 'losses', xLabel: 'step', digits: 4 });
+  const about = h('p', { id: 'about', class: 'muted' });
+  const lossChart = new LineChart({ title: 'losses', xLabel: 'step', digits: 4 });
+  const psnrChart = new LineChart({ title: 'PSNR on the held-out pairs (dB)', xLabel: 'step', digits: 2 });
+  const ssimChart = new LineChart({ title: 'SSIM on the held-out pairs', xLabel: 'step', digits: 4 });
+  const grid = h('img', { id: 'grid', alt: 'input | target | output of held-out pairs', hidden: '' });
+  const gridCaption = h('figcaption', {}, 'newest samples: input | target | output');
   const points = {
     gL1: [] as [number, number][],
     gGan: [] as [number, number][],
@@ -106,16 +138,69 @@ async function main(): Promise<void> {
       'div',
       { class: 'controls' },
       select,
+      from,
       numberField('size'),
       numberField('ngf'),
       numberField('batch'),
       numberField('steps'),
       start,
       pause,
+      getModel,
+      getRun,
     ),
     line,
-    chart.el,
+    about,
+    h('div', { class: 'charts' }, lossChart.el, psnrChart.el, ssimChart.el),
+    h('figure', { class: 'chart-box' }, gridCaption, grid),
   );
+
+  /** The worker's first-step probe (probe=1), for scripts comparing the page's step with Node's. */
+  let firstStep: Promise<Extract<WorkerMessage, { type: 'probe' }>> | undefined;
+  let worker: Worker | undefined;
+  const show = (st: TrainStatus) => {
+    const where = st.backend ? `${st.backend}${st.adapter ? ` (${st.adapter})` : ''}` : '';
+    line.textContent = [
+      st.state,
+      where,
+      st.note,
+      st.step ? `step ${st.step}/${settings.steps}, epoch ${st.epoch}` : '',
+      st.imagesPerSec ? `${fmt(st.imagesPerSec, 2)} img/s` : '',
+      st.imagesPerSec && st.step < settings.steps
+        ? `ETA ${fmtDuration(((settings.steps - st.step) * settings.batch) / st.imagesPerSec)}`
+        : '',
+      st.error,
+    ]
+      .filter(Boolean)
+      .join(' · ');
+    const m = st.model;
+    about.textContent = [
+      st.finetunedFrom ? `fine-tuning ${st.finetunedFrom}` : '',
+      m ? `${m.size} px, ngf ${m.ngf}, depth ${m.depth}, ${m.norm} norm` : '',
+      st.params ? `${(st.params / 1e6).toFixed(2)} M parameters` : '',
+      st.memoryBytes ? `~${Math.ceil(st.memoryBytes / 2 ** 20)} MiB a step (estimate)` : '',
+      st.pairs
+        ? `split: ${st.pairs.train} training pairs${st.pairs.trainSources ? ` from ${st.pairs.trainSources} photos` : ''}, ${st.pairs.test} held out${st.pairs.testSources ? ` from ${st.pairs.testSources} photos` : ''}`
+        : '',
+      st.savedStep ? `saved in this browser at step ${st.savedStep}` : '',
+    ]
+      .filter(Boolean)
+      .join(' · ');
+    const l = st.losses;
+    if (l && st.state === 'training' && points.gL1.at(-1)?.[0] !== st.step) {
+      points.gL1.push([st.step, l.gL1]);
+      points.gGan.push([st.step, l.gGan]);
+      points.d.push([st.step, l.d]);
+      lossChart.update([
+        { name: 'G L1', color: '#1f77b4', points: points.gL1 },
+        { name: 'G GAN', color: '#ff7f0e', points: points.gGan },
+        { name: 'D', color: '#2ca02c', points: points.d },
+      ]);
+    }
+    if (st.evals?.length) {
+      psnrChart.update([{ name: 'PSNR', color: '#1f77b4', points: st.evals.map((r) => [r.step, r.psnr]) }]);
+      ssimChart.update([{ name: 'SSIM', color: '#1f77b4', points: st.evals.map((r) => [r.step, r.ssim]) }]);
+    }
+  };
 
   const begin = () => {
     start.setAttribute('disabled', '');
@@ -123,45 +208,53 @@ async function main(): Promise<void> {
       settings[key] = Number((document.getElementById(key) as HTMLInputElement).value);
     }
     settings.dataset = select.value;
-    const worker = new Worker('/assets/train-worker.js', { type: 'module' });
-    const tell = (m: PageMessage) => worker.postMessage(m);
+    settings.finetune = from.value;
+    worker?.terminate();
+    const w = new Worker('/assets/train-worker.js', { type: 'module' });
+    worker = w;
+    const tell = (m: PageMessage) => w.postMessage(m);
+    let gotProbe: (m: Extract<WorkerMessage, { type: 'probe' }>) => void = () => {};
+    if (settings.probe) firstStep = new Promise((resolve) => (gotProbe = resolve));
     pause.removeAttribute('disabled');
     pause.onclick = () => {
       const paused = status.state === 'paused';
       tell({ type: paused ? 'resume' : 'pause' });
       pause.textContent = paused ? 'Pause' : 'Resume';
     };
-    worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
-      status = e.data.status;
-      publish(status);
-      const l = status.losses;
-      if (l && status.state === 'training') {
-        points.gL1.push([status.step, l.gL1]);
-        points.gGan.push([status.step, l.gGan]);
-        points.d.push([status.step, l.d]);
-        chart.update([
-          { name: 'G L1', color: '#1f77b4', points: points.gL1 },
-          { name: 'G GAN', color: '#ff7f0e', points: points.gGan },
-          { name: 'D', color: '#2ca02c', points: points.d },
-        ]);
+    const ask = (what: 'model' | 'run') => () => {
+      tell({ type: 'download', what });
+    };
+    getModel.onclick = ask('model');
+    getRun.onclick = ask('run');
+    w.onmessage = (e: MessageEvent<WorkerMessage>) => {
+      const m = e.data;
+      if (m.type === 'probe') return gotProbe(m);
+      if (m.type === 'grid') {
+        const old = grid.src;
+        grid.src = URL.createObjectURL(m.png);
+        grid.removeAttribute('hidden');
+        gridCaption.textContent = `samples after epoch ${m.epoch}: input | target | output`;
+        if (old) URL.revokeObjectURL(old);
+        return;
       }
-      const where = status.backend ? `${status.backend}${status.adapter ? ` (${status.adapter})` : ''}` : '';
-      line.textContent = [
-        status.state,
-        where,
-        status.note,
-        status.step ? `step ${status.step}/${settings.steps}, epoch ${status.epoch}` : '',
-        status.imagesPerSec ? `${fmt(status.imagesPerSec, 2)} img/s` : '',
-        status.error,
-      ]
-        .filter(Boolean)
-        .join(' · ');
+      if (m.type === 'download') {
+        if (m.error) line.textContent = m.error;
+        if (m.blob) save(m.blob, m.name);
+        return;
+      }
+      status = m.status;
+      publish(status);
+      show(status);
+      // A state is there to download once a step is saved (the worker reads its own networks).
+      for (const b of [getModel, getRun]) {
+        if (status.step > 0 && status.state !== 'loading') b.removeAttribute('disabled');
+      }
       if (status.state === 'done' || status.state === 'error') {
         start.removeAttribute('disabled');
         pause.setAttribute('disabled', '');
       }
     };
-    worker.onerror = (e) => {
+    w.onerror = (e) => {
       status = { ...status, state: 'error', error: e.message || 'the training worker failed to start' };
       publish(status);
       line.textContent = status.error!;
@@ -169,7 +262,21 @@ async function main(): Promise<void> {
     tell({ type: 'start', settings });
   };
   start.addEventListener('click', begin);
+  // For scripts and tests: the first step's probe, and losing the GPU device on purpose.
+  (globalThis as { p2pTrain?: unknown }).p2pTrain = {
+    firstStep: () => firstStep,
+    loseDevice: () => worker?.postMessage({ type: 'lose-device' } satisfies PageMessage),
+  };
   if (params.get('autostart') === '1') begin();
+}
+
+/** A Blob saved as a file by the browser's download. */
+function save(blob: Blob, name: string): void {
+  const a = h('a', { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
 }
 
 main().catch((e: unknown) => {
