@@ -223,6 +223,29 @@ describe('the train page in Chromium', { skip }, () => {
     assertSameStep(onPage, inNode, 'page');
   });
 
+  it('a lost GPU device stops training with one message naming the saved step, and that state resumes (here on WASM)', async () => {
+    const query = 'dataset=shapes&size=32&ngf=8&batch=2&steps=200&saveEvery=2&seed=3&autostart=1';
+    const page = await open(WEBGPU, `${query}&backend=webgpu`);
+    await waitFor(page, (s) => s.savedStep >= 2, 180_000);
+    await page.evaluate('globalThis.p2pTrain.loseDevice()');
+    const { end } = await trainToEnd(page, 60_000);
+    await page.screenshot({ path: join(ARTIFACTS, 'train-device-lost.png') });
+    assert.equal(end.state, 'error');
+    const m =
+      /^the WebGPU device was lost \(destroyed[^)]*\); the state saved at step (\d+) is kept: reload the page to resume from it$/.exec(
+        end.error ?? '',
+      );
+    assert.ok(m, end.error);
+    assert.equal(Number(m[1]), end.savedStep);
+    assert.match((await page.locator('#status').textContent()) ?? '', /device was lost/);
+    // The same run (the backend and length are not part of it) resumes from that state.
+    await page.goto(url(`${query.replace('steps=200', `steps=${end.savedStep + 2}`)}&backend=wasm`));
+    const again = await trainToEnd(page, 120_000);
+    assert.equal(again.end.state, 'done', again.end.error);
+    assert.equal(again.end.resumedFrom, end.savedStep);
+    assert.equal(again.end.step, end.savedStep + 2);
+  });
+
   it('without WebGPU it says so and trains on WASM', async () => {
     const page = await open(
       ['--disable-features=WebGPU'],

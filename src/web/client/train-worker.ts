@@ -284,10 +284,10 @@ async function run(settings: TrainSettings): Promise<void> {
     post({ type: 'grid', epoch, png: await sampleGrid(state.G, shown, size) });
     update({ evals, gridEpoch: epoch });
   };
-  const lost = deviceLost();
-  void lost?.then((reason) => {
+  // Said at once, also while paused or between steps; the step in flight then fails on its read.
+  void deviceLost()?.then((reason) => {
     if (status.state === 'done') return;
-    failed = `${reason}; the state saved at step ${status.savedStep} is kept: reload the page to resume from it`;
+    failed = keptState(reason);
     update({ state: 'error', error: failed });
     resumeNow?.();
   });
@@ -344,6 +344,10 @@ async function run(settings: TrainSettings): Promise<void> {
   update({ state: 'done' });
 }
 
+/** A lost device's reason, with what survives it: the last state saved in this browser. */
+const keptState = (reason: string) =>
+  `${reason}; the state saved at step ${status.savedStep} is kept: reload the page to resume from it`;
+
 let pauseAsked = false;
 let resumeNow: (() => void) | undefined;
 /** The one-line reason training stopped for good (a lost device), once it has. */
@@ -367,7 +371,11 @@ self.onmessage = (e: MessageEvent<PageMessage>) => {
   }
   if (m.type !== 'start') return;
   run(m.settings).catch((err: unknown) => {
-    // After a lost device the step's own failure says less than the reason already shown.
-    update({ state: 'error', error: failed ?? (err as Error).message.split('\n')[0] });
+    // The step in flight may fail on the lost device before its `lost` promise settles.
+    const reason = (err as Error).message.split('\n')[0]!;
+    update({
+      state: 'error',
+      error: failed ?? (/^the WebGPU device was lost/.test(reason) ? keptState(reason) : reason),
+    });
   });
 };

@@ -164,8 +164,8 @@ async function main(): Promise<void> {
       where,
       st.note,
       st.step ? `step ${st.step}/${settings.steps}, epoch ${st.epoch}` : '',
-      st.imagesPerSec ? `${fmt(st.imagesPerSec, 2)} img/s` : '',
-      st.imagesPerSec && st.step < settings.steps
+      st.imagesPerSec && st.state === 'training' ? `${fmt(st.imagesPerSec, 2)} img/s` : '',
+      st.imagesPerSec && st.state === 'training' && st.step < settings.steps
         ? `ETA ${fmtDuration(((settings.steps - st.step) * settings.batch) / st.imagesPerSec)}`
         : '',
       st.error,
