@@ -53,9 +53,10 @@ export async function decodeImageBlob(blob: Blob): Promise<RgbImage> {
 }
 
 /**
- * The browser's PixelCodec. JPEG: the browser's own encoder at the same quality (Chromium's is
- * libjpeg-turbo with 4:2:0 chroma, like sharp's), decoded back; close to sharp's result, not bit-identical.
- * Resampling: drawImage with high-quality smoothing, not sharp's Lanczos-3.
+ * The browser's PixelCodec. JPEG: the browser's own encoder at the same quality, decoded back; Chromium's
+ * is libjpeg-turbo with 4:2:0 chroma like sharp's, and gave identical pixels in the tests, but a browser
+ * only promises a JPEG of that quality. Resampling: drawImage with high-quality smoothing, close to but not
+ * sharp's Lanczos-3.
  */
 export const canvasCodec: PixelCodec = {
   async jpeg(img, quality) {

@@ -256,9 +256,11 @@ function imageSources(list: Entry[], r: Resolved): Source[] {
  * Pairs from dropped images, as `pix2pix prepare` makes them from the same files: photos tiled (B the
  * tile, A degraded with the stream prepare uses), aligned and folder pairs scaled to `size` on the shorter
  * side and centre-cropped ('cover'), near-flat tiles left out, split 8:2 (or `split`) by source. Pixels
- * equal prepare's where the codec is sharp (sharpCodec); in a browser the codec is the canvas
- * (canvasCodec), whose JPEG and resampling are close to sharp's but not bit-identical, and every other
- * step is the same code. Throws a one-line UserError naming the file or the limit at the first problem.
+ * equal prepare's where the codec is sharp (sharpCodec). In a browser the codec is the canvas
+ * (canvasCodec): every step but JPEG and resampling is the same code, so pairs that need neither are
+ * bit-identical to Node's; Chromium's JPEG matched sharp's in the tests, its resampling (only for images
+ * larger than `size` in 'cover' fit, or with `resize`) is close, not equal. Throws a one-line UserError
+ * naming the file or the limit at the first problem.
  */
 export async function pairsFromImages(
   files: readonly ImageFile[],
