@@ -279,8 +279,8 @@ export async function pairsFromImages(
   let flatTiles = 0;
   for (const [i, src] of sources.entries()) {
     let img = await src.load();
+    // Checked on the image as dropped: `resize` is never below `size`, so it cannot make one too small.
     const { width, height } = img.b;
-    if (r.resize > 0) img = await scaleToShortSide(img, r.resize, opts.codec);
     if (Math.min(width, height) < r.size) {
       const what =
         r.kind === 'aligned'
@@ -288,6 +288,7 @@ export async function pairsFromImages(
           : `${width}x${height}`;
       throw new UserError(`${src.path} is ${what}, smaller than the size ${r.size}`);
     }
+    if (r.resize > 0) img = await scaleToShortSide(img, r.resize, opts.codec);
     if (r.fit === 'cover') img = await scaleToShortSide(img, r.size, opts.codec);
     let n = 0;
     for (const c of cuts(img.b.width, img.b.height, r, src.name)) {
