@@ -22,6 +22,13 @@ export interface TrainSettings {
    */
   finetune: string;
   /**
+   * What dropped files are (a prepared dataset's layout is known): `auto` takes folders A/ and B/
+   * as pairs, else one 2:1 image as aligned A|B pairs, else photos.
+   */
+  kind: 'auto' | 'aligned' | 'folders' | 'photos';
+  /** The degradation that makes A from dropped photos, as prepare's --degrade (e.g. gaussian:25). */
+  degrade: string;
+  /**
    * Keep the first step's losses and gradients for `firstStep()` (window.p2pTrain), to check the
    * page's step against Node's.
    */
@@ -60,7 +67,9 @@ export interface TrainStatus {
   memoryBytes?: number;
   imagesPerSec?: number;
   /** Pairs on each side of the split (by source photo), and how many sources each came from. */
-  pairs?: { train: number; test: number; trainSources?: number; testSources?: number };
+  pairs?: { kind?: string; train: number; test: number; trainSources?: number; testSources?: number };
+  /** What loading is doing now (decoding and cutting dropped images). */
+  progress?: string;
   /** The model trained (from the settings, or the fine-tuned run's). */
   model?: { size: number; ngf: number; depth: number; norm: string };
   /** The run fine-tuned, and its checkpoint's epoch/step, when it is one. */
@@ -81,8 +90,15 @@ export type WorkerMessage =
   | { type: 'download'; name: string; blob?: Blob; error?: string };
 
 /** What the page tells the worker: start a run, or pause (after the step in flight, saved) and resume it. */
+/** A file the user dropped or chose, with its path inside what was dropped ('mydata/A/x.png'). */
+export interface DroppedFile {
+  path: string;
+  file: File;
+}
+
 export type PageMessage =
-  | { type: 'start'; settings: TrainSettings }
+  /** `files`: the user's own files, when `settings.dataset` names them (DROPPED_PREFIX). */
+  | { type: 'start'; settings: TrainSettings; files?: DroppedFile[] }
   | { type: 'pause' }
   | { type: 'resume' }
   /** (a) the generator as a tfjs model, (b) the run folder for `pix2pix train --resume`; zips. */
@@ -104,7 +120,11 @@ export interface DatasetPairs {
   test: string[];
 }
 
+/** `settings.dataset` of dropped files: this prefix and a fingerprint of their paths, sizes and times. */
+export const DROPPED_PREFIX = 'dropped:';
+
 /** What makes a saved state this setup's: the settings that define the run (not its length or backend). */
 export function savedKey(s: TrainSettings): string {
-  return JSON.stringify([s.dataset, s.size, s.ngf, s.depth, s.batch, s.seed, s.lr, s.finetune]);
+  const dropped = s.dataset.startsWith(DROPPED_PREFIX) ? [s.kind, s.degrade] : [];
+  return JSON.stringify([s.dataset, s.size, s.ngf, s.depth, s.batch, s.seed, s.lr, s.finetune, ...dropped]);
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,39 @@ async function nodeFirstStep(
   }
 }
 
+/** A PNG of `w` x `h` random pixels (never flat), from a seed. */
+function noisePng(w: number, h: number, seed: number): Promise<Buffer> {
+  let x = seed * 2654435761;
+  const px = Buffer.alloc(w * h * 3);
+  for (let i = 0; i < px.length; i++) {
+    x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    px[i] = x & 255;
+  }
+  return sharp(px, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
+}
+
+/**
+ * Folders a user might drop: `pairs` (A/ and B/ of the served dataset's 16 training pairs), `photos`
+ * (three 64 px photos), and the bad ones, each with one fault.
+ */
+async function writeDrops(dir: string, dataset: string): Promise<void> {
+  await cp(join(dataset, 'train'), join(dir, 'pairs'), { recursive: true });
+  await mkdir(join(dir, 'photos'), { recursive: true });
+  for (const i of [1, 2, 3])
+    await writeFile(join(dir, 'photos', `photo-${i}.png`), await noisePng(64, 64, i));
+  await mkdir(join(dir, 'mismatch', 'A'), { recursive: true });
+  await mkdir(join(dir, 'mismatch', 'B'), { recursive: true });
+  await writeFile(join(dir, 'mismatch', 'A', 'x.png'), await noisePng(32, 32, 4));
+  await writeFile(join(dir, 'mismatch', 'B', 'x.png'), await noisePng(32, 48, 5));
+  await mkdir(join(dir, 'text'), { recursive: true });
+  await writeFile(join(dir, 'text', 'photo-1.png'), await noisePng(64, 64, 6));
+  await writeFile(join(dir, 'text', 'notes.png'), 'not a picture\n');
+  await mkdir(join(dir, 'small'), { recursive: true });
+  await writeFile(join(dir, 'small', 'tiny.png'), await noisePng(20, 20, 7));
+}
+
 /** The page's first-step probe (probe=1), its gradients passed as base64 of their float32 bytes. */
 async function pageFirstStep(page: Page): Promise<StepRecord> {
   await waitFor(page, (s) => s.step >= 1, 120_000);
@@ -158,6 +191,7 @@ describe('the train page in Chromium', { skip }, () => {
     await mkdir(join(root, 'runs'));
     await writeSyntheticDataset(join(root, 'data', 'shapes'), { count: 20, size: 32, seed: 4 });
     srv = await serve({ runs: join(root, 'runs'), data: join(root, 'data'), port: 0 });
+    await writeDrops(join(root, 'drop'), join(root, 'data', 'shapes'));
     await mkdir(ARTIFACTS, { recursive: true });
   });
   after(async () => {
@@ -244,6 +278,64 @@ describe('the train page in Chromium', { skip }, () => {
     assert.equal(again.end.state, 'done', again.end.error);
     assert.equal(again.end.resumedFrom, end.savedStep);
     assert.equal(again.end.step, end.savedStep + 2);
+  });
+
+  /** Opens the page with `query`, chooses the folder `drop/<name>` as a user would, and presses Start. */
+  async function trainOnFolder(name: string, query: string): Promise<{ page: Page; end: TrainStatus }> {
+    const page = await open([], query);
+    await page.setInputFiles('#folder', join(root, 'drop', name));
+    await page.click('#start');
+    const { end } = await trainToEnd(page, 120_000);
+    return { page, end };
+  }
+
+  it('a dropped folder of A/ and B/ pairs trains, the split shown', async () => {
+    const { page, end } = await trainOnFolder('pairs', 'size=32&ngf=8&batch=4&steps=2&backend=wasm');
+    assert.equal(end.state, 'done', end.error);
+    assert.equal(end.pairs?.kind, 'folders');
+    // prepare's split of 16 sources 8:2 by source: each pair is its own source here.
+    assert.equal(end.pairs!.train + end.pairs!.test, 16);
+    assert.equal(end.pairs!.trainSources, end.pairs!.train);
+    assert.ok(end.pairs!.test >= 1);
+    assert.match(
+      (await page.locator('#about').textContent()) ?? '',
+      /your files as folders pairs; split: \d+ training pairs from \d+ photos/,
+    );
+    assert.equal(end.step, 2);
+  });
+
+  it('dropped photos are tiled and degraded in the tab as prepare does, split by photo', async () => {
+    const { page, end } = await trainOnFolder(
+      'photos',
+      'size=32&ngf=8&batch=2&steps=2&kind=photos&degrade=gaussian:25&backend=wasm',
+    );
+    await page.screenshot({ path: join(ARTIFACTS, 'train-dropped-photos.png') });
+    assert.equal(end.state, 'done', end.error);
+    assert.equal(end.pairs?.kind, 'photos');
+    // Three 64 px photos, four 32 px tiles each, every tile of a photo on one side.
+    assert.deepEqual(
+      [end.pairs!.trainSources! + end.pairs!.testSources!, end.pairs!.train + end.pairs!.test],
+      [3, 12],
+    );
+    assert.equal(end.pairs!.train, 4 * end.pairs!.trainSources!);
+    assert.equal(end.evals?.length, 1, 'scored on the held-out photo');
+  });
+
+  it('dropped bad files are one message each naming the file or the limit, and nothing trains', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['mismatch', 'size=32&batch=1', /^mismatch\/A\/x\.png is 32x32 but mismatch\/B\/x\.png is 32x48$/],
+      ['text', 'size=32&batch=1&kind=photos', /^text\/notes\.png is not an image this browser can read/],
+      ['small', 'size=32&batch=1&kind=photos', /^small\/tiny\.png is 20x20, smaller than the size 32$/],
+      ['pairs', 'size=32&batch=64', /^\d+ training pairs, fewer than a batch of 64/],
+    ];
+    for (const [name, query, message] of cases) {
+      const { end } = await trainOnFolder(name, `${query}&ngf=8&steps=2&backend=wasm`);
+      assert.equal(end.state, 'error', name);
+      assert.match(end.error ?? '', message, name);
+      assert.ok(!end.error!.includes('\n'), 'one line');
+      assert.equal(end.step, 0, `${name}: no step trained`);
+      assert.equal(end.savedStep, 0, `${name}: nothing saved`);
+    }
   });
 
   it('without WebGPU it says so and trains on WASM', async () => {

@@ -30,6 +30,8 @@ import {
   type TrainState,
 } from '../../train/step.js';
 import {
+  DROPPED_PREFIX,
+  type DroppedFile,
   type PageEvalRow,
   type PageMessage,
   savedKey,
@@ -39,7 +41,7 @@ import {
 } from '../train-types.js';
 import type { RunDetail } from '../types.js';
 import { loadSaved, type SavedTraining, save } from './saved-state.js';
-import { type PagePairs, type Pair, servedPairNames, servedPairs } from './train-data.js';
+import { droppedPairs, type PagePairs, type Pair, servedPairNames, servedPairs } from './train-data.js';
 
 const post = (m: WorkerMessage, transfer: Transferable[] = []) =>
   (self as unknown as Worker).postMessage(m, transfer);
@@ -207,7 +209,21 @@ async function probeGradients(p: PendingStep): Promise<Float32Array[][]> {
   );
 }
 
-async function loadPairs(settings: TrainSettings, size: number, batch: number): Promise<PagePairs> {
+async function loadPairs(
+  settings: TrainSettings,
+  size: number,
+  batch: number,
+  files: DroppedFile[] | undefined,
+): Promise<PagePairs> {
+  if (settings.dataset.startsWith(DROPPED_PREFIX)) {
+    if (!files?.length)
+      throw new Error('the files chosen for this run are gone (a reload forgets them): choose them again');
+    const got = await droppedPairs(files, settings, size, batch, (done, total) =>
+      update({ progress: `cutting pairs: ${done}/${total} images` }),
+    );
+    update({ progress: undefined });
+    return got;
+  }
   const names = await servedPairNames(settings.dataset);
   if (names.train.length < batch) {
     throw new Error(
@@ -217,13 +233,13 @@ async function loadPairs(settings: TrainSettings, size: number, batch: number): 
   return servedPairs(names, size);
 }
 
-async function run(settings: TrainSettings): Promise<void> {
+async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void> {
   update({ state: 'loading', error: undefined });
   const backend = await chooseBackend(settings.backend);
   update({ backend: backend.name, adapter: backend.adapter, note: backend.note });
   const setup = settings.finetune ? await finetuneSetup(settings) : scratchSetup(settings);
   const { size, batchSize, norm, ngf } = setup.config;
-  const pairs = await loadPairs(settings, size, batchSize);
+  const pairs = await loadPairs(settings, size, batchSize, files);
   const micro = chooseMicroBatch({
     backend: backend.name,
     size,
@@ -237,6 +253,7 @@ async function run(settings: TrainSettings): Promise<void> {
   const params = state.G.countParams() + state.D.countParams();
   update({
     pairs: {
+      kind: pairs.kind,
       train: pairs.train.length,
       test: pairs.test.length,
       trainSources: pairs.trainSources,
@@ -370,7 +387,7 @@ self.onmessage = (e: MessageEvent<PageMessage>) => {
     return;
   }
   if (m.type !== 'start') return;
-  run(m.settings).catch((err: unknown) => {
+  run(m.settings, m.files).catch((err: unknown) => {
     // The step in flight may fail on the lost device before its `lost` promise settles.
     const reason = (err as Error).message.split('\n')[0]!;
     update({

@@ -2,12 +2,14 @@
 // live losses, and the status as JSON in document.body.dataset.trainStatus.
 
 import { fmtDuration } from '../../util/format.js';
-import type {
-  DatasetSummary,
-  PageMessage,
-  TrainSettings,
-  TrainStatus,
-  WorkerMessage,
+import {
+  type DatasetSummary,
+  DROPPED_PREFIX,
+  type DroppedFile,
+  type PageMessage,
+  type TrainSettings,
+  type TrainStatus,
+  type WorkerMessage,
 } from '../train-types.js';
 import type { RunList } from '../types.js';
 import { LineChart } from './chart.js';
@@ -28,8 +30,12 @@ const DEFAULTS: TrainSettings = {
   saveEvery: 10,
   backend: 'auto',
   finetune: '',
+  kind: 'auto',
+  degrade: 'gaussian:25',
   probe: false,
 };
+
+const KINDS = ['auto', 'aligned', 'folders', 'photos'] as const;
 
 /** The settings the URL gives, over the defaults; a bad number is a message naming the parameter. */
 function settingsFromUrl(): TrainSettings {
@@ -48,6 +54,12 @@ function settingsFromUrl(): TrainSettings {
   }
   s.dataset = params.get('dataset') ?? '';
   s.finetune = params.get('finetune') ?? '';
+  const kind = params.get('kind') ?? 'auto';
+  if (!(KINDS as readonly string[]).includes(kind)) {
+    throw new Error(`URL parameter kind=${kind}: use ${KINDS.join(', ')}`);
+  }
+  s.kind = kind as TrainSettings['kind'];
+  s.degrade = params.get('degrade') ?? s.degrade;
   s.probe = params.get('probe') === '1';
   const backend = params.get('backend') ?? 'auto';
   if (backend !== 'auto' && backend !== 'webgpu' && backend !== 'wasm') {
@@ -111,6 +123,46 @@ async function main(): Promise<void> {
       `${key} `,
       h('input', { type: 'number', id: key, value: String(settings[key]), min: '1' }),
     );
+  // The user's own files: a folder or files chosen, or dropped anywhere on the page.
+  const kindSelect = h(
+    'select',
+    { id: 'kind', title: 'how your files make pairs' },
+    ...KINDS.map((k) => h('option', { value: k }, k === 'auto' ? 'files: auto' : `files: ${k}`)),
+  );
+  kindSelect.value = settings.kind;
+  const degradeInput = h('input', {
+    id: 'degrade',
+    value: settings.degrade,
+    size: 14,
+    title:
+      "photos: how A is made from each photo, as prepare's --degrade (gaussian:25, blur:2, gray, edges, jpeg:20, joined with +)",
+  });
+  const folderInput = h('input', { type: 'file', id: 'folder', webkitdirectory: '', multiple: '' });
+  const filesInput = h('input', { type: 'file', id: 'files', multiple: '' });
+  let dropped: DroppedFile[] | undefined;
+  const useFiles = (files: DroppedFile[]) => {
+    if (files.length === 0) return;
+    dropped = files;
+    const value = `${DROPPED_PREFIX}${fingerprint(files)}`;
+    select.querySelector(`option[value^="${DROPPED_PREFIX}"]`)?.remove();
+    select.append(h('option', { value }, `your ${files.length} files`));
+    select.value = value;
+  };
+  for (const input of [folderInput, filesInput]) {
+    input.addEventListener('change', () =>
+      useFiles(
+        [...(input.files ?? [])].map((file) => ({ path: file.webkitRelativePath || file.name, file })),
+      ),
+    );
+  }
+  document.addEventListener('dragover', (e) => e.preventDefault());
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    const entries = [...(e.dataTransfer?.items ?? [])]
+      .map((i) => i.webkitGetAsEntry())
+      .filter((x) => x !== null);
+    void Promise.all(entries.map((en) => filesOf(en))).then((lists) => useFiles(lists.flat()));
+  });
   const start = h('button', { id: 'start', type: 'button' }, 'Start');
   const pause = h('button', { id: 'pause', type: 'button', disabled: '' }, 'Pause');
   const getModel = h('button', { id: 'download-model', type: 'button', disabled: '' }, 'Download model');
@@ -148,6 +200,15 @@ async function main(): Promise<void> {
       getModel,
       getRun,
     ),
+    h(
+      'div',
+      { class: 'controls' },
+      h('label', {}, 'your folder ', folderInput),
+      h('label', {}, 'or images ', filesInput),
+      kindSelect,
+      h('label', {}, 'degrade ', degradeInput),
+      h('span', { class: 'muted' }, '(or drop files or folders anywhere here)'),
+    ),
     line,
     about,
     h('div', { class: 'charts' }, lossChart.el, psnrChart.el, ssimChart.el),
@@ -163,6 +224,7 @@ async function main(): Promise<void> {
       st.state,
       where,
       st.note,
+      st.progress,
       st.step ? `step ${st.step}/${settings.steps}, epoch ${st.epoch}` : '',
       st.imagesPerSec && st.state === 'training' ? `${fmt(st.imagesPerSec, 2)} img/s` : '',
       st.imagesPerSec && st.state === 'training' && st.step < settings.steps
@@ -179,7 +241,7 @@ async function main(): Promise<void> {
       st.params ? `${(st.params / 1e6).toFixed(2)} M parameters` : '',
       st.memoryBytes ? `~${Math.ceil(st.memoryBytes / 2 ** 20)} MiB a step (estimate)` : '',
       st.pairs
-        ? `split: ${st.pairs.train} training pairs${st.pairs.trainSources ? ` from ${st.pairs.trainSources} photos` : ''}, ${st.pairs.test} held out${st.pairs.testSources ? ` from ${st.pairs.testSources} photos` : ''}`
+        ? `${st.pairs.kind ? `your files as ${st.pairs.kind} pairs; ` : ''}split: ${st.pairs.train} training pairs${st.pairs.trainSources ? ` from ${count(st.pairs.trainSources, 'source')}` : ''}, ${st.pairs.test} held out${st.pairs.testSources ? ` from ${count(st.pairs.testSources, 'source')}` : ''}`
         : '',
       st.savedStep ? `saved in this browser at step ${st.savedStep}` : '',
     ]
@@ -209,6 +271,8 @@ async function main(): Promise<void> {
     }
     settings.dataset = select.value;
     settings.finetune = from.value;
+    settings.kind = kindSelect.value as TrainSettings['kind'];
+    settings.degrade = degradeInput.value.trim();
     worker?.terminate();
     const w = new Worker('/assets/train-worker.js', { type: 'module' });
     worker = w;
@@ -259,7 +323,11 @@ async function main(): Promise<void> {
       publish(status);
       line.textContent = status.error!;
     };
-    tell({ type: 'start', settings });
+    tell({
+      type: 'start',
+      settings,
+      files: settings.dataset.startsWith(DROPPED_PREFIX) ? dropped : undefined,
+    });
   };
   start.addEventListener('click', begin);
   // For scripts and tests: the first step's probe, and losing the GPU device on purpose.
@@ -268,6 +336,39 @@ async function main(): Promise<void> {
     loseDevice: () => worker?.postMessage({ type: 'lose-device' } satisfies PageMessage),
   };
   if (params.get('autostart') === '1') begin();
+}
+
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/** The files under a dropped entry (a folder, recursively), with their paths from the drop. */
+async function filesOf(entry: FileSystemEntry): Promise<DroppedFile[]> {
+  if (entry.isFile) {
+    const file = await new Promise<File>((resolve, reject) =>
+      (entry as FileSystemFileEntry).file(resolve, reject),
+    );
+    return [{ path: entry.fullPath.replace(/^\//, ''), file }];
+  }
+  const reader = (entry as FileSystemDirectoryEntry).createReader();
+  const out: DroppedFile[] = [];
+  // readEntries answers in chunks (100 in Chromium) until it answers none.
+  for (;;) {
+    const chunk = await new Promise<FileSystemEntry[]>((resolve, reject) =>
+      reader.readEntries(resolve, reject),
+    );
+    if (chunk.length === 0) return out;
+    for (const e of chunk) out.push(...(await filesOf(e)));
+  }
+}
+
+/** A short hash of the files' paths, sizes and times: choosing the same files again resumes their run. */
+function fingerprint(files: DroppedFile[]): string {
+  let h1 = 0x811c9dc5;
+  for (const f of [...files].sort((x, y) => (x.path < y.path ? -1 : 1))) {
+    for (const c of `${f.path}\0${f.file.size}\0${f.file.lastModified}\n`) {
+      h1 = Math.imul(h1 ^ c.charCodeAt(0), 0x01000193) >>> 0;
+    }
+  }
+  return h1.toString(16).padStart(8, '0');
 }
 
 /** A Blob saved as a file by the browser's download. */
