@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { bestByPsnr, type EvalRow, readEvalCsv } from '../eval/evaluate.js';
@@ -13,6 +13,7 @@ import {
 import type { TrainConfig } from '../train/config.js';
 import { readSavedRun } from '../train/loop.js';
 import { UserError } from '../util/log.js';
+import { EXPORT_FORMAT, EXPORT_METADATA_FILE, type ExportedModelInfo } from './export-format.js';
 
 /** Which checkpoint of a run to use: an epoch number, the best by eval PSNR, or the one `latest` names. */
 export type EpochChoice = number | 'best' | 'latest';
@@ -31,13 +32,16 @@ export function parseEpochChoice(text: string): EpochChoice {
 /** A trained generator with what is known about it: its checkpoint, run config and scores. */
 export interface LoadedGenerator {
   G: tfl.LayersModel;
-  /** The checkpoint folder it came from. */
+  /** The checkpoint folder it came from (or the folder of a `pix2pix export`). */
   checkpoint: string;
+  /** The checkpoint's meta.json (an export's: epoch, step and time of the checkpoint it was made from). */
   meta: CheckpointMeta;
   /** The run folder, when the checkpoint sits in one (checkpoints/epoch-NNNN under a config.json). */
   runDir?: string;
   /** The run's config.json, when there is one: direction, norm, dataset, schedule. */
   config?: TrainConfig;
+  /** AtoB or BtoA: the run's, or what an export's metadata.json recorded; undefined when unknown. */
+  direction?: string;
   /** Side length the generator was built for (its input is size x size x 3). */
   size: number;
   /** This epoch's row of the run's eval.csv, when it was evaluated. */
@@ -79,38 +83,77 @@ async function pickCheckpoint(runDir: string, epoch: EpochChoice): Promise<strin
   return found.dir;
 }
 
+/** The metadata.json of a `pix2pix export` folder, or undefined when `dir` has none of that format. */
+async function readExportInfo(dir: string): Promise<ExportedModelInfo | undefined> {
+  const path = join(dir, EXPORT_METADATA_FILE);
+  if (!(await isFile(path))) return undefined;
+  let info: Partial<ExportedModelInfo>;
+  try {
+    info = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path} is not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (info?.format !== EXPORT_FORMAT) return undefined;
+  const c = info.checkpoint;
+  if (!c || !Number.isInteger(c.epoch) || !Number.isInteger(c.step)) {
+    throw new UserError(`${path} has no checkpoint epoch/step: export the model again with pix2pix export`);
+  }
+  return info as ExportedModelInfo;
+}
+
+/** An export's eval scores as an eval.csv row (metadata.json writes an infinite PSNR as null). */
+function exportedScores(info: ExportedModelInfo): EvalRow | undefined {
+  const s = info.scores;
+  if (!s) return undefined;
+  const { epoch } = info.checkpoint;
+  return { epoch, step: s.step, psnr: s.psnr ?? Infinity, ssim: s.ssim, mae: s.mae, seconds: s.evalSeconds };
+}
+
 /**
- * Loads the generator of a run (`--model RUN --epoch ...`) or of one checkpoint folder, verified
- * against its meta.json checksums, with the run's config and the epoch's eval scores when they exist.
- * Everything a user would otherwise have to repeat as flags (size, direction, norm) comes from here.
+ * Loads the generator of a run (`--model RUN --epoch ...`), of one checkpoint folder (verified against
+ * its meta.json checksums), or of a folder written by `pix2pix export` (model.json + weight shards,
+ * float16 ones too, + metadata.json), with the run's config and the epoch's eval scores when they
+ * exist. Everything a user would otherwise have to repeat as flags (size, direction, norm) comes from here.
  */
 export async function loadGenerator(model: string, epoch?: EpochChoice): Promise<LoadedGenerator> {
   let checkpoint: string;
   let runDir: string | undefined;
-  if (await isFile(join(model, 'meta.json'))) {
-    if (epoch !== undefined) {
-      throw new UserError(`${model} is one checkpoint: --epoch chooses among a run's checkpoints, drop it`);
-    }
+  const single = (what: string) =>
+    new UserError(`${model} is ${what}: --epoch chooses among a run's checkpoints, drop it`);
+  const isCheckpoint = await isFile(join(model, 'meta.json'));
+  const isRun = !isCheckpoint && (await isFile(join(model, 'config.json')));
+  const exported = isCheckpoint || isRun ? undefined : await readExportInfo(model);
+  if (isCheckpoint) {
+    if (epoch !== undefined) throw single('one checkpoint');
     checkpoint = model;
     const parent = dirname(dirname(model));
     if (basename(dirname(model)) === 'checkpoints' && (await isFile(join(parent, 'config.json')))) {
       runDir = parent;
     }
-  } else if (await isFile(join(model, 'config.json'))) {
+  } else if (isRun) {
     runDir = model;
     checkpoint = await pickCheckpoint(model, epoch ?? 'latest');
+  } else if (exported) {
+    if (epoch !== undefined) throw single('one exported model');
+    checkpoint = model;
   } else {
     throw new UserError(
-      `${model} is neither a training run (config.json) nor a checkpoint (meta.json): point --model at a folder made by pix2pix train`,
+      `${model} is neither a training run (config.json) nor a checkpoint (meta.json) nor an export (metadata.json): point --model at a folder made by pix2pix train or pix2pix export`,
     );
   }
   let meta: CheckpointMeta;
   let G: tfl.LayersModel;
   try {
-    meta = await verifyCheckpoint(checkpoint, ['generator']);
-    G = await loadModel(join(checkpoint, 'generator'));
+    if (exported) {
+      const { epoch: e, step, time, batchInEpoch } = exported.checkpoint;
+      meta = { epoch: e, step, time, ...(batchInEpoch !== undefined ? { batchInEpoch } : {}) };
+    } else {
+      meta = await verifyCheckpoint(checkpoint, ['generator']);
+    }
+    G = await loadModel(exported ? checkpoint : join(checkpoint, 'generator'));
   } catch (e) {
-    throw new UserError(`checkpoint ${checkpoint} cannot be loaded: ${(e as Error).message.split('\n')[0]}`);
+    const what = exported ? 'exported model' : 'checkpoint';
+    throw new UserError(`${what} ${checkpoint} cannot be loaded: ${(e as Error).message.split('\n')[0]}`);
   }
   const shape = G.inputs[0]!.shape;
   const size = shape[1];
@@ -119,10 +162,12 @@ export async function loadGenerator(model: string, epoch?: EpochChoice): Promise
     throw new UserError(`${checkpoint}: the generator's input is not square (${JSON.stringify(shape)})`);
   }
   const config = runDir ? (await readSavedRun(runDir))?.config : undefined;
+  const direction = config?.direction ?? exported?.direction ?? undefined;
   // eval.csv scores whole epochs: a mid-epoch checkpoint has none of its own.
-  const scores =
-    runDir && meta.batchInEpoch === undefined
+  const scores = exported
+    ? exportedScores(exported)
+    : runDir && meta.batchInEpoch === undefined
       ? (await readEvalCsv(runDir)).find((r) => r.epoch === meta.epoch)
       : undefined;
-  return { G, checkpoint, meta, runDir, config, size, scores };
+  return { G, checkpoint, meta, runDir, config, direction, size, scores };
 }

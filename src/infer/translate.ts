@@ -160,7 +160,7 @@ export interface TranslateProgress {
 }
 
 export interface TranslateOptions extends Omit<TranslateImageOptions, 'onTile'> {
-  /** A run folder or a checkpoint folder. */
+  /** A run folder, a checkpoint folder or a `pix2pix export` folder. */
   model: string;
   /** Which of a run's checkpoints (default latest). */
   epoch?: EpochChoice;
@@ -215,7 +215,7 @@ export async function translate(opts: TranslateOptions): Promise<TranslateResult
       checkpoint: loaded.checkpoint,
       epoch: loaded.meta.epoch,
       step: loaded.meta.step,
-      direction: loaded.config?.direction,
+      direction: loaded.direction,
       size: gen.size,
       multiple: gen.multiple,
       tile,

@@ -8,6 +8,7 @@ import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { readSavedRun, TrainingStopped, train } from '../../src/train/loop.js';
 import { type MetricsRow, runFolderZip } from '../../src/train/run-files.js';
 import { createTrainState, disposeTrainState } from '../../src/train/step.js';
+import { noNodeInTheBrowser } from '../../src/web/build.js';
 import {
   extract,
   latestCheckpointBytes,
@@ -19,6 +20,31 @@ import {
 } from '../helpers.js';
 
 before(useWasm);
+
+it('the download builders bundle for a browser worker: no Node module on their import chains', async () => {
+  const esbuild = await import('esbuild');
+  const modules = [
+    'util/zip.ts',
+    'train/run-files.ts',
+    'train/checkpoint-files.ts',
+    'export/metadata.ts',
+    'models/model-files.ts',
+  ];
+  const r = await esbuild.build({
+    stdin: {
+      contents: modules.map((m, i) => `export * as m${i} from './src/${m}';`).join('\n'),
+      resolveDir: process.cwd(),
+      loader: 'ts',
+    },
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    write: false,
+    logLevel: 'silent',
+    plugins: [noNodeInTheBrowser(process.cwd())],
+  });
+  assert.deepEqual(r.errors, []);
+});
 
 describe('run folder zip (the train page download)', () => {
   let data: string;

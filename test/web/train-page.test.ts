@@ -299,7 +299,7 @@ describe('the train page in Chromium', { skip }, () => {
     assert.ok(end.pairs!.test >= 1);
     assert.match(
       (await page.locator('#about').textContent()) ?? '',
-      /your files as folders pairs; split: \d+ training pairs from \d+ photos/,
+      /your files as folders pairs; split: \d+ training pairs from \d+ sources/,
     );
     assert.equal(end.step, 2);
   });

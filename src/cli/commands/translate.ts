@@ -52,7 +52,10 @@ export function translateCommand(): Command {
     .description(
       "Translate images of any size with a trained generator (the model's input side: the A images of an AtoB run, the B images of a BtoA run); reflect-padded, or tiled with blending above --tile, never resized",
     )
-    .requiredOption('--model <dir>', 'run folder made by pix2pix train, or one checkpoint folder in it')
+    .requiredOption(
+      '--model <dir>',
+      'run folder made by pix2pix train, one checkpoint folder in it, or a folder made by pix2pix export',
+    )
     .option(
       '--epoch <n|best|latest>',
       "which of the run's checkpoints: an epoch number, best by eval PSNR, or latest",
@@ -121,8 +124,8 @@ export function translateCommand(): Command {
             const s = m.scores;
             consoleLogger.info(
               `model ${m.checkpoint}: epoch ${m.meta.epoch} (step ${m.meta.step}), trained at ${m.size} px` +
-                (m.config
-                  ? `, ${m.config.direction} (its input is the ${m.config.direction === 'BtoA' ? 'B' : 'A'} side)`
+                (m.direction
+                  ? `, ${m.direction} (its input is the ${m.direction === 'BtoA' ? 'B' : 'A'} side)`
                   : '') +
                 (s ? `, test PSNR ${fmtNum(s.psnr, 2)} dB SSIM ${fmtNum(s.ssim, 4)}` : '') +
                 `; images up to ${m.tile} px whole (padded to a multiple of ${m.multiple}), larger ones in ${m.tile} px tiles overlapping ${m.overlap} px`,
