@@ -18,7 +18,10 @@ export async function saveModel(model: tfl.LayersModel, dir: string): Promise<vo
   for (const f of files) await rename(join(dir, `${f.path}.tmp`), join(dir, f.path));
 }
 
-/** Loads a model written by saveModel (or any single-shard tfjs layers model) from a directory. */
+/**
+ * Loads a tfjs layers model from a directory: one saveModel wrote, or an export (model.json + several
+ * weight shards, float16-quantized ones too: tfjs dequantizes them as it loads).
+ */
 export async function loadModel(dir: string): Promise<tfl.LayersModel> {
   let json: tf.io.ModelJSON;
   try {
