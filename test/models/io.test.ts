@@ -1,19 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, saveModel } from '../../src/models/io.js';
 import { patchDiscriminator } from '../../src/models/patchgan.js';
 import { unetGenerator } from '../../src/models/unet.js';
-import { useWasm } from '../helpers.js';
+import { tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
 describe('saveModel / loadModel', () => {
   it('reloads the generator (with InstanceNorm) giving identical outputs', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'p2p-io-'));
+    const dir = await tempDir('p2p-io-');
     const g = unetGenerator({ size: 64, seed: 9 });
     await saveModel(g, dir);
     const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
@@ -31,7 +30,7 @@ describe('saveModel / loadModel', () => {
   });
 
   it('reloads a two-input discriminator', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'p2p-io-'));
+    const dir = await tempDir('p2p-io-');
     const d = patchDiscriminator({ size: 32, kind: 'patch70' });
     await saveModel(d, dir);
     const d2 = await loadModel(dir);
@@ -43,7 +42,7 @@ describe('saveModel / loadModel', () => {
   });
 
   it('fails with the path when the directory holds no model', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'p2p-io-'));
+    const dir = await tempDir('p2p-io-');
     await assert.rejects(loadModel(dir), /cannot read .*model\.json/);
   });
 });

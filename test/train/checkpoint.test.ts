@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,7 +12,7 @@ import {
 } from '../../src/train/checkpoint.js';
 import { DEFAULT_CONFIG } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState, trainStep } from '../../src/train/step.js';
-import { trainStateValues as everything, useWasm } from '../helpers.js';
+import { trainStateValues as everything, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -26,7 +25,7 @@ describe('checkpoint', () => {
     await trainStep(s, a, b);
     await trainStep(s, a, b);
     const saved = everything(s);
-    const dir = await saveCheckpoint(await mkdtemp(join(tmpdir(), 'p2p-ckpt-')), s, {
+    const dir = await saveCheckpoint(await tempDir('p2p-ckpt-'), s, {
       epoch: 1,
       step: 2,
       time: new Date().toISOString(),
@@ -53,7 +52,7 @@ describe('checkpoint', () => {
 
   it('names a file whose bytes changed after it was written (same size: the SHA-256 in meta.json tells)', async () => {
     const s = createTrainState({ ...DEFAULT_CONFIG, size: 32 });
-    const dir = await saveCheckpoint(await mkdtemp(join(tmpdir(), 'p2p-ckpt-')), s, {
+    const dir = await saveCheckpoint(await tempDir('p2p-ckpt-'), s, {
       epoch: 1,
       step: 1,
       time: new Date().toISOString(),
@@ -75,7 +74,7 @@ describe('checkpoint', () => {
   });
 
   it('--keep N removes older epoch checkpoints but the last N, the protected (best) and latest', async () => {
-    const run = await mkdtemp(join(tmpdir(), 'p2p-keep-'));
+    const run = await tempDir('p2p-keep-');
     for (let e = 1; e <= 5; e++) await mkdir(join(run, 'checkpoints', `epoch-000${e}`), { recursive: true });
     await symlink('epoch-0005', join(run, 'checkpoints', 'latest'));
     const gone = await pruneCheckpoints(run, 2, [1]);
