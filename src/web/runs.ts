@@ -2,9 +2,10 @@
 // folders), each one's summary and details, and a poller that turns a run's growing files into
 // server-sent events while `train` writes them.
 import type { Stats } from 'node:fs';
-import { open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { type EvalRow, parseEvalCsv } from '../eval/evaluate.js';
+import { latestCheckpoint } from '../train/checkpoint.js';
 import { CHECKPOINT_NAME, isInside, safeSegments } from './paths.js';
 import type { CheckpointInfo, EvalRowJson, RunDetail, RunSummary, SampleInfo } from './types.js';
 
@@ -164,7 +165,7 @@ export const runDir = (rootReal: string, id: string): string =>
 export async function readCheckpoints(dir: string, id: string): Promise<CheckpointInfo[]> {
   const root = join(dir, 'checkpoints');
   const names = await readdir(root).catch(() => [] as string[]);
-  const latest = await readlink(join(root, 'latest')).catch(() => undefined);
+  const latest = await latestCheckpoint(dir).then((p) => p && basename(p));
   const out: CheckpointInfo[] = [];
   for (const name of names) {
     const m = CHECKPOINT_NAME.exec(name);
@@ -432,7 +433,7 @@ export class RunWatcher {
   private async pollCheckpoints(): Promise<void> {
     const root = join(this.dir, 'checkpoints');
     const names = (await readdir(root).catch(() => [] as string[])).filter((n) => CHECKPOINT_NAME.test(n));
-    const latest = await readlink(join(root, 'latest')).catch(() => '');
+    const latest = (await latestCheckpoint(this.dir)) ?? '';
     const key = `${names.sort().join('/')}>${latest}`;
     if (key === this.checkpointsKey) return;
     const json = JSON.stringify(await readCheckpoints(this.dir, this.id));

@@ -17,6 +17,7 @@ import { readSavedRun, train } from '../../src/train/loop.js';
 import { runFolderZip } from '../../src/train/run-files.js';
 import { createTrainState, disposeTrainState, type TrainState } from '../../src/train/step.js';
 import type { FileBytes } from '../../src/util/zip.js';
+import { readCheckpoints } from '../../src/web/runs.js';
 import { extract, relErr, rng, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
@@ -81,7 +82,7 @@ describe('loadGenerator on the train page downloads (run folder zip, tfjs model)
     x.dispose();
   });
 
-  it('a run folder zip unzipped by Python (latest a file): translate, eval and export take it', async () => {
+  it('a run folder zip unzipped by Python (latest a file): translate, eval, export and serve take it', async () => {
     const saved = (await readSavedRun(page.config.out))!;
     const archive = join(root, 'run.zip');
     await writeFile(
@@ -105,6 +106,12 @@ describe('loadGenerator on the train page downloads (run folder zip, tfjs model)
     assert.equal(g.direction, 'BtoA');
     assert.deepEqual(outputOf(g.G), ref);
     g.G.dispose();
+
+    // serve's run page marks it as latest too.
+    assert.deepEqual(
+      (await readCheckpoints(run, 'page-run')).map((c) => [c.name, c.latest]),
+      [['epoch-0001', true]],
+    );
 
     const scored = await evaluateRun(run);
     assert.deepEqual(
