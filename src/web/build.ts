@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { join, relative } from 'node:path';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
-import { packageRoot } from '../util/package-root.js';
+import { packageRoot, packageVersion } from '../util/package-root.js';
 
 /** Entry points, relative to src/web/client, and the files they become in the output folder. */
 const ENTRIES = {
@@ -98,7 +98,11 @@ export async function buildWebBundle(opts: { outDir?: string; log?: Logger } = {
     write: false,
     logLevel: 'silent',
     legalComments: 'linked',
-    define: { 'process.env.NODE_ENV': '"production"' },
+    // The pages' exports record which pix2pix-ts made them, as `pix2pix export` does.
+    define: {
+      'process.env.NODE_ENV': '"production"',
+      'process.env.PIX2PIX_VERSION': JSON.stringify(packageVersion()),
+    },
     plugins: [noNodeInTheBrowser(root)],
   });
   for (const w of result.warnings) opts.log?.warn(`esbuild: ${w.text}`);

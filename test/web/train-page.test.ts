@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { SeededRandom } from '../../src/data/seeded.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
+import { loadGenerator } from '../../src/infer/load.js';
 import { withDropoutSeed } from '../../src/models/fused.js';
 import { validateConfig } from '../../src/train/config.js';
 import {
@@ -23,7 +25,7 @@ import { type ServeHandle, serve } from '../../src/web/server.js';
 import type { TrainStatus } from '../../src/web/train-types.js';
 import { CPU_REF, registerCpuReference } from '../backend/cpu-reference.js';
 import { assertSameStep, type StepRecord } from '../backend/step-compare.js';
-import { tempDir } from '../helpers.js';
+import { extract, tempDir } from '../helpers.js';
 
 const WEBGPU = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
@@ -79,6 +81,34 @@ async function nodeFirstStep(
   } finally {
     if (was) await tf.setBackend(was);
   }
+}
+
+/** Runs the real CLI entry as a user would; fails the test with its stderr when it fails. */
+function cli(...args: string[]): string {
+  const r = spawnSync(process.execPath, ['bin/pix2pix.js', ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `pix2pix ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout + r.stderr;
+}
+
+/** Presses a Download button and keeps the file, then extracts it with `tool`; returns the folder it made. */
+async function downloadAndExtract(
+  page: Page,
+  button: string,
+  dir: string,
+  tool: 'unzip' | 'python',
+): Promise<string> {
+  const [file] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.click(button)]);
+  const name = file.suggestedFilename();
+  assert.match(name, /^pix2pix-(model|run)-step-\d+\.zip$/);
+  await mkdir(dir, { recursive: true });
+  await file.saveAs(join(dir, name));
+  extract(tool, join(dir, name), dir);
+  return join(dir, name.replace(/\.zip$/, ''));
+}
+
+/** Every weight of a generator, flattened (cpu backend: read synchronously). */
+function weightsOf(G: Awaited<ReturnType<typeof loadGenerator>>['G']): Float32Array[] {
+  return G.getWeights().map((w) => w.dataSync() as Float32Array);
 }
 
 /** A PNG of `w` x `h` random pixels (never flat), from a seed. */
@@ -192,6 +222,24 @@ describe('the train page in Chromium', { skip }, () => {
     await writeSyntheticDataset(join(root, 'data', 'shapes'), { count: 20, size: 32, seed: 4 });
     srv = await serve({ runs: join(root, 'runs'), data: join(root, 'data'), port: 0 });
     await writeDrops(join(root, 'drop'), join(root, 'data', 'shapes'));
+    // A served run to fine-tune: one epoch at 32 px, ngf 8.
+    cli(
+      'train',
+      '--data',
+      join(root, 'data', 'shapes'),
+      '--out',
+      join(root, 'runs', 'base'),
+      '--size',
+      '32',
+      '--ngf',
+      '8',
+      '--epochs',
+      '1',
+      '--epochs-decay',
+      '0',
+      '--batch-size',
+      '4',
+    );
     await mkdir(ARTIFACTS, { recursive: true });
   });
   after(async () => {
@@ -335,6 +383,88 @@ describe('the train page in Chromium', { skip }, () => {
       assert.ok(!end.error!.includes('\n'), 'one line');
       assert.equal(end.step, 0, `${name}: no step trained`);
       assert.equal(end.savedStep, 0, `${name}: nothing saved`);
+    }
+  });
+
+  it('Download gives a run folder that `pix2pix train --resume` continues, and a model that `translate` uses', async () => {
+    const page = await open([], 'dataset=shapes&size=32&ngf=8&batch=4&steps=6&backend=wasm&autostart=1');
+    const { end } = await trainToEnd(page, 120_000);
+    assert.equal(end.state, 'done', end.error);
+    // 16 pairs in batches of 4: step 6 is in epoch 2, after its second batch.
+    const run = await downloadAndExtract(page, '#download-run', join(root, 'dl-run'), 'unzip');
+    const meta = JSON.parse(await readFile(join(run, 'checkpoints', 'latest', 'meta.json'), 'utf8'));
+    assert.deepEqual([meta.epoch, meta.step, meta.batchInEpoch], [2, 6, 2]);
+    const rows = (await readFile(join(run, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      rows.map((r) => r.step),
+      [1, 2, 3, 4, 5, 6],
+    );
+    const log = cli(
+      'train',
+      '--resume',
+      '--data',
+      join(root, 'data', 'shapes'),
+      '--out',
+      run,
+      '--backend',
+      'wasm',
+    );
+    assert.match(log, /resuming from .*epoch-0002-step-00000006 \(epoch 2, step 6\)/);
+    const after = JSON.parse(await readFile(join(run, 'checkpoints', 'latest', 'meta.json'), 'utf8'));
+    assert.deepEqual(
+      [after.epoch, after.step, after.batchInEpoch],
+      [2, 8, undefined],
+      'epoch 2 finished in Node',
+    );
+
+    const model = await downloadAndExtract(page, '#download-model', join(root, 'dl-model'), 'python');
+    const out = join(root, 'dl-model', 'out.png');
+    cli(
+      'translate',
+      '--model',
+      model,
+      '--input',
+      join(root, 'data', 'shapes', 'test', 'A', (await datasetPairs(join(root, 'data'), 'shapes'))!.test[0]!),
+      '--output',
+      out,
+      '--backend',
+      'wasm',
+    );
+    const { width, height } = await sharp(out).metadata();
+    assert.deepEqual([width, height], [32, 32]);
+  });
+
+  it('fine-tunes a served run: 10 steps from its checkpoint, the result differs from it and loads in Node', async () => {
+    const page = await open([], 'finetune=base&dataset=shapes&batch=4&steps=10&backend=wasm&autostart=1');
+    const { end } = await trainToEnd(page, 120_000);
+    assert.equal(end.state, 'done', end.error);
+    assert.equal(end.finetunedFrom, 'base (epoch 1, step 4)');
+    assert.deepEqual(
+      end.model,
+      { size: 32, ngf: 8, depth: 5, norm: 'instance' },
+      "the run's model, not the page's defaults",
+    );
+    const tuned = await downloadAndExtract(page, '#download-run', join(root, 'dl-tuned'), 'unzip');
+    const was = tf.getBackend();
+    await tf.setBackend('cpu');
+    const [from, to] = [await loadGenerator(join(root, 'runs', 'base')), await loadGenerator(tuned)];
+    try {
+      const [a, b] = [weightsOf(from.G), weightsOf(to.G)];
+      assert.equal(a.length, b.length);
+      assert.ok(
+        a.every((w, i) => w.length === b[i]!.length),
+        'the same network',
+      );
+      const moved = a.filter((w, i) => w.some((v, j) => v !== b[i]![j])).length;
+      assert.ok(moved > a.length / 2, `${moved} of ${a.length} weights changed`);
+      assert.equal(to.meta.step, 10);
+    } finally {
+      from.G.dispose();
+      to.G.dispose();
+      if (was) await tf.setBackend(was);
     }
   });
 

@@ -1,6 +1,7 @@
 // The train page's state in the browser's IndexedDB: both networks' weights, both optimizers and the
 // position, saved every few steps and at the end, so a reload or a crashed tab resumes where it was.
 import type { AdamSnapshot } from '../../train/adam.js';
+import type { MetricsRow } from '../../train/run-files.js';
 import type { PageEvalRow } from '../train-types.js';
 
 export interface SavedTraining {
@@ -14,6 +15,11 @@ export interface SavedTraining {
   optD: AdamSnapshot;
   /** The evaluations so far, shown again after a resume. */
   evals?: PageEvalRow[];
+  /** metrics.jsonl's rows so far, for the downloaded run folder. */
+  rows?: MetricsRow[];
+  /** When the run began, and the seconds it has trained (over its resumes). */
+  started?: string;
+  trainSeconds?: number;
   time: string;
 }
 

@@ -17,18 +17,21 @@ import { SeededRandom } from '../../data/seeded.js';
 import type { PairSource } from '../../data/types.js';
 import { EVAL_BATCH, evaluateGenerator } from '../../eval/metrics.js';
 import { gridPixels } from '../../eval/pixels.js';
+import { exportFiles } from '../../export/metadata.js';
 import { generate, withDropoutSeed } from '../../models/fused.js';
+import type { CheckpointMeta } from '../../train/checkpoint-files.js';
 import { generatorDepth, type TrainConfig, validateConfig } from '../../train/config.js';
 import { chooseMicroBatch, stepMemoryBytes } from '../../train/memory.js';
+import { type MetricsRow, runFolderZip } from '../../train/run-files.js';
 import {
   applyStep,
   createTrainState,
-  disposeTrainState,
   type PendingStep,
   stepDropoutSeed,
   stepGradients,
   type TrainState,
 } from '../../train/step.js';
+import { zip } from '../../util/zip.js';
 import {
   DROPPED_PREFIX,
   type DroppedFile,
@@ -267,11 +270,35 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
   const key = savedKey(settings);
   let first = 1;
   let evals: PageEvalRow[] = [];
+  const perEpoch = Math.floor(pairs.train.length / batchSize);
+  const run: CurrentRun = {
+    state,
+    // What `pix2pix train --resume` continues: this schedule (constant rate, one epoch per pass
+    // over the training pairs), the micro-batch chosen again on the machine that resumes.
+    config: {
+      ...config,
+      microBatch: 0,
+      backend: 'auto',
+      epochs: Math.ceil(settings.steps / perEpoch),
+      epochsDecay: 0,
+    },
+    backend: backend.name,
+    perEpoch,
+    step: 0,
+    rows: [],
+    started: new Date().toISOString(),
+    trainSeconds: 0,
+  };
+  current = run;
   const saved = await loadSaved(key).catch(() => undefined);
   if (saved) {
     restore(state, saved);
     first = saved.step + 1;
     evals = saved.evals ?? [];
+    run.step = saved.step;
+    run.rows = saved.rows ?? [];
+    run.started = saved.started ?? run.started;
+    run.trainSeconds = saved.trainSeconds ?? 0;
     update({ resumedFrom: saved.step, savedStep: saved.step, step: saved.step, evals });
   }
   const persist = async (step: number) => {
@@ -283,11 +310,13 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
       optG: await state.optG.snapshot(),
       optD: await state.optD.snapshot(),
       evals,
+      rows: run.rows,
+      started: run.started,
+      trainSeconds: run.trainSeconds,
       time: new Date().toISOString(),
     });
     update({ savedStep: step });
   };
-  const perEpoch = Math.floor(pairs.train.length / batchSize);
   const shown = pairs.test.length ? pairs.test : pairs.train;
   // Scores and a grid at the end of every epoch and of the run, as the CLI's --eval-every 1.
   const endOfEpoch = async (step: number, epoch: number) => {
@@ -310,55 +339,134 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
   });
   update({ state: 'training' });
   const t0 = performance.now();
-  try {
-    for (let step = first; step <= settings.steps; step++) {
-      if (pauseAsked) {
-        // Saved first: a paused tab that is then closed resumes from here.
-        if (status.savedStep !== step - 1) await persist(step - 1);
-        update({ state: 'paused' });
-        await new Promise<void>((resolve) => {
-          resumeNow = resolve;
-        });
-        pauseAsked = false;
-        if (failed) return;
-        update({ state: 'training' });
-      }
-      const epoch = Math.floor((step - 1) / perEpoch) + 1;
-      // The epoch's seeded pair order.
-      const order = new SeededRandom(config.seed * 7919 + epoch).shuffle(
-        Array.from(pairs.train, (_, i) => i),
-      );
-      const at = (step - 1) % perEpoch;
-      const chosen = order.slice(at * batchSize, (at + 1) * batchSize).map((i) => pairs.train[i]!);
-      const [a, b] = [stack(chosen, 'a', size), stack(chosen, 'b', size)];
-      let losses: Awaited<ReturnType<typeof applyStep>>;
-      try {
-        // The CLI's dropout seed for this step: the same masks as `pix2pix train`.
-        const seed = stepDropoutSeed(config.seed, step);
-        const pending = withDropoutSeed(seed, () => stepGradients(state, a, b));
-        const grads = settings.probe && step === 1 ? await probeGradients(pending) : undefined;
-        losses = await applyStep(pending);
-        if (grads)
-          post(
-            { type: 'probe', losses, grads },
-            grads.flat().map((g) => g.buffer as ArrayBuffer),
-          );
-      } finally {
-        tf.dispose([a, b]);
-      }
+  const trainedBefore = run.trainSeconds;
+  for (let step = first; step <= settings.steps; step++) {
+    if (pauseAsked) {
+      // Saved first: a paused tab that is then closed resumes from here.
+      if (status.savedStep !== step - 1) await persist(step - 1);
+      update({ state: 'paused' });
+      await new Promise<void>((resolve) => {
+        resumeNow = resolve;
+      });
+      pauseAsked = false;
       if (failed) return;
-      const seconds = (performance.now() - t0) / 1000;
-      update({ step, epoch, losses, imagesPerSec: ((step - first + 1) * batchSize) / seconds });
-      if (step % perEpoch === 0 || step === settings.steps) await endOfEpoch(step, epoch);
-      if (step % settings.saveEvery === 0 || step === settings.steps) await persist(step);
-      // A step on WASM resolves its reads without ever leaving the microtask queue: yield, so the
-      // page's messages (pause) get in between steps.
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      update({ state: 'training' });
     }
-  } finally {
-    disposeTrainState(state);
+    const epoch = Math.floor((step - 1) / perEpoch) + 1;
+    // The epoch's seeded pair order.
+    const order = new SeededRandom(config.seed * 7919 + epoch).shuffle(Array.from(pairs.train, (_, i) => i));
+    const at = (step - 1) % perEpoch;
+    const chosen = order.slice(at * batchSize, (at + 1) * batchSize).map((i) => pairs.train[i]!);
+    const [a, b] = [stack(chosen, 'a', size), stack(chosen, 'b', size)];
+    let losses: Awaited<ReturnType<typeof applyStep>>;
+    try {
+      // The CLI's dropout seed for this step: the same masks as `pix2pix train`.
+      const seed = stepDropoutSeed(config.seed, step);
+      const pending = withDropoutSeed(seed, () => stepGradients(state, a, b));
+      const grads = settings.probe && step === 1 ? await probeGradients(pending) : undefined;
+      losses = await applyStep(pending);
+      if (grads)
+        post(
+          { type: 'probe', losses, grads },
+          grads.flat().map((g) => g.buffer as ArrayBuffer),
+        );
+    } finally {
+      tf.dispose([a, b]);
+    }
+    if (failed) return;
+    const seconds = (performance.now() - t0) / 1000;
+    const imagesPerSec = ((step - first + 1) * batchSize) / seconds;
+    run.step = step;
+    run.trainSeconds = trainedBefore + seconds;
+    run.rows.push({
+      epoch,
+      step,
+      g_gan: losses.gGan,
+      g_l1: losses.gL1,
+      d_loss: losses.d,
+      images_per_s: imagesPerSec,
+      lr: config.lr,
+    });
+    update({ step, epoch, losses, imagesPerSec });
+    if (step % perEpoch === 0 || step === settings.steps) await endOfEpoch(step, epoch);
+    if (step % settings.saveEvery === 0 || step === settings.steps) await persist(step);
+    // A step on WASM resolves its reads without ever leaving the microtask queue: yield, so the
+    // page's messages (pause) get in between steps.
+    await new Promise((resolve) => setTimeout(resolve, 0));
   }
+  // The networks stay for Download until the page starts another run (a new worker).
   update({ state: 'done' });
+}
+
+/** The run in this worker, kept for Download (also after it is done). */
+interface CurrentRun {
+  state: TrainState;
+  config: TrainConfig;
+  backend: string;
+  perEpoch: number;
+  /** Steps done. */
+  step: number;
+  rows: MetricsRow[];
+  started: string;
+  trainSeconds: number;
+}
+let current: CurrentRun | undefined;
+
+/** Where the run is, in a checkpoint's terms: a step inside an epoch is a mid-epoch checkpoint. */
+function checkpointMeta(r: CurrentRun): CheckpointMeta {
+  const epoch = Math.max(1, Math.ceil(r.step / r.perEpoch));
+  const inEpoch = r.step - (epoch - 1) * r.perEpoch;
+  return {
+    epoch,
+    step: r.step,
+    time: new Date().toISOString(),
+    trainSeconds: r.trainSeconds,
+    images: r.step * r.config.batchSize,
+    ...(inEpoch < r.perEpoch ? { batchInEpoch: inEpoch } : {}),
+  };
+}
+
+/**
+ * (a) `model`: the generator as `pix2pix export` writes it (model.json, weight shard, metadata.json),
+ * for the try-it page, any web app or `pix2pix translate`; (b) `run`: the run folder `pix2pix train`
+ * would have written (config.json, metrics.jsonl, the checkpoint, checkpoints/latest), which
+ * `train --resume`, `translate`, `eval` and `export` take. Read between steps: a step's updates are
+ * applied without a pause, so the networks and the step count always agree.
+ */
+async function download(what: 'model' | 'run'): Promise<void> {
+  const r = current;
+  if (!r || r.step === 0) {
+    post({ type: 'download', name: what, error: 'nothing to download yet: train at least one step' });
+    return;
+  }
+  const meta = checkpointMeta(r);
+  const folder = `pix2pix-${what}-step-${r.step}`;
+  let bytes: Uint8Array;
+  if (what === 'model') {
+    const { files } = await exportFiles(r.state.G, {
+      checkpoint: 'the train page',
+      meta,
+      config: r.config,
+      pix2pixVersion: process.env.PIX2PIX_VERSION ?? 'unknown',
+    });
+    bytes = zip(files.map((f) => ({ path: `${folder}/${f.path}`, data: f.data })));
+  } else {
+    bytes = await runFolderZip({
+      config: r.config,
+      started: r.started,
+      backend: r.backend,
+      versions: { browser: navigator.userAgent },
+      metrics: r.rows,
+      state: r.state,
+      meta,
+      folder,
+    });
+  }
+  post({
+    type: 'download',
+    name: `${folder}.zip`,
+    blob: new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' }),
+  });
 }
 
 /** A lost device's reason, with what survives it: the last state saved in this browser. */
@@ -380,6 +488,16 @@ self.onmessage = (e: MessageEvent<PageMessage>) => {
     pauseAsked = false;
     resumeNow?.();
     resumeNow = undefined;
+    return;
+  }
+  if (m.type === 'download') {
+    download(m.what).catch((err: unknown) => {
+      post({
+        type: 'download',
+        name: m.what,
+        error: `the download failed: ${(err as Error).message.split('\n')[0]}`,
+      });
+    });
     return;
   }
   if (m.type === 'lose-device') {
