@@ -379,48 +379,7 @@ function checkOption(o: TrainOption, v: unknown): string[] {
   }
 }
 
-/**
- * Named sets of option values (`--preset NAME`): they replace the reference's defaults, and options
- * typed on the command line still win. The values used are what config.json records.
- *
- * `denoise` (measured on the Debian-wallpaper gaussian:25 dataset, 128 px crops, 2 cores; bench/QUALITY.md):
- * a residual generator whose correction is added to a Gaussian blur (sigma 3 px) of the input. The
- * UNet's finest level is half the image's side, so a plain residual G must rebuild every pixel's
- * noise to subtract it, and a direct one every pixel's colour: after 5 minutes both sat near 29-30 dB
- * with errors that were almost all low-frequency colour offsets (direct, 7-16 levels a channel) or
- * left-over grain (plain residual, SSIM 0.5-0.6); on the blur, G corrects a smooth image and scored
- * 35.5 dB / SSIM 0.885 after one epoch (the blur alone: 34.9 dB). Without dropout, narrower and
- * shallower (ngf 32, 5 levels), on fresh 128 px crops whose noise is re-drawn every epoch, without
- * the resize jitter (resampling would smooth the noise the test images keep). lr 1e-3: the L1 loss
- * after 150 steps was 0.083 against 0.121 at 2e-4. The first 42 of 45 epochs train on L1 alone: a
- * step without D takes a third of the time, and the adversarial game, started early, kept grain in
- * the output and made PSNR oscillate (31.3, 30.6, 32.4 dB at 20, 39, 48 minutes); the last 3 epochs,
- * at a learning rate decayed to 12-4 % of its start, are the full conditional GAN + lambda 1000 L1
- * (the adversarial term at a tenth of the reference's weight). 20 epochs then 25 of linear decay: 67.5
- * minutes of training on a 2-core machine (1.2-1.5 minutes an L1 epoch, 3.2-3.6 a GAN epoch), which
- * scored 39.1 dB / SSIM 0.933 against NL-means' 36.1 / 0.894 on the 704 test tiles.
- */
-export const PRESETS = {
-  denoise: {
-    crop: 128,
-    batchSize: 8,
-    residual: true,
-    residualBlur: 3,
-    dropout: false,
-    ngf: 32,
-    depth: 5,
-    degradeOnTheFly: true,
-    augment: false,
-    lr: 1e-3,
-    lambdaL1: 1000,
-    l1Warmup: 42,
-    epochs: 20,
-    epochsDecay: 25,
-  },
-} as const satisfies Record<string, Partial<TrainConfig>>;
-
-export type PresetName = keyof typeof PRESETS;
-export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
+export { PRESET_NAMES, PRESETS, type PresetName } from './presets.js';
 
 /** Fills defaults and rejects every invalid field at once, in one UserError. */
 export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {

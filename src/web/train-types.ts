@@ -10,8 +10,13 @@ export interface TrainSettings {
   batch: number;
   steps: number;
   seed: number;
-  /** Adam's learning rate (both networks), as --lr. */
+  /** Adam's learning rate (both networks), as --lr; 0: the preset's, else 2e-4. */
   lr: number;
+  /**
+   * A preset of `pix2pix train --preset` ('' none): its model, losses, rate and schedule (its L1-only
+   * epochs and decay), on whole pairs at `size` (the page does not crop or degrade on the fly).
+   */
+  preset: string;
   /** Save the state to IndexedDB every this many steps (and at the end). */
   saveEvery: number;
   /** `auto`: WebGPU on a hardware adapter, else WASM; `webgpu`: any adapter the browser has. */
@@ -72,6 +77,9 @@ export interface TrainStatus {
   progress?: string;
   /** The model trained (from the settings, or the fine-tuned run's). */
   model?: { size: number; ngf: number; depth: number; norm: string };
+  /** The learning rate of the step last trained, and whether D trained in it (not in L1-only epochs). */
+  lr?: number;
+  adversarial?: boolean;
   /** The run fine-tuned, and its checkpoint's epoch/step, when it is one. */
   finetunedFrom?: string;
   /** Every evaluation so far, oldest first. */
@@ -126,5 +134,16 @@ export const DROPPED_PREFIX = 'dropped:';
 /** What makes a saved state this setup's: the settings that define the run (not its length or backend). */
 export function savedKey(s: TrainSettings): string {
   const dropped = s.dataset.startsWith(DROPPED_PREFIX) ? [s.kind, s.degrade] : [];
-  return JSON.stringify([s.dataset, s.size, s.ngf, s.depth, s.batch, s.seed, s.lr, s.finetune, ...dropped]);
+  return JSON.stringify([
+    s.dataset,
+    s.size,
+    s.ngf,
+    s.depth,
+    s.batch,
+    s.seed,
+    s.lr,
+    s.preset,
+    s.finetune,
+    ...dropped,
+  ]);
 }

@@ -468,6 +468,33 @@ describe('the train page in Chromium', { skip }, () => {
     }
   });
 
+  it("a preset trains with its model, rate and schedule (the denoise preset's first epochs are L1 only)", async () => {
+    const page = await open(
+      [],
+      'preset=denoise&dataset=shapes&size=32&batch=4&steps=3&backend=wasm&autostart=1',
+    );
+    const { end } = await trainToEnd(page, 120_000);
+    assert.equal(end.state, 'done', end.error);
+    assert.deepEqual(end.model, { size: 32, ngf: 32, depth: 5, norm: 'instance' });
+    assert.equal(end.lr, 1e-3, "the preset's rate");
+    assert.equal(end.adversarial, false, 'epoch 1 of 42 L1-only epochs: D does not train');
+    assert.equal(end.losses?.d, null, 'no D loss (NaN, null in JSON)');
+  });
+
+  it('a model too big for the WebGPU adapter is refused in one line before any image is read', async () => {
+    const page = await open(
+      WEBGPU,
+      'dataset=shapes&size=2048&ngf=128&batch=1&steps=1&backend=webgpu&autostart=1',
+    );
+    const { end } = await trainToEnd(page, 120_000);
+    assert.equal(end.state, 'error');
+    assert.match(
+      end.error ?? '',
+      /^the model is too big for this WebGPU adapter: one 2048 px pair at ngf 128 makes a ~2048 MiB tensor and the adapter binds at most 1024 MiB; lower the size or ngf$/,
+    );
+    assert.equal(end.pairs, undefined, 'no pair was read');
+  });
+
   it('without WebGPU it says so and trains on WASM', async () => {
     const page = await open(
       ['--disable-features=WebGPU'],

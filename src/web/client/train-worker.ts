@@ -20,8 +20,9 @@ import { gridPixels } from '../../eval/pixels.js';
 import { exportFiles } from '../../export/metadata.js';
 import { generate, withDropoutSeed } from '../../models/fused.js';
 import type { CheckpointMeta } from '../../train/checkpoint-files.js';
-import { generatorDepth, type TrainConfig, validateConfig } from '../../train/config.js';
+import { generatorDepth, learningRateAt, type TrainConfig, validateConfig } from '../../train/config.js';
 import { chooseMicroBatch, stepMemoryBytes } from '../../train/memory.js';
+import { PRESETS, type PresetName } from '../../train/presets.js';
 import { type MetricsRow, runFolderZip } from '../../train/run-files.js';
 import {
   applyStep,
@@ -108,7 +109,7 @@ async function finetuneSetup(settings: TrainSettings): Promise<ModelSetup> {
     out: '(browser)',
     batchSize: settings.batch,
     seed: settings.seed,
-    lr: settings.lr,
+    ...(settings.lr > 0 ? { lr: settings.lr } : {}),
     microBatch: 0,
     backend: 'auto',
   });
@@ -123,19 +124,35 @@ async function finetuneSetup(settings: TrainSettings): Promise<ModelSetup> {
   };
 }
 
+/**
+ * From scratch: the reference model at the page's size, ngf and depth, or a preset's model, losses,
+ * rate and schedule (on whole pairs: no crop, no degradation on the fly) at the page's size.
+ */
 function scratchSetup(settings: TrainSettings): ModelSetup {
-  return {
-    config: validateConfig({
-      data: settings.dataset,
-      out: '(browser)',
-      size: settings.size,
-      ngf: settings.ngf,
-      depth: settings.depth,
-      batchSize: settings.batch,
-      seed: settings.seed,
-      lr: settings.lr,
-    }),
+  const common = {
+    data: settings.dataset,
+    out: '(browser)',
+    size: settings.size,
+    batchSize: settings.batch,
+    seed: settings.seed,
+    ...(settings.lr > 0 ? { lr: settings.lr } : {}),
   };
+  if (!settings.preset) {
+    return { config: validateConfig({ ...common, ngf: settings.ngf, depth: settings.depth }) };
+  }
+  const preset = PRESETS[settings.preset as PresetName];
+  if (!preset) throw new Error(`no preset '${settings.preset}': use ${Object.keys(PRESETS).join(', ')}`);
+  return { config: validateConfig({ ...preset, ...common, crop: 0, degradeOnTheFly: false }) };
+}
+
+/**
+ * The schedule the page trains: a preset's own (L1-only epochs, then the GAN; the rate constant, then
+ * decaying), cut at `steps`; otherwise `steps` at a constant rate, which is what config.json then
+ * says (epochs: the passes `steps` makes, no decay), so a resume in Node continues it as it was.
+ */
+function pageSchedule(config: TrainConfig, settings: TrainSettings, perEpoch: number): TrainConfig {
+  if (settings.preset && !settings.finetune) return config;
+  return { ...config, epochs: Math.ceil(settings.steps / perEpoch), epochsDecay: 0, l1Warmup: 0 };
 }
 
 /** Every weight of a network (in `model.weights` order), read asynchronously. */
@@ -242,7 +259,7 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
   update({ backend: backend.name, adapter: backend.adapter, note: backend.note });
   const setup = settings.finetune ? await finetuneSetup(settings) : scratchSetup(settings);
   const { size, batchSize, norm, ngf } = setup.config;
-  const pairs = await loadPairs(settings, size, batchSize, files);
+  // A model too big for the adapter is refused before any image is decoded.
   const micro = chooseMicroBatch({
     backend: backend.name,
     size,
@@ -251,7 +268,12 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
     ngf,
     gpu: backend.name === 'webgpu' ? activeAdapter() : undefined,
   });
-  const config: TrainConfig = { ...setup.config, microBatch: micro.microBatch };
+  const pairs = await loadPairs(settings, size, batchSize, files);
+  const perEpoch = Math.floor(pairs.train.length / batchSize);
+  const config: TrainConfig = {
+    ...pageSchedule(setup.config, settings, perEpoch),
+    microBatch: micro.microBatch,
+  };
   const state = createTrainState(config, setup.models);
   const params = state.G.countParams() + state.D.countParams();
   update({
@@ -270,18 +292,11 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
   const key = savedKey(settings);
   let first = 1;
   let evals: PageEvalRow[] = [];
-  const perEpoch = Math.floor(pairs.train.length / batchSize);
   const run: CurrentRun = {
     state,
-    // What `pix2pix train --resume` continues: this schedule (constant rate, one epoch per pass
-    // over the training pairs), the micro-batch chosen again on the machine that resumes.
-    config: {
-      ...config,
-      microBatch: 0,
-      backend: 'auto',
-      epochs: Math.ceil(settings.steps / perEpoch),
-      epochsDecay: 0,
-    },
+    // What `pix2pix train --resume` continues: this schedule, the micro-batch chosen again on the
+    // machine that resumes.
+    config: { ...config, microBatch: 0, backend: 'auto' },
     backend: backend.name,
     perEpoch,
     step: 0,
@@ -362,7 +377,12 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
     try {
       // The CLI's dropout seed for this step: the same masks as `pix2pix train`.
       const seed = stepDropoutSeed(config.seed, step);
-      const pending = withDropoutSeed(seed, () => stepGradients(state, a, b));
+      // The CLI's schedule: the epoch's rate, and D only after the L1-only epochs.
+      const lr = learningRateAt(config, epoch);
+      state.optG.hp.lr = lr;
+      state.optD.hp.lr = lr;
+      const adversarial = epoch > config.l1Warmup;
+      const pending = withDropoutSeed(seed, () => stepGradients(state, a, b, adversarial));
       const grads = settings.probe && step === 1 ? await probeGradients(pending) : undefined;
       losses = await applyStep(pending);
       if (grads)
@@ -385,9 +405,9 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
       g_l1: losses.gL1,
       d_loss: losses.d,
       images_per_s: imagesPerSec,
-      lr: config.lr,
+      lr: state.optG.hp.lr,
     });
-    update({ step, epoch, losses, imagesPerSec });
+    update({ step, epoch, losses, imagesPerSec, lr: state.optG.hp.lr, adversarial: !Number.isNaN(losses.d) });
     if (step % perEpoch === 0 || step === settings.steps) await endOfEpoch(step, epoch);
     if (step % settings.saveEvery === 0 || step === settings.steps) await persist(step);
     // A step on WASM resolves its reads without ever leaving the microtask queue: yield, so the

@@ -1,6 +1,7 @@
 // The train page: a setup from the URL (or the form), training in a Web Worker (train-worker.ts),
 // live losses, and the status as JSON in document.body.dataset.trainStatus.
 
+import { PRESET_NAMES } from '../../train/presets.js';
 import { fmtDuration } from '../../util/format.js';
 import {
   type DatasetSummary,
@@ -26,7 +27,8 @@ const DEFAULTS: TrainSettings = {
   batch: 4,
   steps: 200,
   seed: 1,
-  lr: 2e-4,
+  lr: 0,
+  preset: '',
   saveEvery: 10,
   backend: 'auto',
   finetune: '',
@@ -53,6 +55,10 @@ function settingsFromUrl(): TrainSettings {
     s.lr = Number(lr);
   }
   s.dataset = params.get('dataset') ?? '';
+  s.preset = params.get('preset') ?? '';
+  if (s.preset && !(PRESET_NAMES as string[]).includes(s.preset)) {
+    throw new Error(`URL parameter preset=${s.preset}: use ${PRESET_NAMES.join(', ')} (or none)`);
+  }
   s.finetune = params.get('finetune') ?? '';
   const kind = params.get('kind') ?? 'auto';
   if (!(KINDS as readonly string[]).includes(kind)) {
@@ -116,6 +122,13 @@ async function main(): Promise<void> {
     );
   }
   from.value = settings.finetune;
+  const preset = h(
+    'select',
+    { id: 'preset', title: 'a preset of pix2pix train --preset: its model, losses, rate and schedule' },
+    h('option', { value: '' }, 'reference model'),
+    ...PRESET_NAMES.map((p) => h('option', { value: p }, `preset ${p}`)),
+  );
+  preset.value = settings.preset;
   const numberField = (key: 'size' | 'ngf' | 'batch' | 'steps') =>
     h(
       'label',
@@ -191,6 +204,7 @@ async function main(): Promise<void> {
       { class: 'controls' },
       select,
       from,
+      preset,
       numberField('size'),
       numberField('ngf'),
       numberField('batch'),
@@ -226,6 +240,9 @@ async function main(): Promise<void> {
       st.note,
       st.progress,
       st.step ? `step ${st.step}/${settings.steps}, epoch ${st.epoch}` : '',
+      st.lr !== undefined && st.state === 'training'
+        ? `lr ${st.lr.toPrecision(3)}${st.adversarial ? '' : ', L1 only'}`
+        : '',
       st.imagesPerSec && st.state === 'training' ? `${fmt(st.imagesPerSec, 2)} img/s` : '',
       st.imagesPerSec && st.state === 'training' && st.step < settings.steps
         ? `ETA ${fmtDuration(((settings.steps - st.step) * settings.batch) / st.imagesPerSec)}`
@@ -271,6 +288,7 @@ async function main(): Promise<void> {
     }
     settings.dataset = select.value;
     settings.finetune = from.value;
+    settings.preset = preset.value;
     settings.kind = kindSelect.value as TrainSettings['kind'];
     settings.degrade = degradeInput.value.trim();
     worker?.terminate();
