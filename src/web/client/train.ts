@@ -168,9 +168,15 @@ async function main(): Promise<void> {
       ),
     );
   }
-  document.addEventListener('dragover', (e) => e.preventDefault());
+  const dropZone = () => document.getElementById('drop');
+  document.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    dropZone()?.classList.add('over');
+  });
+  document.addEventListener('dragleave', () => dropZone()?.classList.remove('over'));
   document.addEventListener('drop', (e) => {
     e.preventDefault();
+    dropZone()?.classList.remove('over');
     const entries = [...(e.dataTransfer?.items ?? [])]
       .map((i) => i.webkitGetAsEntry())
       .filter((x) => x !== null);
@@ -200,33 +206,51 @@ async function main(): Promise<void> {
     app,
     h('h1', {}, 'Train in this tab'),
     h(
+      'p',
+      { class: 'muted' },
+      'The same training as pix2pix train, in this tab: on the GPU through WebGPU where the browser has it, else on the CPU (WASM). Nothing is uploaded.',
+    ),
+    h(
       'div',
       { class: 'controls' },
+      h('strong', {}, 'Data'),
       select,
+      kindSelect,
+      h('label', {}, 'degrade ', degradeInput),
+    ),
+    h(
+      'label',
+      { class: 'drop', id: 'drop' },
+      'Drop photos, side-by-side A|B images, or a folder with A/ and B/ here, or choose a folder or images:',
+      h(
+        'span',
+        { class: 'pickers' },
+        h('span', {}, 'a folder ', folderInput),
+        h('span', {}, 'images ', filesInput),
+      ),
+    ),
+    h(
+      'div',
+      { class: 'controls' },
+      h('strong', {}, 'Model'),
       from,
       preset,
       numberField('size'),
       numberField('ngf'),
       numberField('batch'),
       numberField('steps'),
-      start,
-      pause,
-      getModel,
-      getRun,
     ),
-    h(
-      'div',
-      { class: 'controls' },
-      h('label', {}, 'your folder ', folderInput),
-      h('label', {}, 'or images ', filesInput),
-      kindSelect,
-      h('label', {}, 'degrade ', degradeInput),
-      h('span', { class: 'muted' }, '(or drop files or folders anywhere here)'),
-    ),
+    h('div', { class: 'controls' }, start, pause, getModel, getRun),
     line,
     about,
-    h('div', { class: 'charts' }, lossChart.el, psnrChart.el, ssimChart.el),
-    h('figure', { class: 'chart-box' }, gridCaption, grid),
+    h(
+      'div',
+      { class: 'charts' },
+      lossChart.el,
+      psnrChart.el,
+      ssimChart.el,
+      h('figure', { class: 'chart-box' }, gridCaption, grid),
+    ),
   );
 
   /** The worker's first-step probe (probe=1), for scripts comparing the page's step with Node's. */
