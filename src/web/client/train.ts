@@ -92,7 +92,8 @@ async function main(): Promise<void> {
     return;
   }
   const [datasets, runs] = await Promise.all([
-    getJson<DatasetSummary[]>('/api/datasets'),
+    // From a static host (no serve API) the page still trains on dropped files.
+    getJson<DatasetSummary[]>('/api/datasets').catch(() => [] as DatasetSummary[]),
     getJson<RunList>('/api/runs').then(
       (l) => l.runs.filter((r) => r.kind === 'run' && r.epoch !== undefined),
       () => [],
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
   const line = h(
     'p',
     { id: 'status', class: 'muted' },
-    datasets.length ? 'ready' : 'serve --data DIR offers no dataset',
+    datasets.length ? 'ready' : 'no dataset offered here (serve --data DIR): choose or drop your own files',
   );
   const about = h('p', { id: 'about', class: 'muted' });
   const lossChart = new LineChart({ title: 'losses', xLabel: 'step', digits: 4 });
