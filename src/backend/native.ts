@@ -249,22 +249,12 @@ function nativeAdam(addon: NativeAddon): AdamKernel {
 const kernelTimes = new Map<string, { ms: number; calls: number }>();
 const profiling = () => !!process.env['P2P_NATIVE_PROFILE'];
 
-let peakTensorBytes = 0;
-
-/** The most bytes tfjs tensors held at any kernel's end since the last reset (with P2P_NATIVE_PROFILE). */
-export function nativePeakTensorBytes(reset = false): number {
-  const p = peakTensorBytes;
-  if (reset) peakTensorBytes = 0;
-  return p;
-}
-
 function timed(name: string, f: tf.KernelFunc): tf.KernelFunc {
   if (!profiling()) return f;
   const byShape = process.env['P2P_NATIVE_PROFILE'] === 'shapes';
   return (args) => {
     const t = performance.now();
     const r = f(args);
-    peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
     const key = byShape ? `${name} ${JSON.stringify((Array.isArray(r) ? r[0] : r)?.shape)}` : name;
     const e = kernelTimes.get(key) ?? { ms: 0, calls: 0 };
     e.ms += performance.now() - t;
