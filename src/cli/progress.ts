@@ -1,14 +1,8 @@
-import { fmtNum } from '../eval/evaluate.js';
 import type { EpochEvent, StepEvent } from '../train/loop.js';
+import { fmtDuration, fmtNum, fmtSig } from '../util/format.js';
 
 /** NaN is a loss that was not computed (the GAN terms during the L1 warm-up). */
-const fmt = (x: number) => (Number.isNaN(x) ? '-' : Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4));
-
-function duration(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
-}
+const loss = (x: number) => (Number.isNaN(x) ? '-' : fmtSig(x, 4));
 
 /**
  * Renders training progress on stderr: a bar redrawn in place on a terminal; on a pipe or log file,
@@ -30,8 +24,8 @@ export class ProgressReporter {
     const eta = (elapsed / this.stepsDone) * remaining;
     const line =
       `epoch ${e.epoch}/${e.totalEpochs} ${bar} ${e.step}/${e.stepsPerEpoch}` +
-      ` G_gan ${fmt(e.losses.gGan)} G_L1 ${fmt(e.losses.gL1)} D ${fmt(e.losses.d)}` +
-      ` ${e.imagesPerSec.toFixed(2)} img/s ETA ${duration(eta)}`;
+      ` G_gan ${loss(e.losses.gGan)} G_L1 ${loss(e.losses.gL1)} D ${loss(e.losses.d)}` +
+      ` ${e.imagesPerSec.toFixed(2)} img/s ETA ${fmtDuration(eta)}`;
     if (this.stream.isTTY) this.stream.write(`\r${line.slice(0, (this.stream.columns || 160) - 1)}\x1b[K`);
     else this.stream.write(`${line}\n`);
   }
@@ -39,14 +33,14 @@ export class ProgressReporter {
   epoch(e: EpochEvent): void {
     if (this.stream.isTTY) this.stream.write('\n');
     this.stream.write(
-      `epoch ${e.epoch} done in ${duration(e.seconds)}: mean G_gan ${fmt(e.losses.gGan)} G_L1 ${fmt(e.losses.gL1)} D ${fmt(e.losses.d)}` +
+      `epoch ${e.epoch} done in ${fmtDuration(e.seconds)}: mean G_gan ${loss(e.losses.gGan)} G_L1 ${loss(e.losses.gL1)} D ${loss(e.losses.d)}` +
         `; per batch: step ${e.msPerBatch.step.toFixed(0)} ms, decoding ${e.msPerBatch.decode.toFixed(0)} ms (overlapped), waiting for data ${e.msPerBatch.wait.toFixed(0)} ms` +
         `; checkpoint ${e.checkpoint}, sample ${e.sample}\n`,
     );
     if (e.scores) {
       const s = e.scores;
       this.stream.write(
-        `epoch ${e.epoch} test split: PSNR ${fmtNum(s.psnr, 2)} dB, SSIM ${s.ssim.toFixed(4)}, MAE ${s.mae.toFixed(2)} (evaluated in ${duration(s.seconds)}, not counted above)\n`,
+        `epoch ${e.epoch} test split: PSNR ${fmtNum(s.psnr, 2)} dB, SSIM ${fmtNum(s.ssim, 4)}, MAE ${fmtNum(s.mae, 2)} (evaluated in ${fmtDuration(s.seconds)}, not counted above)\n`,
       );
     }
   }

@@ -8,6 +8,7 @@ import { loadModel } from '../models/io.js';
 import { listCheckpoints, verifyCheckpoint } from '../train/checkpoint.js';
 import type { TrainConfig } from '../train/config.js';
 import { type EpochScores, readSavedRun } from '../train/loop.js';
+import { fmtNum } from '../util/format.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { EVAL_BATCH, type EvalOptions, evaluateGenerator } from './metrics.js';
@@ -49,14 +50,6 @@ export async function openTestSplit(
     },
     log,
   );
-}
-
-/** Fixed decimals; infinities as "inf"/"-inf" (PSNR of identical images), NaN as "nan". */
-export function fmtNum(x: number, digits: number): string {
-  if (Number.isNaN(x)) return 'nan';
-  if (x === Number.POSITIVE_INFINITY) return 'inf';
-  if (x === Number.NEGATIVE_INFINITY) return '-inf';
-  return x.toFixed(digits);
 }
 
 export const EVAL_CSV_HEADER = 'epoch,step,psnr,ssim,mae,seconds';

@@ -2,8 +2,8 @@
 // no script, no external file) and report.md (links to plots/*.png and the grid PNGs), from the runs' data.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fmtDuration } from '../util/format.js';
-import { bestByPsnr, type EvalRow, type evalModeName, fmtNum } from './evaluate.js';
+import { fmtDuration, fmtNum } from '../util/format.js';
+import { bestByPsnr, type EvalRow, type evalModeName } from './evaluate.js';
 import {
   downsampleLosses,
   type EpochSeries,

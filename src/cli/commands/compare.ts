@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { compareRuns, parseGridEpochs, parseVary } from '../../eval/compare.js';
-import { fmtNum } from '../../eval/evaluate.js';
+import { fmtNum } from '../../util/format.js';
 import { consoleLogger } from '../../util/log.js';
 import { startBackend } from '../backend.js';
 import { addTrainOptions, configFromFlags, trainWithProgress } from './train.js';

@@ -1,6 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, type BackendChoice } from '../../backend/index.js';
-import { fmtNum } from '../../eval/evaluate.js';
 import { parseEpochChoice } from '../../infer/load.js';
 import {
   type ImageFormat,
@@ -9,6 +8,7 @@ import {
   type TranslateProgress,
   translate,
 } from '../../infer/translate.js';
+import { fmtNum } from '../../util/format.js';
 import { consoleLogger, UserError } from '../../util/log.js';
 import { intArg } from '../args.js';
 import { startBackend } from '../backend.js';

@@ -12,7 +12,7 @@ import type {
   SampleInfo,
 } from '../types.js';
 import { LineChart, type Series } from './chart.js';
-import { ago, fill, fmt, getJson, h, num, runUrl, showError, tryUrl } from './dom.js';
+import { ago, fill, fmt, fmtSig, getJson, h, num, runUrl, showError, tryUrl } from './dom.js';
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
@@ -114,13 +114,21 @@ function breadcrumb(summary: RunSummary): HTMLElement {
   );
 }
 
+/**
+ * A config.json value as text. A number as typed on the command line (0.0002, 0.5) shows as it is; one
+ * a program worked out (with float noise, 0.30000000000000004) gets 4 significant digits.
+ */
+function configValue(v: unknown): string {
+  if (typeof v === 'number' && !Number.isInteger(v) && String(v).length > 10) return fmtSig(v, 4);
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
 function configTable(config: unknown): HTMLElement {
   if (!config || typeof config !== 'object') return h('p', { class: 'muted' }, 'no config.json');
   const saved = config as Record<string, unknown>;
   const rows: [string, string][] = [];
   const c = (saved.config ?? {}) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(c))
-    rows.push([k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
+  for (const [k, v] of Object.entries(c)) rows.push([k, configValue(v)]);
   if (saved.backend !== undefined) rows.push(['backend used', String(saved.backend)]);
   if (saved.started !== undefined) rows.push(['started', String(saved.started)]);
   if (saved.versions) rows.push(['versions', JSON.stringify(saved.versions)]);
@@ -182,7 +190,7 @@ function renderRun(detail: RunDetail): void {
     fill(
       stats,
       last
-        ? `epoch ${last.epoch}${total ? ` of ${total}` : ''} · step ${last.step} · ${fmt(last.images_per_s, 1)} images/s · lr ${last.lr ?? '–'}`
+        ? `epoch ${last.epoch}${total ? ` of ${total}` : ''} · step ${last.step} · ${fmt(last.images_per_s, 1)} images/s · lr ${fmtSig(last.lr, 3)}`
         : 'no training steps yet',
       ` · ${metrics.length} steps plotted`,
     );

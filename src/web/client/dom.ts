@@ -1,6 +1,7 @@
 /// <reference lib="dom" />
 // Small DOM helpers for the browser pages. Text always goes in as text nodes (never innerHTML), so
 // folder names and config values from disk cannot inject markup.
+import * as format from '../../util/format.js';
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | undefined | null | ((ev: Event) => void)>;
@@ -57,12 +58,13 @@ export async function getJson<T>(url: string): Promise<T> {
 export const num = (v: number | string | undefined | null): number =>
   v === undefined || v === null ? Number.NaN : typeof v === 'number' ? v : Number(v);
 
-export function fmt(v: number | string | undefined | null, digits: number): string {
-  const x = num(v);
-  if (Number.isNaN(x)) return '–';
-  if (!Number.isFinite(x)) return x > 0 ? '∞' : '-∞';
-  return x.toFixed(digits);
-}
+/** Fixed decimals, as the CLI prints scores. */
+export const fmt = (v: number | string | undefined | null, digits: number): string =>
+  format.fmtNum(num(v), digits, format.TYPESET);
+
+/** Significant digits, as the CLI prints losses: a decayed learning rate reads 3.85e-5. */
+export const fmtSig = (v: number | string | undefined | null, digits: number): string =>
+  format.fmtSig(num(v), digits, format.TYPESET);
 
 /** '3 min ago' style age of an ISO time. */
 export function ago(iso: string | undefined): string {

@@ -14,7 +14,7 @@ import {
 } from '../train-types.js';
 import type { RunList } from '../types.js';
 import { LineChart } from './chart.js';
-import { fill, fmt, getJson, h, showError } from './dom.js';
+import { fill, fmt, fmtSig, getJson, h, showError } from './dom.js';
 
 const app = document.getElementById('app')!;
 const params = new URLSearchParams(location.search);
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
       st.progress,
       st.step ? `step ${st.step}/${settings.steps}, epoch ${st.epoch}` : '',
       st.lr !== undefined && st.state === 'training'
-        ? `lr ${st.lr.toPrecision(3)}${st.adversarial ? '' : ', L1 only'}`
+        ? `lr ${fmtSig(st.lr, 3)}${st.adversarial ? '' : ', L1 only'}`
         : '',
       st.imagesPerSec && st.state === 'training' ? `${fmt(st.imagesPerSec, 2)} img/s` : '',
       st.imagesPerSec && st.state === 'training' && st.step < settings.steps
