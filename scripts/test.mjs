@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // Runs lint, typecheck, then every test/**/*.test.ts with node's own test runner.
 // Node 20's `--test` cannot glob .ts files itself, so the list is built here.
+//
+// The tests run with TMPDIR set to a fresh folder, and the suite fails if anything is left in it at
+// the end, naming what (a test's folders come from tempDir in test/helpers.ts, removed when its file
+// ends). The folder is removed afterwards either way.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { stdio: 'inherit' });
-  if (r.status !== 0) process.exit(r.status ?? 1);
+function run(cmd, args, env) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env });
+  return r.status ?? 1;
 }
 
 function testFiles(dir) {
@@ -20,10 +25,49 @@ function testFiles(dir) {
     });
 }
 
+/** Sizes in MB of what is left in `dir`, largest first, as `name (12.3 MB)`. */
+function describeLeft(dir, names) {
+  const size = (p) => {
+    const s = lstatSync(p);
+    return s.isDirectory() ? readdirSync(p).reduce((a, n) => a + size(join(p, n)), 0) : s.size;
+  };
+  return names.map((n) => `${n} (${(size(join(dir, n)) / 1e6).toFixed(1)} MB)`).join(', ');
+}
+
 const filter = process.argv.slice(2);
 if (filter.length === 0) {
-  run('npx', ['biome', 'check', 'src', 'test', 'bench', 'scripts']);
-  run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
+  for (const [cmd, args] of [
+    ['npx', ['biome', 'check', 'src', 'test', 'bench', 'scripts']],
+    ['npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']],
+  ]) {
+    const status = run(cmd, args);
+    if (status !== 0) process.exit(status);
+  }
 }
 const files = filter.length ? filter : testFiles('test');
-run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files]);
+
+const systemTmp = tmpdir();
+const testTmp = mkdtempSync(join(systemTmp, 'p2p-test-run-'));
+// tsx keeps its compiled-source cache in $TMPDIR/tsx-<uid> for every later run: that folder is the
+// machine's own (a link to it), not something a test left, so the check below does not count it.
+const uid = process.geteuid ? process.geteuid() : userInfo().username;
+const tsxCache = `tsx-${uid}`;
+mkdirSync(join(systemTmp, tsxCache), { recursive: true });
+symlinkSync(join(systemTmp, tsxCache), join(testTmp, tsxCache));
+
+// Ctrl-C reaches the test runner too (same process group); this process waits for it, then cleans up.
+process.on('SIGINT', () => {});
+const status = run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+  ...process.env,
+  TMPDIR: testTmp,
+});
+
+rmSync(join(testTmp, tsxCache));
+const left = readdirSync(testTmp).sort();
+if (left.length > 0) {
+  console.error(
+    `\ntests left ${left.length} thing(s) in the temp directory ${testTmp} (now removed): ${describeLeft(testTmp, left)}`,
+  );
+}
+rmSync(testTmp, { recursive: true, force: true });
+process.exit(status !== 0 ? status : left.length > 0 ? 1 : 0);

@@ -21,7 +21,7 @@ import {
 } from '../train/config.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { bestByPsnr, evalModeName, evaluateRun, openTestSplit, readEvalCsv, readRun } from './evaluate.js';
-import { writeGrid } from './images.js';
+import { writeGrid } from '../data/grid.js';
 import type { GridReport, RunReport, StepRow } from './report.js';
 
 type Value = TrainConfig[keyof TrainConfig];

@@ -3,7 +3,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { PairSource } from '../data/types.js';
 import { generate } from '../models/fused.js';
 import { UserError } from '../util/log.js';
-import { toUint8 } from './pixels.js';
+import { toUint8 } from '../data/pixels.js';
 
 /** Per-image scores, one entry per image of the batch, in batch order. */
 export interface ImageMetrics {

@@ -9,7 +9,7 @@ import { activeAdapter } from '../backend/webgpu.js';
 import type { Degradation } from '../data/degrade.js';
 import { checkDataset, isRandomDegradation, onTheFlyDegradation, openPairs } from '../data/loader.js';
 import type { PairBatch } from '../data/types.js';
-import { writeGrid } from '../eval/images.js';
+import { writeGrid } from '../data/grid.js';
 import { generate, withDropoutSeed } from '../models/fused.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';

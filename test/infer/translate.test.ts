@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { decodeRgb, encodePng, newImage, type RgbImage } from '../../src/data/image.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
-import { toUint8 } from '../../src/eval/images.js';
+import { toUint8 } from '../../src/data/pixels.js';
 import { type LoadedGenerator, loadGenerator, parseEpochChoice } from '../../src/infer/load.js';
 import {
   type FlexibleGenerator,

@@ -16,7 +16,7 @@ import {
 import { SeededRandom } from '../../data/seeded.js';
 import type { PairSource } from '../../data/types.js';
 import { EVAL_BATCH, evaluateGenerator } from '../../eval/metrics.js';
-import { gridPixels } from '../../eval/pixels.js';
+import { gridPixels } from '../../data/pixels.js';
 import { exportFiles } from '../../export/metadata.js';
 import { generate, withDropoutSeed } from '../../models/fused.js';
 import type { CheckpointMeta } from '../../train/checkpoint-files.js';

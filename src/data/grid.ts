@@ -1,8 +1,7 @@
+// Sample grids as PNG files (sharp): the run's samples/ and compare's report.
 import type * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { gridPixels } from './pixels.js';
-
-export { toUint8 } from './pixels.js';
 
 /**
  * Writes a PNG grid with one row per pair: the columns are the given images (e.g. input | target |
