@@ -34,6 +34,11 @@ function canvasOf(img: RgbImage): OffscreenCanvasRenderingContext2D {
   return ctx;
 }
 
+/** `img` as a PNG file (the train page's sample grids). */
+export function encodePngBlob(img: RgbImage): Promise<Blob> {
+  return canvasOf(img).canvas.convertToBlob({ type: 'image/png' });
+}
+
 /**
  * Decodes a dropped file (or any image Blob) to 8-bit sRGB as decodeRgb does in Node: EXIF orientation
  * applied, alpha composited on white. Rejects when the browser cannot decode it; the page reports that

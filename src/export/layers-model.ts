@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { layersModelJson, MODEL_JSON, modelArtifacts } from '../models/model-files.js';
-import type { FileBytes } from '../util/zip.js';
+import { concatBytes, type FileBytes } from '../util/zip.js';
 import { toFloat16 } from './float16.js';
 
 export type Quantize = 'float16';
@@ -55,17 +55,7 @@ function quantizeFloat16(
     out.push({ ...spec, quantization: { dtype: 'float16' } });
   }
   if (offset !== data.byteLength) throw new Error('weight data and weight specs disagree in size');
-  return { specs: out, data: concat(parts) };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
+  return { specs: out, data: concatBytes(parts) };
 }
 
 /**

@@ -158,7 +158,11 @@ export function zipParts(entries: ZipEntry[], opts: ZipOptions = {}): Uint8Array
 
 /** A ZIP archive of `entries`, in their order (see ZipEntry for links). */
 export function zip(entries: ZipEntry[], opts: ZipOptions = {}): Uint8Array {
-  const parts = zipParts(entries, opts);
+  return concatBytes(zipParts(entries, opts));
+}
+
+/** The parts one after another in one new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let o = 0;
   for (const p of parts) {

@@ -21,40 +21,22 @@ export interface PagePairs {
   testSources?: number;
 }
 
-/** Decoded pixels as [size, size, 3] values in [-1, 1] (drawn at the size: a larger image is scaled). */
-export function pixelsOf(bmp: ImageBitmap, size: number): Float32Array {
-  const canvas = new OffscreenCanvas(size, size);
-  const ctx = canvas.getContext('2d')!;
-  ctx.drawImage(bmp, 0, 0, size, size);
-  const rgba = ctx.getImageData(0, 0, size, size).data;
-  const out = new Float32Array(size * size * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    out[j] = rgba[i]! / 127.5 - 1;
-    out[j + 1] = rgba[i + 1]! / 127.5 - 1;
-    out[j + 2] = rgba[i + 2]! / 127.5 - 1;
-  }
-  return out;
-}
-
 /** An image file of the server, decoded off the main thread and checked to be at least `size`. */
 async function fetchPixels(url: string, size: number): Promise<Float32Array> {
   const name = decodeURIComponent(url.split('/').slice(-2).join('/'));
   const res = await fetch(url);
   if (!res.ok) throw new Error(`${name}: HTTP ${res.status}`);
-  let bmp: ImageBitmap;
+  let img: RgbImage;
   try {
-    bmp = await createImageBitmap(await res.blob());
+    img = await decodeImageBlob(await res.blob());
   } catch {
     throw new Error(`${name} is not an image this browser can decode`);
   }
-  if (bmp.width < size || bmp.height < size) {
-    throw new Error(`${name} is ${bmp.width}x${bmp.height}, smaller than the size ${size}`);
+  if (img.width < size || img.height < size) {
+    throw new Error(`${name} is ${img.width}x${img.height}, smaller than the size ${size}`);
   }
-  try {
-    return pixelsOf(bmp, size);
-  } finally {
-    bmp.close();
-  }
+  // A dataset prepared larger than the page's size is scaled (the canvas's resampling).
+  return toUnit(await canvasCodec.resize(img, size, size));
 }
 
 /** The names of a dataset's pairs, per split; a missing dataset is the server's one-line reason. */
