@@ -1,111 +1,45 @@
-import { BACKENDS, type BackendChoice } from '../backend/choices.js';
-import { DIRECTIONS, type Direction } from '../data/types.js';
-import { NORMS, type NormKind } from '../models/layers.js';
-import { DISCRIMINATORS, type DiscriminatorKind } from '../models/patchgan.js';
+import { BACKENDS } from '../backend/choices.js';
+import { DIRECTIONS } from '../data/types.js';
+import { NORMS } from '../models/layers.js';
+import { DISCRIMINATORS } from '../models/patchgan.js';
 import { resolveUnetDepth, unetDepth } from '../models/unet.js';
 import { UserError } from '../util/log.js';
-import { GAN_MODES, type GanMode } from './losses.js';
-
-/** Everything a training run depends on; saved as the run's config.json. Defaults are the reference's. */
-export interface TrainConfig {
-  /** Dataset directory (train/{A,B}, test/{A,B}). */
-  data: string;
-  /** Run directory. */
-  out: string;
-  size: number;
-  batchSize: number;
-  /** Epochs at the initial learning rate. */
-  epochs: number;
-  /** Further epochs over which the learning rate decays linearly to 0 (pix2pix's n_epochs_decay). */
-  epochsDecay: number;
-  netD: DiscriminatorKind;
-  norm: NormKind;
-  /** Channels of the generator's first level: ngf, 2ngf, 4ngf, then 8ngf (64: the reference's 64..512). */
-  ngf: number;
-  /** Generator down levels; 0 = log2 of the training side (--crop, else --size): a 1x1 bottleneck. */
-  depth: number;
-  /** Dropout 0.5 on the generator's 8ngf-channel levels (the reference's). */
-  dropout: boolean;
-  /** The generator predicts a correction: output = clip(input + G'(input), -1, 1). */
-  residual: boolean;
-  /** With `residual`: output = clip(blur(input) + G'(input), -1, 1), a Gaussian blur of this sigma in px (0: none). */
-  residualBlur: number;
-  ganMode: GanMode;
-  /**
-   * Epochs at the start trained on lambda * L1 alone: D neither runs nor learns (about half a step's
-   * time), and the adversarial game starts from a generator that already does the task.
-   */
-  l1Warmup: number;
-  lambdaL1: number;
-  lr: number;
-  beta1: number;
-  beta2: number;
-  direction: Direction;
-  /** Resize to 1.12x + random crop, and horizontal flip, on the training split. */
-  augment: boolean;
-  /**
-   * Train on random crop x crop px crops of the (augmented) images, fresh every step (0 = whole
-   * images). The networks train at this side; `size` stays the side of evaluation, samples and the
-   * saved generator's input (the UNet is fully convolutional, so the same weights run at both).
-   */
-  crop: number;
-  /**
-   * Re-draw the dataset's synthetic degradation (dataset.json) from the clean B side whenever a training
-   * pair is loaded, seeded by (seed, epoch, pair), instead of reading the prepared A. Test split unchanged.
-   */
-  degradeOnTheFly: boolean;
-  dropLast: boolean;
-  seed: number;
-  backend: BackendChoice;
-  /**
-   * Largest number of pairs whose activations are held at once: bigger batches are split and their
-   * gradients summed, which is exact with per-sample norms. 0 = chosen by `train` from the memory it
-   * can use; a run's config.json records the value actually used.
-   */
-  microBatch: number;
-  /** Stop each epoch after this many steps (0 = the whole split); for demos and smoke runs. */
-  maxStepsPerEpoch: number;
-  /**
-   * Stop the run once this many minutes of training (the run's trainSeconds over all resumes, without
-   * evaluations) have passed: a checkpoint (mid-epoch if need be), an evaluation if --eval-every is
-   * set, and a normal return. 0 = no limit.
-   */
-  maxMinutes: number;
-  /** Evaluate the test split every N epochs during training (0 = never). */
-  evalEvery: number;
-  /** Also write a (resume-only) checkpoint every N steps within an epoch (0 = at epoch ends only). */
-  saveEverySteps: number;
-  /** Keep only the last N epoch checkpoints, plus the best by PSNR where evaluated (0 = keep all). */
-  keep: number;
-}
+import { GAN_MODES } from './losses.js';
 
 /** What a train option is: its value kind decides parsing, validation and the CLI flag's shape. */
 type OptionKind =
-  | { kind: 'int'; min: number }
-  | { kind: 'number'; min: number; below?: number }
-  | { kind: 'choice'; choices: readonly string[] }
-  | { kind: 'flag' };
+  | { kind: 'int'; min: number; default: number }
+  | { kind: 'number'; min: number; below?: number; default: number }
+  | { kind: 'choice'; choices: readonly string[]; default: string }
+  | { kind: 'flag'; default: boolean };
 
-/** One training option: its config key, its CLI flag, its default, its help, its validation. */
-export type TrainOption = {
-  [K in keyof TrainConfig]: {
-    key: K;
-    /** The CLI name without dashes (`batch-size`); a `flag` defaulting to true is given as `--no-<flag>`. */
-    flag: string;
-    default: TrainConfig[K];
-    help: string;
-    /** Defines the model or the data: `--resume` refuses to change it. */
-    fixed?: true;
-  } & OptionKind;
-}[keyof TrainConfig];
+interface OptionSpec {
+  /** The CLI name without dashes (`batch-size`); a `flag` defaulting to true is given as `--no-<flag>`. */
+  flag: string;
+  help: string;
+  /** Defines the model or the data: `--resume` refuses to change it. */
+  fixed?: true;
+}
+
+/** The value an option's kind holds: a choice holds one of its choices. */
+type OptionValue<O> = O extends { kind: 'int' | 'number' }
+  ? number
+  : O extends { kind: 'flag' }
+    ? boolean
+    : O extends { choices: readonly (infer C)[] }
+      ? C
+      : never;
 
 /**
- * Every training option, once. The CLI (`train`, `demo`, `compare`), DEFAULT_CONFIG, validateConfig and
- * `compare --vary` are all built from this table, so a default or a choice is written here only.
+ * Every training option, once, by its config key: TrainConfig's fields are derived from this table
+ * (their types from `kind`, their doc comments from these, which the editor shows on `config.<key>`),
+ * and the CLI (`train`, `demo`, `compare`), DEFAULT_CONFIG, validateConfig and `compare --vary` are all
+ * built from it, so a key, a default or a choice is written here only. `help` is the CLI's text; a doc
+ * comment says what it does not.
  */
-export const TRAIN_OPTIONS: readonly TrainOption[] = [
-  {
-    key: 'size',
+const OPTIONS = {
+  /** Also the side of evaluation, samples and the saved generator's input. */
+  size: {
     fixed: true,
     flag: 'size',
     kind: 'int',
@@ -113,8 +47,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 256,
     help: 'image side of training (unless --crop), evaluation, samples and the saved generator (power of two >= 32)',
   },
-  {
-    key: 'batchSize',
+  batchSize: {
     fixed: true,
     flag: 'batch-size',
     kind: 'int',
@@ -122,24 +55,22 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 1,
     help: 'pairs per step',
   },
-  {
-    key: 'epochs',
+  epochs: {
     flag: 'epochs',
     kind: 'int',
     min: 1,
     default: 200,
     help: 'epochs at the initial learning rate',
   },
-  {
-    key: 'epochsDecay',
+  /** pix2pix's n_epochs_decay. */
+  epochsDecay: {
     flag: 'epochs-decay',
     kind: 'int',
     min: 0,
     default: 0,
     help: 'further epochs with the learning rate decaying linearly to 0',
   },
-  {
-    key: 'netD',
+  netD: {
     fixed: true,
     flag: 'netD',
     kind: 'choice',
@@ -147,8 +78,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 'patch16',
     help: 'discriminator',
   },
-  {
-    key: 'norm',
+  norm: {
     fixed: true,
     flag: 'norm',
     kind: 'choice',
@@ -156,8 +86,8 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 'instance',
     help: 'normalisation layers',
   },
-  {
-    key: 'ngf',
+  /** Channels of the generator's first level: ngf, 2ngf, 4ngf, then 8ngf. */
+  ngf: {
     fixed: true,
     flag: 'ngf',
     kind: 'int',
@@ -165,8 +95,8 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 64,
     help: "width of the generator's first level: levels of n, 2n, 4n, then 8n channels (64: 64 .. 512)",
   },
-  {
-    key: 'depth',
+  /** 0 = log2 of the training side (--crop, else --size). */
+  depth: {
     fixed: true,
     flag: 'depth',
     kind: 'int',
@@ -174,24 +104,23 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 0,
     help: 'generator down levels, each halving the image (0: log2 of the training side, a 1x1 bottleneck; fewer: a larger one)',
   },
-  {
-    key: 'dropout',
+  /** Dropout 0.5 on the generator's 8ngf-channel levels (the reference's); the flag is --no-dropout. */
+  dropout: {
     fixed: true,
     flag: 'dropout',
     kind: 'flag',
     default: true,
     help: "no dropout in the generator (the reference's 0.5 on its 8n-channel levels)",
   },
-  {
-    key: 'residual',
+  residual: {
     fixed: true,
     flag: 'residual',
     kind: 'flag',
     default: false,
     help: 'the generator predicts a correction: output = clip(input + G(input), -1, 1)',
   },
-  {
-    key: 'residualBlur',
+  /** With `residual`: output = clip(blur(input) + G'(input), -1, 1). */
+  residualBlur: {
     fixed: true,
     flag: 'residual-blur',
     kind: 'number',
@@ -199,8 +128,7 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 0,
     help: 'with --residual: add the correction to a Gaussian blur (sigma in px) of the input instead, so G need not reproduce the noise it removes (0: the input itself)',
   },
-  {
-    key: 'ganMode',
+  ganMode: {
     fixed: true,
     flag: 'gan-mode',
     kind: 'choice',
@@ -208,20 +136,22 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 'vanilla',
     help: 'GAN loss',
   },
-  {
-    key: 'l1Warmup',
+  /**
+   * D neither runs nor learns in these epochs (about half a step's time), and the adversarial game
+   * starts from a generator that already does the task.
+   */
+  l1Warmup: {
     flag: 'l1-warmup',
     kind: 'int',
     min: 0,
     default: 0,
     help: 'train the first n epochs on the L1 term alone (D off), then the full GAN + L1 loss',
   },
-  { key: 'lambdaL1', flag: 'lambda', kind: 'number', min: 0, default: 100, help: 'weight of the L1 term' },
-  { key: 'lr', flag: 'lr', kind: 'number', min: 0, default: 2e-4, help: 'Adam learning rate' },
-  { key: 'beta1', flag: 'beta1', kind: 'number', min: 0, below: 1, default: 0.5, help: 'Adam beta1' },
-  { key: 'beta2', flag: 'beta2', kind: 'number', min: 0, below: 1, default: 0.999, help: 'Adam beta2' },
-  {
-    key: 'direction',
+  lambdaL1: { flag: 'lambda', kind: 'number', min: 0, default: 100, help: 'weight of the L1 term' },
+  lr: { flag: 'lr', kind: 'number', min: 0, default: 2e-4, help: 'Adam learning rate' },
+  beta1: { flag: 'beta1', kind: 'number', min: 0, below: 1, default: 0.5, help: 'Adam beta1' },
+  beta2: { flag: 'beta2', kind: 'number', min: 0, below: 1, default: 0.999, help: 'Adam beta2' },
+  direction: {
     fixed: true,
     flag: 'direction',
     kind: 'choice',
@@ -229,17 +159,20 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 'AtoB',
     help: 'AtoB: A is the input',
   },
-  {
-    key: 'augment',
+  /** Resize to 1.12x + random crop, and horizontal flip; the flag is --no-augment. */
+  augment: {
     flag: 'augment',
     kind: 'flag',
     default: true,
     help: 'no resize-and-crop jitter or flips on the training split',
   },
-  {
-    // Fixed: it changes no weight's shape, but it is the data the run learns from, and it sets the
-    // default --depth and the side D is built at.
-    key: 'crop',
+  /**
+   * The networks train at this side; `size` stays the side of evaluation, samples and the saved
+   * generator's input (the UNet is fully convolutional, so the same weights run at both). Fixed: it
+   * changes no weight's shape, but it is the data the run learns from, and it sets the default --depth
+   * and the side D is built at.
+   */
+  crop: {
     fixed: true,
     flag: 'crop',
     kind: 'int',
@@ -247,40 +180,37 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 0,
     help: 'train on random n x n crops, fresh every step (a power of two >= 32, <= --size; --size stays the evaluation size; 0: whole images)',
   },
-  {
-    // Fixed: it defines the training data (fresh noise every epoch instead of the prepared A).
-    key: 'degradeOnTheFly',
+  /** Fixed: it defines the training data (fresh noise every epoch instead of the prepared A). */
+  degradeOnTheFly: {
     fixed: true,
     flag: 'degrade-on-the-fly',
     kind: 'flag',
     default: false,
     help: "re-draw the dataset's synthetic degradation (dataset.json) from the clean side whenever a training pair is loaded (seeded by seed, epoch, pair); the test split stays as prepared",
   },
-  {
-    key: 'dropLast',
+  dropLast: {
     flag: 'drop-last',
     kind: 'flag',
     default: false,
     help: 'drop the last partial batch of each epoch',
   },
-  {
-    key: 'maxStepsPerEpoch',
+  /** For demos and smoke runs. */
+  maxStepsPerEpoch: {
     flag: 'max-steps',
     kind: 'int',
     min: 0,
     default: 0,
     help: 'stop each epoch after n steps (0: the whole split)',
   },
-  {
-    key: 'maxMinutes',
+  /** Counted in the run's trainSeconds over all resumes, without evaluations; a checkpoint is mid-epoch if need be. */
+  maxMinutes: {
     flag: 'max-minutes',
     kind: 'number',
     min: 0,
     default: 0,
     help: 'stop once the run has trained this many minutes (fractions allowed): checkpoint, evaluate if --eval-every is set, exit 0 (0: no limit)',
   },
-  {
-    key: 'seed',
+  seed: {
     fixed: true,
     flag: 'seed',
     kind: 'int',
@@ -288,47 +218,75 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     default: 1,
     help: 'seed of the weights, data order and augmentation',
   },
-  {
-    key: 'microBatch',
+  /**
+   * Bigger batches are split and their gradients summed. 0 = chosen by `train` from the memory it can
+   * use; a run's config.json records the value actually used.
+   */
+  microBatch: {
     flag: 'micro-batch',
     kind: 'int',
     min: 0,
     default: 0,
     help: 'hold activations of at most n pairs at once, summing gradients (exact with instance norm; 0: chosen from the memory available)',
   },
-  {
-    key: 'evalEvery',
+  evalEvery: {
     flag: 'eval-every',
     kind: 'int',
     min: 0,
     default: 0,
     help: 'evaluate the test split (PSNR, SSIM, MAE) every n epochs, into eval.csv (0: never)',
   },
-  {
-    key: 'saveEverySteps',
+  /** The mid-epoch checkpoints are for resuming only: no eval row or sample of their own. */
+  saveEverySteps: {
     flag: 'save-every-steps',
     kind: 'int',
     min: 0,
     default: 0,
     help: 'also checkpoint every n steps within an epoch, for resuming (0: at epoch ends only)',
   },
-  {
-    key: 'keep',
+  keep: {
     flag: 'keep',
     kind: 'int',
     min: 0,
     default: 0,
     help: 'keep the last n epoch checkpoints and the best by PSNR (eval.csv), delete older ones (0: keep all)',
   },
-  {
-    key: 'backend',
+  backend: {
     flag: 'backend',
     kind: 'choice',
     choices: BACKENDS,
     default: 'auto',
     help: 'tfjs backend: auto = webgpu on a hardware GPU adapter, else native, else wasm',
   },
-];
+} as const satisfies Record<string, OptionSpec & OptionKind>;
+
+type OptionValues = { -readonly [K in keyof typeof OPTIONS]: OptionValue<(typeof OPTIONS)[K]> };
+
+/**
+ * Everything a training run depends on; saved as the run's config.json. Defaults are the reference's.
+ * Each option's field is declared once, in OPTIONS above.
+ */
+export interface TrainConfig extends OptionValues {
+  /** Dataset directory (train/{A,B}, test/{A,B}). */
+  data: string;
+  /** Run directory. */
+  out: string;
+}
+
+/** One training option: its config key, its CLI flag, its default, its help, its validation. */
+export type TrainOption = {
+  [K in keyof OptionValues]: OptionSpec & OptionKind & { key: K; default: OptionValues[K] };
+}[keyof OptionValues];
+
+/** OPTIONS with each default checked against its field's type: a choice's default is one of its choices. */
+const CHECKED: {
+  readonly [K in keyof OptionValues]: OptionSpec & OptionKind & { default: OptionValues[K] };
+} = OPTIONS;
+
+/** OPTIONS as a list, in its order (the order of the CLI's help). */
+export const TRAIN_OPTIONS: readonly TrainOption[] = (Object.keys(CHECKED) as (keyof OptionValues)[]).map(
+  (key) => ({ key, ...CHECKED[key] }) as TrainOption,
+);
 
 export const DEFAULT_CONFIG: TrainConfig = Object.fromEntries([
   ['data', ''],
