@@ -1,8 +1,10 @@
 // The report of `pix2pix compare`: report.html (self-contained: inline SVG plots, grid PNGs as data URIs,
 // no script, no external file) and report.md (links to plots/*.png and the grid PNGs), from the runs' data.
+// Its sections are built once as blocks (document.ts) and rendered to both files.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fmtDuration, fmtNum } from '../util/format.js';
+import { type Block, type Column, renderHtml, renderMarkdown } from './document.js';
 import { bestByPsnr, type EvalRow, type evalModeName } from './evaluate.js';
 import {
   downsampleLosses,
@@ -71,6 +73,7 @@ export const PSNR_RANGE_OFFSET_DB = 20 * Math.log10(255);
 // ---------------------------------------------------------------------------------------------------------
 // Formatting
 
+export { escapeHtml } from './document.js';
 export { fmtDuration };
 
 export const fmtPsnr = (x: number): string => fmtNum(x, 2);
@@ -78,34 +81,6 @@ export const fmtSsim = (x: number): string => fmtNum(x, 4);
 export const fmtMae = (x: number): string => fmtNum(x, Number.isFinite(x) && Math.abs(x) >= 1 ? 2 : 4);
 
 const fmtRate = (x: number): string => (Number.isFinite(x) && x > 0 ? x.toFixed(1) : '–');
-
-export function escapeHtml(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
-
-/** Inline markdown text: escapes the characters that markdown or HTML would read as markup. */
-export function escapeMd(s: string): string {
-  return s.replace(/[\\`*_[\]<>|#]/g, '\\$&').replace(/\r?\n/g, ' ');
-}
-
-/** A relative path as a markdown link target: forward slashes, unusual characters percent-encoded. */
-function mdUrl(path: string): string {
-  return Array.from(path.replace(/\\/g, '/'))
-    .map((c) => (/[A-Za-z0-9._~\-/=+,@]/.test(c) ? c : encodeURIComponent(c)))
-    .join('');
-}
-
-/** A fenced code block whose fence is longer than any backtick run in `text`. */
-function mdFence(text: string): string {
-  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((m) => m.length));
-  const fence = '`'.repeat(Math.max(3, longest + 1));
-  return `${fence}\n${text}\n${fence}`;
-}
 
 const fmtValue = (v: string | number | boolean): string => String(v);
 
@@ -127,7 +102,18 @@ interface BestRow {
   rate: string;
 }
 
-const BEST_HEADER = ['Run', 'Best epoch', 'PSNR (dB)', 'SSIM', 'MAE', 'Train wall time', 'Images/s'];
+const text = (title: string): Column => ({ title });
+const num = (title: string): Column => ({ title, numeric: true });
+
+const BEST_COLUMNS = [
+  text('Run'),
+  num('Best epoch'),
+  num('PSNR (dB)'),
+  num('SSIM'),
+  num('MAE'),
+  num('Train wall time'),
+  num('Images/s'),
+];
 
 function bestRow(run: RunReport): BestRow {
   const best = run.best ?? bestByPsnr(run.evals);
@@ -144,7 +130,14 @@ function bestRow(run: RunReport): BestRow {
 
 const bestCells = (b: BestRow): string[] => [b.run, b.epoch, b.psnr, b.ssim, b.mae, b.train, b.rate];
 
-const EVAL_HEADER = ['Epoch', 'Step', 'PSNR (dB)', 'SSIM', 'MAE', 'Eval time'];
+const EVAL_COLUMNS = [
+  num('Epoch'),
+  num('Step'),
+  num('PSNR (dB)'),
+  num('SSIM'),
+  num('MAE'),
+  text('Eval time'),
+];
 
 const evalCells = (e: EvalRow): string[] => [
   String(e.epoch),
@@ -163,7 +156,13 @@ const runCells = (run: RunReport): string[] => [
   String(run.steps.length),
 ];
 
-const RUN_HEADER = ['Run', 'Varied options', 'Folder', 'Epochs evaluated', 'Steps logged'];
+const RUN_COLUMNS = [
+  text('Run'),
+  text('Varied options'),
+  text('Folder'),
+  num('Epochs evaluated'),
+  num('Steps logged'),
+];
 
 const PSNR_NOTE = [
   'PSNR here is computed on uint8 images (0–255) with MAX = 255, i.e. in the usual 8-bit range.',
@@ -287,209 +286,83 @@ async function render(dir: string, r: CompareReport): Promise<Rendered> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// HTML
+// The sections
 
-const CSS = `
-body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; color: #222;
-  background: #fff; margin: 0; line-height: 1.45; }
-main { max-width: 1100px; margin: 0 auto; padding: 1.5rem; }
-h1 { font-size: 1.7rem; margin-top: 0; }
-h2 { font-size: 1.3rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2rem; }
-h3 { font-size: 1.05rem; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .92rem; }
-th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-pre { background: #f6f6f6; padding: .6rem .8rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
-.text { white-space: pre-wrap; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; }
-dt { font-weight: 600; }
-dd { margin: 0; }
-figure { margin: 1rem 0 1.5rem; }
-figure svg, figure img { max-width: 100%; height: auto; display: block; }
-figure img { image-rendering: pixelated; border: 1px solid #ddd; }
-figcaption { color: #555; font-size: .9rem; margin-top: .3rem; }
-.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: .6rem .9rem; }
-.missing { color: #a00; }
-`;
+const heading = (level: 1 | 2 | 3, text: string): Block => ({ kind: 'heading', level, text });
+const paragraph = (text: string): Block => ({ kind: 'paragraph', text });
 
-function htmlTable(
-  header: string[],
-  rows: string[][],
-  numeric: (col: number) => boolean = () => false,
-): string {
-  const head = `<tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
-  const body = rows
-    .map(
-      (row) =>
-        `<tr>${row.map((c, i) => (numeric(i) ? `<td class="num">` : '<td>') + escapeHtml(c) + '</td>').join('')}</tr>`,
-    )
-    .join('\n');
-  return `<table>\n<thead>${head}</thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
-}
+/** A table, or `empty` as a paragraph when it has no rows. */
+const tableOr = (columns: Column[], rows: string[][], empty: string): Block =>
+  rows.length ? { kind: 'table', columns, rows } : paragraph(empty);
 
-function renderHtml(r: CompareReport, x: Rendered): string {
-  const h = escapeHtml;
-  const out: string[] = [];
-  out.push('<!doctype html>', '<html lang="en">', '<head>', '<meta charset="utf-8">');
-  out.push('<meta name="viewport" content="width=device-width, initial-scale=1">');
-  out.push(`<title>${h(r.title)}</title>`, `<style>${CSS}</style>`, '</head>', '<body>', '<main>');
-  out.push(`<h1>${h(r.title)}</h1>`);
+const plotFigure = (plot: Plot, alt: string, caption: string): Block => ({
+  kind: 'figure',
+  image: { file: `plots/${plot.name}.png`, svg: plot.svg },
+  alt,
+  caption,
+});
 
-  out.push('<h2>Setup</h2>', '<dl>');
-  out.push(`<dt>Dataset</dt><dd class="text">${h(r.dataset)}</dd>`);
-  out.push(`<dt>Command</dt><dd><pre><code>${h(r.command)}</code></pre></dd>`);
-  out.push(`<dt>Eval mode</dt><dd>${h(r.evalMode)}</dd>`);
-  out.push('</dl>');
-  out.push('<h3>Settings common to all runs</h3>');
-  const settings = Object.entries(r.settings);
-  out.push(
-    settings.length
-      ? htmlTable(
-          ['Option', 'Value'],
-          settings.map(([k, v]) => [k, fmtValue(v)]),
-        )
-      : '<p>None.</p>',
-  );
-  out.push('<h3>Runs</h3>');
-  out.push(r.runs.length ? htmlTable(RUN_HEADER, r.runs.map(runCells), (i) => i >= 3) : '<p>No runs.</p>');
-
-  out.push('<h2>Best epoch per run</h2>');
-  out.push(
-    r.runs.length
-      ? htmlTable(BEST_HEADER, r.runs.map(bestRow).map(bestCells), (i) => i >= 1)
-      : '<p>No runs.</p>',
-  );
-  out.push(`<p class="note"><strong>Reading PSNR.</strong> ${h(PSNR_NOTE)}</p>`);
-
-  for (const p of x.epochPlots) {
-    out.push(`<h2>${h(p.heading)} vs epoch</h2>`);
-    if (p.plot) out.push(`<figure>${p.plot.svg}<figcaption>${h(p.caption)}</figcaption></figure>`);
-    else out.push(`<p>${h(p.empty)}</p>`);
-  }
-
-  out.push('<h2>Loss curves</h2>');
-  if (x.lossPlots.length === 0) out.push('<p>No runs.</p>');
-  for (const l of x.lossPlots) {
-    out.push(`<h3>${h(l.run.name)}</h3>`);
-    if (l.plot) out.push(`<figure>${l.plot.svg}<figcaption>${h(l.caption)}</figcaption></figure>`);
-    else out.push(`<p>${h(l.caption)}</p>`);
-  }
-
-  out.push('<h2>Image grids</h2>');
-  if (x.grids.length === 0) out.push('<p>No image grids.</p>');
-  for (const g of x.grids) {
-    out.push(`<h3>${h(g.grid.title)}</h3>`);
-    if (g.dataUri) {
-      out.push(`<figure><img src="${g.dataUri}" alt="${h(g.grid.title)}">`);
-    } else {
-      out.push(`<figure><p class="missing">Image not found: ${h(g.grid.png)}</p>`);
-    }
-    out.push(`<figcaption>${h(g.grid.caption)}</figcaption></figure>`);
-  }
-
-  out.push('<h2>All evaluations</h2>');
-  if (r.runs.length === 0) out.push('<p>No runs.</p>');
-  for (const run of r.runs) {
-    out.push(`<details${run.evals.length ? ' open' : ''}><summary>${h(run.name)}</summary>`);
-    out.push(
-      run.evals.length
-        ? htmlTable(EVAL_HEADER, run.evals.map(evalCells), (i) => i < 5)
-        : '<p>Not evaluated.</p>',
-    );
-    out.push('</details>');
-  }
-
-  out.push('</main>', '</body>', '</html>', '');
-  return out.join('\n');
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Markdown
-
-function mdTable(
-  header: string[],
-  rows: string[][],
-  numeric: (col: number) => boolean = () => false,
-): string {
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+function reportBlocks(r: CompareReport, x: Rendered): Block[] {
+  const none = (list: unknown[], text: string): Block[] => (list.length ? [] : [paragraph(text)]);
   return [
-    line(header.map(escapeMd)),
-    line(header.map((_, i) => (numeric(i) ? '---:' : '---'))),
-    ...rows.map((row) => line(row.map(escapeMd))),
-  ].join('\n');
-}
+    heading(1, r.title),
+    heading(2, 'Setup'),
+    {
+      kind: 'facts',
+      facts: [
+        { term: 'Dataset', text: r.dataset, as: 'lines' },
+        { term: 'Command', text: r.command, as: 'code' },
+        { term: 'Eval mode', text: r.evalMode, as: 'text' },
+      ],
+    },
+    heading(3, 'Settings common to all runs'),
+    tableOr(
+      [text('Option'), text('Value')],
+      Object.entries(r.settings).map(([k, v]) => [k, fmtValue(v)]),
+      'None.',
+    ),
+    heading(3, 'Runs'),
+    tableOr(RUN_COLUMNS, r.runs.map(runCells), 'No runs.'),
 
-/** Paragraph text that keeps its line breaks. */
-const mdLines = (s: string): string =>
-  s
-    .split(/\r?\n/)
-    .map((l) => escapeMd(l))
-    .join('  \n');
+    heading(2, 'Best epoch per run'),
+    tableOr(BEST_COLUMNS, r.runs.map(bestRow).map(bestCells), 'No runs.'),
+    { kind: 'note', lead: 'Reading PSNR.', text: PSNR_NOTE },
 
-function renderMd(r: CompareReport, x: Rendered): string {
-  const png = (p: Plot) => mdUrl(`plots/${p.name}.png`);
-  const out: string[] = [];
-  out.push(`# ${escapeMd(r.title)}`, '');
-  out.push('## Setup', '');
-  out.push(`**Dataset:**  \n${mdLines(r.dataset)}`, '');
-  out.push('**Command:**', '', mdFence(r.command), '');
-  out.push(`**Eval mode:** ${escapeMd(r.evalMode)}`, '');
-  out.push('### Settings common to all runs', '');
-  const settings = Object.entries(r.settings);
-  out.push(
-    settings.length
-      ? mdTable(
-          ['Option', 'Value'],
-          settings.map(([k, v]) => [k, fmtValue(v)]),
-        )
-      : 'None.',
-    '',
-  );
-  out.push('### Runs', '');
-  out.push(r.runs.length ? mdTable(RUN_HEADER, r.runs.map(runCells), (i) => i >= 3) : 'No runs.', '');
+    ...x.epochPlots.flatMap((p) => [
+      heading(2, `${p.heading} vs epoch`),
+      p.plot ? plotFigure(p.plot, `${p.heading} vs epoch`, p.caption) : paragraph(p.empty),
+    ]),
 
-  out.push('## Best epoch per run', '');
-  out.push(
-    r.runs.length ? mdTable(BEST_HEADER, r.runs.map(bestRow).map(bestCells), (i) => i >= 1) : 'No runs.',
-    '',
-  );
-  out.push(`> **Reading PSNR.** ${escapeMd(PSNR_NOTE)}`, '');
+    heading(2, 'Loss curves'),
+    ...none(x.lossPlots, 'No runs.'),
+    ...x.lossPlots.flatMap((l) => [
+      heading(3, l.run.name),
+      l.plot ? plotFigure(l.plot, `Losses, ${l.run.name}`, l.caption) : paragraph(l.caption),
+    ]),
 
-  for (const p of x.epochPlots) {
-    out.push(`## ${escapeMd(p.heading)} vs epoch`, '');
-    if (p.plot)
-      out.push(`![${escapeMd(p.heading)} vs epoch](${png(p.plot)})`, '', `*${escapeMd(p.caption)}*`, '');
-    else out.push(escapeMd(p.empty), '');
-  }
+    heading(2, 'Image grids'),
+    ...none(x.grids, 'No image grids.'),
+    ...x.grids.flatMap((g): Block[] => [
+      heading(3, g.grid.title),
+      {
+        kind: 'figure',
+        image: { file: g.grid.png, ...(g.dataUri && { dataUri: g.dataUri }) },
+        alt: g.grid.title,
+        caption: g.grid.caption,
+      },
+    ]),
 
-  out.push('## Loss curves', '');
-  if (x.lossPlots.length === 0) out.push('No runs.', '');
-  for (const l of x.lossPlots) {
-    out.push(`### ${escapeMd(l.run.name)}`, '');
-    if (l.plot) out.push(`![Losses, ${escapeMd(l.run.name)}](${png(l.plot)})`, '');
-    out.push(l.plot ? `*${escapeMd(l.caption)}*` : escapeMd(l.caption), '');
-  }
-
-  out.push('## Image grids', '');
-  if (x.grids.length === 0) out.push('No image grids.', '');
-  for (const g of x.grids) {
-    out.push(`### ${escapeMd(g.grid.title)}`, '');
-    out.push(`![${escapeMd(g.grid.title)}](${mdUrl(g.grid.png)})`, '');
-    if (!g.dataUri) out.push(`(image not found: \`${g.grid.png.replace(/`/g, "'")}\`)`, '');
-    out.push(`*${escapeMd(g.grid.caption)}*`, '');
-  }
-
-  out.push('## All evaluations', '');
-  if (r.runs.length === 0) out.push('No runs.', '');
-  for (const run of r.runs) {
-    out.push(`### ${escapeMd(run.name)}`, '');
-    out.push(
-      run.evals.length ? mdTable(EVAL_HEADER, run.evals.map(evalCells), (i) => i < 5) : 'Not evaluated.',
-      '',
-    );
-  }
-  return out.join('\n');
+    heading(2, 'All evaluations'),
+    ...none(r.runs, 'No runs.'),
+    ...r.runs.map(
+      (run): Block => ({
+        kind: 'details',
+        summary: run.name,
+        open: run.evals.length > 0,
+        body: [tableOr(EVAL_COLUMNS, run.evals.map(evalCells), 'Not evaluated.')],
+      }),
+    ),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -505,8 +378,9 @@ export async function writeReport(
   const rendered = await render(dir, r);
   const html = join(dir, 'report.html');
   const md = join(dir, 'report.md');
-  await writeFile(html, renderHtml(r, rendered));
-  await writeFile(md, renderMd(r, rendered));
+  const blocks = reportBlocks(r, rendered);
+  await writeFile(html, renderHtml(r.title, blocks));
+  await writeFile(md, renderMarkdown(blocks));
   const plots = [...rendered.epochPlots.map((p) => p.plot), ...rendered.lossPlots.map((l) => l.plot)]
     .filter((p): p is Plot => p !== undefined)
     .flatMap((p) => [p.svgPath, p.pngPath]);
