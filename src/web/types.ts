@@ -94,13 +94,25 @@ export interface RunList {
 }
 
 /**
- * Server-sent events of GET /api/events?id=ID (each `data:` is JSON):
- * - `hello` {id}: the stream (re)started; the full state follows, so the client drops what it had;
- * - `metrics-reset` MetricsRow[]: all of metrics.jsonl (sent first, and again when the file was
- *   rewritten, as a resume truncating it to its checkpoint does);
- * - `metrics` MetricsRow[]: lines appended since;
- * - `eval` EvalRowJson[], `checkpoints` CheckpointInfo[], `samples` SampleInfo[], `config` unknown:
- *   the whole current list or object, whenever it changed;
- * - comment lines (`: hb`) as heartbeats.
+ * Server-sent events of GET /api/events?id=ID, by name, with what each one's `data:` holds (JSON).
+ * Comment lines (`: hb`) come between them as heartbeats.
  */
-export type EventName = 'hello' | 'metrics-reset' | 'metrics' | 'eval' | 'checkpoints' | 'samples' | 'config';
+export interface RunEvents {
+  /** The stream (re)started; the full state follows, so the client drops what it had. */
+  hello: { id: string };
+  /**
+   * All of metrics.jsonl (sent first, and again when the file was rewritten, as a resume truncating
+   * it to its checkpoint does); a long file continues in `metrics` events.
+   */
+  'metrics-reset': MetricsRow[];
+  /** Lines appended since. */
+  metrics: MetricsRow[];
+  /** The rest: the whole current list or object, whenever it changed. */
+  eval: EvalRowJson[];
+  checkpoints: CheckpointInfo[];
+  samples: SampleInfo[];
+  /** config.json (null when absent or unreadable). */
+  config: unknown;
+}
+
+export type EventName = keyof RunEvents;

@@ -5,8 +5,10 @@
 import type {
   CheckpointInfo,
   EvalRowJson,
+  EventName,
   MetricsRow,
   RunDetail,
+  RunEvents,
   RunList,
   RunSummary,
   SampleInfo,
@@ -294,8 +296,8 @@ function renderRun(detail: RunDetail): void {
   drawConfig();
 
   const es = new EventSource(`/api/events?id=${encodeURIComponent(summary.id)}`);
-  const on = <T>(name: string, f: (data: T) => void) =>
-    es.addEventListener(name, (ev) => f(JSON.parse((ev as MessageEvent<string>).data) as T));
+  const on = <K extends EventName>(name: K, f: (data: RunEvents[K]) => void) =>
+    es.addEventListener(name, (ev) => f(JSON.parse((ev as MessageEvent<string>).data) as RunEvents[K]));
   // 'training' while metrics.jsonl grew in the last two minutes, 'idle' otherwise (still connected).
   let lastGrowth = Date.parse(summary.updated ?? '') || 0;
   const showActivity = () => {
@@ -305,34 +307,34 @@ function renderRun(detail: RunDetail): void {
     live.textContent = active ? 'live · training' : 'live · idle';
   };
   setInterval(showActivity, 10000);
-  on<unknown>('hello', () => {
+  on('hello', () => {
     live.dataset.state = 'live';
     showActivity();
   });
-  on<MetricsRow[]>('metrics-reset', (rows) => {
+  on('metrics-reset', (rows) => {
     metrics = rows;
     drawMetrics();
   });
-  on<MetricsRow[]>('metrics', (rows) => {
+  on('metrics', (rows) => {
     metrics = metrics.concat(rows);
     lastGrowth = Date.now();
     showActivity();
     drawMetrics();
   });
-  on<EvalRowJson[]>('eval', (rows) => {
+  on('eval', (rows) => {
     evalRows = rows;
     drawEval();
     drawCheckpoints();
   });
-  on<CheckpointInfo[]>('checkpoints', (list) => {
+  on('checkpoints', (list) => {
     checkpoints = list;
     drawCheckpoints();
   });
-  on<SampleInfo[]>('samples', (list) => {
+  on('samples', (list) => {
     samples = list;
     drawSamples();
   });
-  on<unknown>('config', (c) => {
+  on('config', (c) => {
     config = c;
     drawConfig();
   });
