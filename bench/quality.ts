@@ -10,9 +10,10 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TopLevelSpec } from 'vega-lite';
-import { type EvalRow, readEvalCsv } from '../src/eval/evaluate.js';
 import { writePlot } from '../src/eval/plots.js';
-import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../src/train/checkpoint.js';
+import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../src/run/checkpoints.js';
+import { readEvalCsv } from '../src/run/folder.js';
+import type { EvalRow } from '../src/run/records.js';
 import { UserError } from '../src/util/log.js';
 import { markdownTable, PYTHON } from './run.js';
 

@@ -6,7 +6,6 @@ export { BACKENDS, type BackendChoice, setupBackend } from './backend/index.js';
 export { type PrepareOptions, prepareDataset } from './data/prepare.js';
 export { type CompareOptions, type CompareResult, compareRuns } from './eval/compare.js';
 export {
-  type EvalRow,
   evaluateGenerator,
   evaluateRun as evaluate,
   type RunEvalOptions,
@@ -29,6 +28,7 @@ export {
   saveModel,
   unetGenerator,
 } from './models/index.js';
+export type { EvalRow } from './run/records.js';
 export { DEFAULT_CONFIG, type TrainConfig, validateConfig } from './train/config.js';
 export { type EpochEvent, type StepEvent, type TrainHooks, train } from './train/loop.js';
 export { type Logger, UserError } from './util/log.js';

@@ -1,16 +1,20 @@
 // `compare`: one run per combination of the varied options, each evaluated every epoch, then one report.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { writeGrid } from '../data/grid.js';
 import { checkDataset } from '../data/loader.js';
 import { generate } from '../models/fused.js';
 import { loadModel } from '../models/io.js';
 import {
-  checkpointName,
+  epochCheckpointPath,
   latestCheckpoint,
   listCheckpoints,
   readCheckpointMeta,
-} from '../train/checkpoint.js';
+} from '../run/checkpoints.js';
+import { readEvalCsv, readMetrics } from '../run/folder.js';
+import { GENERATOR_DIR } from '../run/layout.js';
+import { bestByPsnr } from '../run/records.js';
 import {
   parseOptionValue,
   TRAIN_OPTIONS,
@@ -20,9 +24,8 @@ import {
   validateConfig,
 } from '../train/config.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
-import { bestByPsnr, evalModeName, evaluateRun, openTestSplit, readEvalCsv, readRun } from './evaluate.js';
-import { writeGrid } from '../data/grid.js';
-import type { GridReport, RunReport, StepRow } from './report.js';
+import { evalModeName, evaluateRun, openTestSplit, readRun } from './evaluate.js';
+import type { GridReport, RunReport } from './report.js';
 
 type Value = TrainConfig[keyof TrainConfig];
 
@@ -132,25 +135,6 @@ export interface CompareOptions {
   log?: Logger;
 }
 
-/** A run's metrics.jsonl as rows (a torn last line, e.g. after a kill, is left out). */
-async function readSteps(runDir: string): Promise<StepRow[]> {
-  let text: string;
-  try {
-    text = await readFile(join(runDir, 'metrics.jsonl'), 'utf8');
-  } catch {
-    return [];
-  }
-  const rows: StepRow[] = [];
-  for (const line of text.split('\n')) {
-    try {
-      if (line.trim()) rows.push(JSON.parse(line) as StepRow);
-    } catch {
-      // a partial line written when the process died
-    }
-  }
-  return rows;
-}
-
 /** Refuses to reuse a run folder whose options differ from those asked for (beyond schedule length). */
 async function checkReusable(dir: string, config: TrainConfig): Promise<void> {
   const { config: old } = await readRun(dir);
@@ -215,7 +199,7 @@ export async function compareRuns(opts: CompareOptions): Promise<CompareResult> 
       name: plans[i]!.name,
       values: plans[i]!.values,
       dir: relative(out, config.out),
-      steps: await readSteps(config.out),
+      steps: await readMetrics(config.out),
       evals,
       best: bestByPsnr(evals),
       trainSeconds,
@@ -318,7 +302,7 @@ async function writeGrids(
       for (const [i, c] of configs.entries()) {
         const epoch = epochs[i];
         if (epoch === undefined) continue;
-        const dir = join(c.out, 'checkpoints', checkpointName(epoch), 'generator');
+        const dir = join(epochCheckpointPath(c.out, epoch), GENERATOR_DIR);
         let G: Awaited<ReturnType<typeof loadModel>>;
         try {
           G = await loadModel(dir);

@@ -1,36 +1,23 @@
 // Scores generators on a dataset's test split (PSNR, SSIM, MAE), checkpoint by checkpoint, into eval.csv.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataset, openPairs } from '../data/loader.js';
 import type { PairSource } from '../data/types.js';
 import { loadModel } from '../models/io.js';
-import { listCheckpoints, verifyCheckpoint } from '../train/checkpoint.js';
+import { listCheckpoints, verifyCheckpoint } from '../run/checkpoints.js';
+import { evalCsvPath, mergeEvalCsv, readEvalCsv, readSavedRun, runConfigPath } from '../run/folder.js';
+import { EPOCH_CHECKPOINTS, GENERATOR_DIR, RUN_CONFIG } from '../run/layout.js';
+import { bestByPsnr, type EvalRow } from '../run/records.js';
 import type { TrainConfig } from '../train/config.js';
-import { type EpochScores, readSavedRun } from '../train/loop.js';
-import { fmtNum } from '../util/format.js';
-import { writeFileAtomic } from '../util/fs.js';
+import type { EpochScores } from '../train/loop.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { EVAL_BATCH, type EvalOptions, evaluateGenerator } from './metrics.js';
 
 export { type EvalOptions, evaluateGenerator };
 
-/** One line of eval.csv: a checkpoint's mean scores over the test split. */
-export interface EvalRow {
-  epoch: number;
-  step: number;
-  psnr: number;
-  ssim: number;
-  mae: number;
-  /** Wall time of the evaluation. */
-  seconds: number;
-}
-
 export const evalModeName = (dropout: boolean | undefined) =>
   dropout ? 'dropout on (as the pix2pix paper at test time)' : 'deterministic (dropout off)';
-
-/** The csv a run's evaluations go to: eval.csv, or eval-dropout.csv for `--dropout`, never mixed. */
-export const evalCsvName = (dropout: boolean | undefined) => (dropout ? 'eval-dropout.csv' : 'eval.csv');
 
 /** The test split of a run's dataset, as training saw its images (size, direction). */
 export async function openTestSplit(
@@ -52,66 +39,6 @@ export async function openTestSplit(
   );
 }
 
-export const EVAL_CSV_HEADER = 'epoch,step,psnr,ssim,mae,seconds';
-
-export function formatEvalCsv(rows: EvalRow[]): string {
-  const lines = [...rows]
-    .sort((x, y) => x.epoch - y.epoch)
-    .map((r) =>
-      [r.epoch, r.step, fmtNum(r.psnr, 4), fmtNum(r.ssim, 6), fmtNum(r.mae, 4), r.seconds.toFixed(2)].join(
-        ',',
-      ),
-    );
-  return `${[EVAL_CSV_HEADER, ...lines].join('\n')}\n`;
-}
-
-export function parseEvalCsv(text: string, path = 'eval.csv'): EvalRow[] {
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  if (lines.length === 0) return [];
-  if (lines[0]!.trim() !== EVAL_CSV_HEADER)
-    throw new UserError(`${path} does not start with "${EVAL_CSV_HEADER}"`);
-  return lines.slice(1).map((line, i) => {
-    const v = line.split(',').map((x) => (x === 'inf' ? Number.POSITIVE_INFINITY : Number(x)));
-    if (v.length !== 6 || v.some((x) => Number.isNaN(x))) {
-      throw new UserError(`${path} line ${i + 2} is not "${EVAL_CSV_HEADER}": ${line}`);
-    }
-    const [epoch, step, psnr, ssim, mae, seconds] = v as [number, number, number, number, number, number];
-    return { epoch, step, psnr, ssim, mae, seconds };
-  });
-}
-
-/** A run's evaluations so far (empty when it has none). */
-export async function readEvalCsv(runDir: string, dropout?: boolean): Promise<EvalRow[]> {
-  const path = join(runDir, evalCsvName(dropout));
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return [];
-  }
-  return parseEvalCsv(text, path);
-}
-
-/** Merges `rows` into the run's csv (a new row for an epoch replaces the old one), atomically. */
-export async function mergeEvalCsv(runDir: string, rows: EvalRow[], dropout?: boolean): Promise<EvalRow[]> {
-  const byEpoch = new Map((await readEvalCsv(runDir, dropout)).map((r) => [r.epoch, r]));
-  for (const r of rows) byEpoch.set(r.epoch, r);
-  const all = [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch);
-  const path = join(runDir, evalCsvName(dropout));
-  await writeFileAtomic(path, formatEvalCsv(all));
-  return all;
-}
-
-/** The row with the highest PSNR (SSIM breaks ties, then the earlier epoch). */
-export function bestByPsnr(rows: EvalRow[]): EvalRow | undefined {
-  let best: EvalRow | undefined;
-  for (const r of rows) {
-    if (Number.isNaN(r.psnr)) continue;
-    if (!best || r.psnr > best.psnr || (r.psnr === best.psnr && r.ssim > best.ssim)) best = r;
-  }
-  return best;
-}
-
 /** What a run folder's config.json says, checked enough to evaluate or compare it. */
 export interface RunInfo {
   config: TrainConfig;
@@ -126,16 +53,16 @@ export async function readRun(runDir: string): Promise<RunInfo> {
     if (e instanceof UserError) throw e;
     throw new UserError(`run folder ${runDir} does not exist`);
   }
-  const saved = await readSavedRun(runDir);
+  const saved = await readSavedRun<TrainConfig>(runDir);
   if (!saved) {
     throw new UserError(
-      `${runDir} is not a training run (no config.json): point --run at a folder made by pix2pix train`,
+      `${runDir} is not a training run (no ${RUN_CONFIG}): point --run at a folder made by pix2pix train`,
     );
   }
   const c = saved.config as TrainConfig | undefined;
   if (!c || typeof c.data !== 'string' || !Number.isInteger(c.size)) {
     throw new UserError(
-      `${join(runDir, 'config.json')} holds no training config (data, size): was it written by pix2pix train?`,
+      `${runConfigPath(runDir)} holds no training config (data, size): was it written by pix2pix train?`,
     );
   }
   return { config: c, fingerprint: saved.dataset?.fingerprint };
@@ -185,13 +112,13 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
   const check = await checkDataset(config.data, { log });
   if (!opts.data && run.fingerprint && run.fingerprint !== check.fingerprint) {
     throw new UserError(
-      `dataset ${config.data} has changed since the run in ${runDir} started (its files differ from those recorded in config.json): evaluate on the dataset it was trained on, or pass --data to score it on this one anyway`,
+      `dataset ${config.data} has changed since the run in ${runDir} started (its files differ from those recorded in ${RUN_CONFIG}): evaluate on the dataset it was trained on, or pass --data to score it on this one anyway`,
     );
   }
   if (check.counts.test === 0) throw new UserError(`dataset ${config.data} has no test pairs to evaluate on`);
   const checkpoints = await listCheckpoints(runDir);
   if (checkpoints.length === 0) {
-    throw new UserError(`${runDir} holds no checkpoints (checkpoints/epoch-NNNN): train it first`);
+    throw new UserError(`${runDir} holds no checkpoints (${EPOCH_CHECKPOINTS}): train it first`);
   }
   let chosen = checkpoints;
   const wanted = opts.epochs ?? 'all';
@@ -216,8 +143,8 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
     let G: tfl.LayersModel;
     let step: number;
     try {
-      step = (await verifyCheckpoint(c.dir, ['generator'])).step;
-      G = await loadModel(join(c.dir, 'generator'));
+      step = (await verifyCheckpoint(c.dir, [GENERATOR_DIR])).step;
+      G = await loadModel(join(c.dir, GENERATOR_DIR));
     } catch (e) {
       const reason = (e as Error).message.split('\n')[0]!;
       log.warn(`checkpoint ${c.dir} is damaged, skipped: ${reason}`);
@@ -244,7 +171,7 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
   const all = rows.length
     ? await mergeEvalCsv(runDir, rows, opts.dropout)
     : await readEvalCsv(runDir, opts.dropout);
-  return { rows, all, best: bestByPsnr(all), skipped, csv: join(runDir, evalCsvName(opts.dropout)) };
+  return { rows, all, best: bestByPsnr(all), skipped, csv: evalCsvPath(runDir, opts.dropout) };
 }
 
 /**

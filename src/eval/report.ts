@@ -3,9 +3,10 @@
 // Its sections are built once as blocks (document.ts) and rendered to both files.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { bestByPsnr, type EvalRow, type MetricsRow } from '../run/records.js';
 import { fmtDuration, fmtNum } from '../util/format.js';
 import { type Block, type Column, renderHtml, renderMarkdown } from './document.js';
-import { bestByPsnr, type EvalRow, type evalModeName } from './evaluate.js';
+import type { evalModeName } from './evaluate.js';
 import {
   downsampleLosses,
   type EpochSeries,
@@ -18,16 +19,6 @@ import {
 
 export type { EvalRow };
 
-export interface StepRow {
-  epoch: number;
-  step: number;
-  g_gan: number;
-  g_l1: number;
-  d_loss: number;
-  images_per_s: number;
-  lr: number;
-}
-
 export interface RunReport {
   /** e.g. "batch-size=32" */
   name: string;
@@ -36,7 +27,7 @@ export interface RunReport {
   /** Run folder, relative to the report's folder. */
   dir: string;
   /** metrics.jsonl lines. */
-  steps: StepRow[];
+  steps: MetricsRow[];
   /** eval.csv rows, sorted by epoch. */
   evals: EvalRow[];
   /** The row with the highest PSNR (worked out from `evals` where absent). */

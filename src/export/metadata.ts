@@ -2,9 +2,8 @@
 // them for `pix2pix export`; the browser's train page offers the same files as its model download.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { EvalRow } from '../eval/evaluate.js';
 import { EXPORT_FORMAT, EXPORT_METADATA_FILE, type ExportedModelInfo } from '../infer/export-format.js';
-import type { CheckpointMeta } from '../train/checkpoint-files.js';
+import type { CheckpointMeta, EvalRow } from '../run/records.js';
 import type { TrainConfig } from '../train/config.js';
 import type { FileBytes } from '../util/zip.js';
 import { layersModelFiles, type TfjsExport, type TfjsExportOptions } from './layers-model.js';

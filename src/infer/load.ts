@@ -1,17 +1,20 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { bestByPsnr, type EvalRow, readEvalCsv } from '../eval/evaluate.js';
 import { loadModel } from '../models/io.js';
+import { latestCheckpoint, listCheckpoints, verifyCheckpoint } from '../run/checkpoints.js';
+import { isRunDir, readEvalCsv, readSavedRun } from '../run/folder.js';
 import {
-  type CheckpointMeta,
+  CHECKPOINT_META,
+  CHECKPOINTS_DIR,
   checkpointName,
-  latestCheckpoint,
-  listCheckpoints,
-  verifyCheckpoint,
-} from '../train/checkpoint.js';
+  EPOCH_CHECKPOINTS,
+  EVAL_CSV,
+  GENERATOR_DIR,
+  RUN_CONFIG,
+} from '../run/layout.js';
+import { bestByPsnr, type CheckpointMeta, type EvalRow } from '../run/records.js';
 import type { TrainConfig } from '../train/config.js';
-import { readSavedRun } from '../train/loop.js';
 import { UserError } from '../util/log.js';
 import { EXPORT_FORMAT, EXPORT_METADATA_FILE, type ExportedModelInfo } from './export-format.js';
 
@@ -60,7 +63,7 @@ async function pickCheckpoint(runDir: string, epoch: EpochChoice): Promise<strin
     const latest = await latestCheckpoint(runDir);
     if (latest) return latest;
     if (all.length) return all[all.length - 1]!.dir;
-    throw new UserError(`${runDir} holds no checkpoints (checkpoints/epoch-NNNN): train it first`);
+    throw new UserError(`${runDir} holds no checkpoints (${EPOCH_CHECKPOINTS}): train it first`);
   }
   const have = () =>
     all.length ? `it has epochs ${all.map((c) => c.epoch).join(', ')}` : 'it has no checkpoints';
@@ -69,7 +72,7 @@ async function pickCheckpoint(runDir: string, epoch: EpochChoice): Promise<strin
     const best = bestByPsnr(await readEvalCsv(runDir));
     if (!best) {
       throw new UserError(
-        `${runDir} has no eval.csv to choose the best epoch from: run pix2pix eval --run ${runDir}, or pass --epoch latest`,
+        `${runDir} has no ${EVAL_CSV} to choose the best epoch from: run pix2pix eval --run ${runDir}, or pass --epoch latest`,
       );
     }
     wanted = best.epoch;
@@ -77,7 +80,7 @@ async function pickCheckpoint(runDir: string, epoch: EpochChoice): Promise<strin
   const found = all.find((c) => c.epoch === wanted);
   if (!found) {
     throw new UserError(
-      `${runDir} has no checkpoint ${checkpointName(wanted)}${epoch === 'best' ? ' (the best by PSNR in eval.csv; pruned?)' : ''}: ${have()}`,
+      `${runDir} has no checkpoint ${checkpointName(wanted)}${epoch === 'best' ? ` (the best by PSNR in ${EVAL_CSV}; pruned?)` : ''}: ${have()}`,
     );
   }
   return found.dir;
@@ -120,14 +123,14 @@ export async function loadGenerator(model: string, epoch?: EpochChoice): Promise
   let runDir: string | undefined;
   const single = (what: string) =>
     new UserError(`${model} is ${what}: --epoch chooses among a run's checkpoints, drop it`);
-  const isCheckpoint = await isFile(join(model, 'meta.json'));
-  const isRun = !isCheckpoint && (await isFile(join(model, 'config.json')));
+  const isCheckpoint = await isFile(join(model, CHECKPOINT_META));
+  const isRun = !isCheckpoint && (await isRunDir(model));
   const exported = isCheckpoint || isRun ? undefined : await readExportInfo(model);
   if (isCheckpoint) {
     if (epoch !== undefined) throw single('one checkpoint');
     checkpoint = model;
     const parent = dirname(dirname(model));
-    if (basename(dirname(model)) === 'checkpoints' && (await isFile(join(parent, 'config.json')))) {
+    if (basename(dirname(model)) === CHECKPOINTS_DIR && (await isRunDir(parent))) {
       runDir = parent;
     }
   } else if (isRun) {
@@ -138,7 +141,7 @@ export async function loadGenerator(model: string, epoch?: EpochChoice): Promise
     checkpoint = model;
   } else {
     throw new UserError(
-      `${model} is neither a training run (config.json) nor a checkpoint (meta.json) nor an export (metadata.json): point --model at a folder made by pix2pix train or pix2pix export`,
+      `${model} is neither a training run (${RUN_CONFIG}) nor a checkpoint (${CHECKPOINT_META}) nor an export (metadata.json): point --model at a folder made by pix2pix train or pix2pix export`,
     );
   }
   let meta: CheckpointMeta;
@@ -148,9 +151,9 @@ export async function loadGenerator(model: string, epoch?: EpochChoice): Promise
       const { epoch: e, step, time, batchInEpoch } = exported.checkpoint;
       meta = { epoch: e, step, time, ...(batchInEpoch !== undefined ? { batchInEpoch } : {}) };
     } else {
-      meta = await verifyCheckpoint(checkpoint, ['generator']);
+      meta = await verifyCheckpoint(checkpoint, [GENERATOR_DIR]);
     }
-    G = await loadModel(exported ? checkpoint : join(checkpoint, 'generator'));
+    G = await loadModel(exported ? checkpoint : join(checkpoint, GENERATOR_DIR));
   } catch (e) {
     const what = exported ? 'exported model' : 'checkpoint';
     throw new UserError(`${what} ${checkpoint} cannot be loaded: ${(e as Error).message.split('\n')[0]}`);
@@ -161,7 +164,7 @@ export async function loadGenerator(model: string, epoch?: EpochChoice): Promise
     G.dispose();
     throw new UserError(`${checkpoint}: the generator's input is not square (${JSON.stringify(shape)})`);
   }
-  const config = runDir ? (await readSavedRun(runDir))?.config : undefined;
+  const config = runDir ? (await readSavedRun<TrainConfig>(runDir))?.config : undefined;
   const direction = config?.direction ?? exported?.direction ?? undefined;
   // eval.csv scores whole epochs: a mid-epoch checkpoint has none of its own.
   const scores = exported

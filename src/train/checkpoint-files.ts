@@ -1,47 +1,19 @@
-// A checkpoint's files as bytes, with no Node import: the one definition of the checkpoint layout.
-// checkpoint.ts writes them to disk (fsync, rename, `latest`); the browser's train page puts them in
-// the run folder it offers as a download, which `pix2pix train --resume` then continues.
+// A checkpoint's files as bytes from a TrainState, with no Node import (its names and meta.json are
+// src/run's). src/run/checkpoints.ts writes them to disk (fsync, rename, `latest`); the browser's
+// train page puts them in the run folder it offers as a download, which `pix2pix train --resume` then continues.
 import { modelFiles } from '../models/model-files.js';
+import {
+  CHECKPOINT_META,
+  DISCRIMINATOR_DIR,
+  GENERATOR_DIR,
+  OPTIMIZER_D,
+  OPTIMIZER_G,
+} from '../run/layout.js';
+import type { CheckpointMeta } from '../run/records.js';
 import { sha256HexAsync } from '../util/sha256.js';
 import type { FileBytes } from '../util/zip.js';
 import type { Adam, AdamSnapshot } from './adam.js';
 import type { TrainState } from './step.js';
-
-export interface CheckpointMeta {
-  epoch: number;
-  /** Global step count when the checkpoint was written. */
-  step: number;
-  time: string;
-  /** Wall time spent training (not evaluating) since the run began, over all its resumes. */
-  trainSeconds?: number;
-  /** Training images seen since the run began. */
-  images?: number;
-  /**
-   * Batches of `epoch` done when the checkpoint was written mid-epoch (`--save-every-steps`, or a
-   * signal); absent when the epoch was complete. A resume continues with the next batch.
-   */
-  batchInEpoch?: number;
-  /** Byte length and SHA-256 of every other file of the checkpoint, checked when it is loaded. */
-  files?: Record<string, { bytes: number; sha256: string }>;
-}
-
-export const CHECKPOINT_META = 'meta.json';
-export const GENERATOR_DIR = 'generator';
-export const DISCRIMINATOR_DIR = 'discriminator';
-export const OPTIMIZER_G = 'optimizer-g';
-export const OPTIMIZER_D = 'optimizer-d';
-/** Only resuming needs these (twice the models' size): checkpoint.ts keeps them in the latest checkpoint only. */
-export const OPTIMIZER_FILES = [OPTIMIZER_G, OPTIMIZER_D].flatMap((o) => [`${o}.bin`, `${o}.json`]);
-
-export const checkpointName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}`;
-
-/** A mid-epoch checkpoint's folder: kept only until a newer checkpoint is durable. */
-export const midEpochName = (meta: Pick<CheckpointMeta, 'epoch' | 'step'>) =>
-  `${checkpointName(meta.epoch)}-step-${String(meta.step).padStart(8, '0')}`;
-
-/** The folder name under checkpoints/ of the checkpoint `meta` describes: mid-epoch or the epoch's own. */
-export const checkpointDirName = (meta: Pick<CheckpointMeta, 'epoch' | 'step' | 'batchInEpoch'>) =>
-  meta.batchInEpoch ? midEpochName(meta) : checkpointName(meta.epoch);
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 

@@ -1,38 +1,30 @@
-import { appendFile, mkdir, readdir, readFile } from 'node:fs/promises';
-import { freemem, totalmem } from 'node:os';
-import { basename, join } from 'node:path';
+// The training loop: train() drives an opened run (open-run.ts) epoch by epoch: the steps of an epoch
+// (trainEpoch: the update, metrics.jsonl, mid-epoch checkpoints, signals, --max-minutes) and its end
+// (endEpoch: checkpoint, sample grid, evaluation, pruning, the epoch's event).
+import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { version_layers } from '@tensorflow/tfjs-layers';
 import { releaseConstantFilters } from '../backend/index.js';
-import { activeAdapter } from '../backend/webgpu.js';
-import type { Degradation } from '../data/degrade.js';
-import { checkDataset, isRandomDegradation, onTheFlyDegradation, openPairs } from '../data/loader.js';
-import type { PairBatch } from '../data/types.js';
 import { writeGrid } from '../data/grid.js';
+import { type LoaderStats, openPairs, type PairLoader } from '../data/loader.js';
+import type { PairBatch } from '../data/types.js';
 import { generate, withDropoutSeed } from '../models/fused.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { latestCheckpoint, pruneCheckpoints } from '../run/checkpoints.js';
+import { appendMetrics, metricsPath, samplePath } from '../run/folder.js';
+import { LATEST_PATH } from '../run/layout.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
-import {
-  checkpointName,
-  latestCheckpoint,
-  listCheckpoints,
-  loadCheckpoint,
-  pruneCheckpoints,
-  removeUnfinishedCheckpoints,
-  saveCheckpoint,
-} from './checkpoint.js';
-import { configChanges, learningRateAt, type TrainConfig, trainingSide } from './config.js';
-import { chooseMicroBatch } from './memory.js';
-import { METRICS_FILE, metricsLine, RUN_CONFIG, type RunConfigFile, runConfigJson } from './run-files.js';
+import { saveCheckpoint } from './checkpoint.js';
+import { learningRateAt, type TrainConfig } from './config.js';
+import { type OpenedRun, openRun, type RunPosition } from './open-run.js';
+import { guardWrite } from './run-write.js';
 import {
   applyStep,
-  createTrainState,
   disposeTrainState,
   NonFiniteError,
   type StepLosses,
   stepDropoutSeed,
   stepGradients,
+  type TrainState,
 } from './step.js';
 
 export interface StepEvent {
@@ -119,32 +111,6 @@ export class TrainingStopped extends UserError {
   }
 }
 
-/**
- * A file of the run could not be written (disk full, read-only or vanished folder, I/O error). The
- * message says what survived: `latest` is never moved onto a partial checkpoint.
- */
-export class RunWriteError extends UserError {
-  override name = 'RunWriteError';
-}
-
-/**
- * Runs one write of the loop; a file-system failure becomes a RunWriteError naming the file, the
- * system's reason and the checkpoint a resume would continue from. Other errors pass unchanged.
- */
-async function guardWrite<T>(what: string, runDir: string, write: () => Promise<T>): Promise<T> {
-  try {
-    return await write();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (e instanceof UserError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw e;
-    const reason = code === 'ENOSPC' ? 'no space left on device' : (e as Error).message.split('\n')[0];
-    const kept = await latestCheckpoint(runDir);
-    throw new RunWriteError(
-      `cannot write ${what} (${reason}): ${kept ? `checkpoints/latest still names ${basename(kept)}, which is whole; free space or fix the folder, then continue with --resume` : 'no checkpoint was written yet; free space or fix the folder and start again'}`,
-    );
-  }
-}
-
 const SAMPLE_PAIRS = 4;
 
 /** Samples for the per-epoch grid: the first test pairs (the first train pairs if test is empty). */
@@ -161,179 +127,29 @@ async function samplePairs(config: TrainConfig, hasTest: boolean): Promise<PairB
   throw new UserError(`${config.data} has no pairs to sample`);
 }
 
-async function hasCheckpoints(out: string): Promise<boolean> {
-  try {
-    return (await readdir(join(out, 'checkpoints'))).some((n) => n.startsWith('epoch-'));
-  } catch {
-    return false;
-  }
+/** An opened run with its data: what every epoch needs. `at` moves on with each step. */
+export interface Session {
+  config: TrainConfig;
+  state: TrainState;
+  hooks: TrainHooks;
+  log: Logger;
+  at: RunPosition;
+  loader: PairLoader;
+  stepsPerEpoch: number;
+  totalEpochs: number;
+  /** --max-minutes in seconds (0: none). */
+  budget: number;
+  /** The pairs of the sample grids; disposed by the caller. */
+  sample: PairBatch;
 }
 
-/** Keeps the metrics.jsonl lines up to `step` (a torn last line goes too), atomically. */
-async function truncateMetrics(path: string, step: number): Promise<void> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return;
-  }
-  const kept = text.split('\n').filter((line) => {
-    try {
-      return line.trim() !== '' && (JSON.parse(line) as { step: number }).step <= step;
-    } catch {
-      return false;
-    }
-  });
-  await writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
-}
-
-/** What a run's config.json holds, as read back (older runs lack some of it). */
-export type SavedRun = Partial<RunConfigFile> & Pick<RunConfigFile, 'config'>;
-
-/** A run's config.json as train wrote it: undefined when there is none, a UserError when it is unreadable. */
-export async function readSavedRun(runDir: string): Promise<SavedRun | undefined> {
-  const path = join(runDir, RUN_CONFIG);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UserError(`${path} is unreadable (${(e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text) as SavedRun;
-  } catch (e) {
-    throw new UserError(`${path} is not valid JSON (${(e as Error).message})`);
-  }
-}
-
-/** Refuses to resume a run on a dataset whose content differs from the one it started on. */
-function checkSameDataset(config: TrainConfig, saved: SavedRun | undefined, fingerprint: string): void {
-  const recorded = saved?.dataset?.fingerprint;
-  if (recorded && recorded !== fingerprint) {
-    throw new UserError(
-      `dataset ${config.data} has changed since the run in ${config.out} started (its files differ from those recorded in config.json): resume with the dataset it was trained on, or start a new run`,
-    );
-  }
-}
-
-/**
- * The training loop: checks the dataset, writes config.json, then per epoch streams shuffled batches
- * through trainStep, appends one metrics.jsonl line per step, and ends the epoch with a checkpoint and
- * a sample grid. The backend must already be chosen. `resume` continues from checkpoints/latest.
- */
-export async function train(
-  config: TrainConfig,
-  resume: boolean,
-  hooks: TrainHooks = {},
-): Promise<EpochEvent[]> {
-  const log = hooks.log ?? silentLogger;
-  const check = await checkDataset(config.data, { log });
-  if (check.counts.train === 0)
-    throw new UserError(`${config.data} has no training pairs (train/A, train/B)`);
-  if (check.size !== undefined && check.size < config.size) {
-    throw new UserError(
-      `${config.data} holds ${check.size} px images, smaller than --size ${config.size}: prepare it at ${config.size} or train at --size ${check.size}`,
-    );
-  }
-  const existing = await hasCheckpoints(config.out);
-  if (existing && !resume) {
-    throw new UserError(
-      `${config.out} already holds a training run: add --resume to continue it, or choose another --out`,
-    );
-  }
-  await mkdir(join(config.out, 'samples'), { recursive: true });
-  // Checked before anything is written: a dataset without a recorded degradation is refused here.
-  let degrade: Degradation[] | undefined;
-  if (config.degradeOnTheFly) {
-    degrade = await onTheFlyDegradation(config.data);
-    const spec = degrade.map((d) => d.spec).join('+');
-    log.info(
-      isRandomDegradation(degrade)
-        ? `--degrade-on-the-fly: ${spec} re-drawn from B for every training pair, every epoch`
-        : `--degrade-on-the-fly: ${spec} draws nothing at random, so it gives the prepared A again (made from B at every load)`,
-    );
-  }
-  let microBatch = config.microBatch;
-  if (microBatch === 0) {
-    const choice = chooseMicroBatch({
-      ...config,
-      size: trainingSide(config),
-      backend: tf.getBackend(),
-      gpu: tf.getBackend() === 'webgpu' ? activeAdapter() : undefined,
-      memory: { total: totalmem(), free: freemem() },
-    });
-    microBatch = choice.microBatch;
-    log.info(`micro-batch ${microBatch}: ${choice.reason}`);
-  }
-  const used: TrainConfig = { ...config, microBatch };
-  // An unreadable config.json only loses the history and the dataset check here (the CLI refuses it first).
-  const saved = resume && existing ? await readSavedRun(config.out).catch(() => undefined) : undefined;
-  if (saved) checkSameDataset(config, saved, check.fingerprint);
-  const state = createTrainState(used);
-  let firstEpoch = 1;
-  let globalStep = 0;
-  let trainSeconds = 0;
-  let images = 0;
-  let skipBatches = 0;
-  const latest = resume ? await latestCheckpoint(config.out) : undefined;
-  if (resume && existing && !latest) {
-    const names = (await listCheckpoints(config.out)).map((c) => basename(c.dir));
-    throw new UserError(
-      `${config.out}/checkpoints/latest is missing or not a link (copied with scp -r?), so the run cannot be resumed safely; checkpoints there: ${names.join(', ')}. Point it at one: ln -sfn ${names.at(-1)} ${join(config.out, 'checkpoints', 'latest')}`,
-    );
-  }
-  if (resume && latest) {
-    let meta: Awaited<ReturnType<typeof loadCheckpoint>>;
-    try {
-      meta = await loadCheckpoint(latest, state);
-    } catch (e) {
-      disposeTrainState(state);
-      throw new UserError(`cannot resume from ${latest}: ${(e as Error).message.split('\n')[0]}`);
-    }
-    // A mid-epoch checkpoint continues its epoch after the batches it had done.
-    firstEpoch = meta.batchInEpoch ? meta.epoch : meta.epoch + 1;
-    skipBatches = meta.batchInEpoch ?? 0;
-    globalStep = meta.step;
-    trainSeconds = meta.trainSeconds ?? 0;
-    images = meta.images ?? 0;
-    // Steps logged after the checkpoint (an interrupted epoch) are trained again: log them once.
-    const metricsFile = join(config.out, METRICS_FILE);
-    await guardWrite(metricsFile, config.out, () => truncateMetrics(metricsFile, meta.step));
-    log.info(`resuming from ${latest} (epoch ${meta.epoch}, step ${meta.step})`);
-    const unfinished = await removeUnfinishedCheckpoints(config.out);
-    if (unfinished.length) log.info(`removed unfinished checkpoint writes: ${unfinished.join(', ')}`);
-  } else if (resume) {
-    log.warn(`${config.out} has no checkpoint to resume from: starting at epoch 1`);
-  }
-  // Written whole under another name, then renamed: a full disk never leaves a truncated config.json
-  // (the resume history would be lost with it).
-  await guardWrite(join(config.out, RUN_CONFIG), config.out, () =>
-    writeFileAtomic(
-      join(config.out, RUN_CONFIG),
-      runConfigJson({
-        config: used,
-        backend: tf.getBackend(),
-        versions: { node: process.version, tfjs: tf.version_core, tfjsLayers: version_layers },
-        dataset: { counts: check.counts, size: check.size, fingerprint: check.fingerprint },
-        started: saved?.started ?? new Date().toISOString(),
-        // Every resume, with the options it changed: the history is never lost.
-        resumes: [
-          ...(saved?.resumes ?? []),
-          ...(saved
-            ? [
-                {
-                  time: new Date().toISOString(),
-                  epoch: firstEpoch,
-                  changed: saved.config ? configChanges(saved.config, used) : {},
-                },
-              ]
-            : []),
-        ],
-      }),
-    ),
-  );
-
+/** The training data of an opened run, or undefined when --max-minutes is already used up. */
+export async function startSession(
+  run: OpenedRun,
+  hooks: TrainHooks,
+  log: Logger,
+): Promise<Session | undefined> {
+  const { config } = run;
   const loader = await openPairs(
     config.data,
     'train',
@@ -345,7 +161,7 @@ export async function train(
       dropLast: config.dropLast,
       direction: config.direction,
       cropSize: config.crop || undefined,
-      degrade,
+      degrade: run.degrade,
     },
     log,
   );
@@ -359,164 +175,238 @@ export async function train(
     );
   }
   const budget = config.maxMinutes * 60;
-  if (budget > 0 && trainSeconds >= budget) {
+  if (budget > 0 && run.at.trainSeconds >= budget) {
     log.info(
-      `--max-minutes ${config.maxMinutes}: the run has trained ${(trainSeconds / 60).toFixed(2)} minutes already, nothing to do (give a larger --max-minutes to continue)`,
+      `--max-minutes ${config.maxMinutes}: the run has trained ${(run.at.trainSeconds / 60).toFixed(2)} minutes already, nothing to do (give a larger --max-minutes to continue)`,
     );
-    disposeTrainState(state);
-    return [];
+    return undefined;
   }
-  const sample = await samplePairs(config, check.counts.test > 0);
-  const metricsPath = join(config.out, METRICS_FILE);
+  const sample = await samplePairs(config, run.hasTest);
   const totalEpochs = config.epochs + config.epochsDecay;
-  const done: EpochEvent[] = [];
-  /** Set when --max-minutes ends the run: after a step, or at the end of an epoch. */
-  let timeUp = false;
-  const reportTimeLimit = (e: TimeLimitEvent) => {
-    log.info(
-      `--max-minutes ${config.maxMinutes}: stopped after ${(e.trainSeconds / 60).toFixed(2)} minutes of training, in epoch ${e.epoch} at step ${e.step}; checkpoint ${e.checkpoint} (continue with --resume and a larger --max-minutes)`,
-    );
-    hooks.onTimeLimit?.(e);
-  };
+  return { ...run, hooks, log, loader, stepsPerEpoch, totalEpochs, budget, sample };
+}
+
+/** What one epoch's steps did. */
+export interface EpochSteps {
+  /** performance.now() when the epoch began. */
+  t0: number;
+  /** Batches of the epoch done before (a resumed mid-epoch checkpoint's) and after it. */
+  first: number;
+  step: number;
+  sums: StepLosses;
+  stepMs: number;
+  /** The loader's counters when the epoch began. */
+  loaded: LoaderStats;
+  /** --max-minutes is used up (after the last step run). */
+  timeUp: boolean;
+  /** Set when the time ran out before the epoch's end: the mid-epoch checkpoint written there. */
+  stopped?: { checkpoint: string; trainSeconds: number };
+}
+
+const elapsed = (t0: number) => (performance.now() - t0) / 1000;
+
+/** One training step on a batch (disposed here): the update, its metrics.jsonl row, onStep. */
+async function trainStep(s: Session, epoch: number, run: EpochSteps, a: tf.Tensor4D, b: tf.Tensor4D) {
+  const ts = performance.now();
+  let losses: StepLosses;
   try {
-    for (let epoch = firstEpoch; epoch <= totalEpochs; epoch++) {
-      const lr = learningRateAt(config, epoch);
-      state.optG.hp.lr = lr;
-      state.optD.hp.lr = lr;
-      const t0 = performance.now();
-      const sums = { gGan: 0, gL1: 0, d: 0 };
-      const loaded = { ...loader.stats };
-      let stepMs = 0;
-      let step = skipBatches;
-      const first = skipBatches;
-      skipBatches = 0;
-      for await (const { a, b } of loader.batches(epoch, first)) {
-        const ts = performance.now();
-        let losses: StepLosses;
-        try {
-          const pending = withDropoutSeed(stepDropoutSeed(config.seed, globalStep + 1), () =>
-            stepGradients(state, a, b, epoch > config.l1Warmup),
-          );
-          losses = await applyStep(pending);
-        } catch (e) {
-          tf.dispose([a, b]);
-          if (!(e instanceof NonFiniteError)) throw e;
-          const kept = await latestCheckpoint(config.out);
-          throw new NonFiniteError(
-            `epoch ${epoch}, step ${globalStep + 1}: ${e.message}; no checkpoint was written from it${kept ? ` and checkpoints/latest still names ${basename(kept)}` : ''} (a lower --lr may help)`,
-          );
-        }
-        const ms = performance.now() - ts;
-        stepMs += ms;
-        const imagesPerSec = (a.shape[0] * 1000) / ms;
-        images += a.shape[0];
-        tf.dispose([a, b]);
-        step++;
-        globalStep++;
-        sums.gGan += losses.gGan;
-        sums.gL1 += losses.gL1;
-        sums.d += losses.d;
-        // Written (and so on disk before any later checkpoint) step by step; a full disk is an error here.
-        await guardWrite(metricsPath, config.out, () =>
-          appendFile(
-            metricsPath,
-            metricsLine({
-              epoch,
-              step: globalStep,
-              g_gan: losses.gGan,
-              g_l1: losses.gL1,
-              d_loss: losses.d,
-              images_per_s: imagesPerSec,
-              lr,
-            }),
-          ),
-        );
-        hooks.onStep?.({ epoch, totalEpochs, step, stepsPerEpoch, globalStep, losses, imagesPerSec, lr });
-        timeUp = budget > 0 && trainSeconds + (performance.now() - t0) / 1000 >= budget;
-        if (step >= stepsPerEpoch) break;
-        const signal = hooks.shouldStop?.();
-        if (signal || timeUp || (config.saveEverySteps > 0 && globalStep % config.saveEverySteps === 0)) {
-          const seconds = trainSeconds + (performance.now() - t0) / 1000;
-          const at = await guardWrite(`a mid-epoch checkpoint at step ${globalStep}`, config.out, () =>
-            saveCheckpoint(config.out, state, {
-              epoch,
-              step: globalStep,
-              time: new Date().toISOString(),
-              trainSeconds: seconds,
-              images,
-              batchInEpoch: step,
-            }),
-          );
-          if (signal) throw new TrainingStopped(signal, globalStep, at);
-          if (timeUp) {
-            // A planned stop, resumable from here: evaluated (into eval.csv under this epoch, until
-            // the resumed epoch replaces it) when --eval-every is set, then a normal return.
-            const scores =
-              config.evalEvery > 0 ? await hooks.evaluate?.(state.G, { epoch, step: globalStep }) : undefined;
-            reportTimeLimit({ epoch, step: globalStep, checkpoint: at, trainSeconds: seconds, scores });
-            return done;
-          }
-        }
-      }
-      const stepsRun = Math.max(1, step - first);
-      trainSeconds += (performance.now() - t0) / 1000;
-      const checkpoint = await guardWrite(`the checkpoint of epoch ${epoch}`, config.out, () =>
-        saveCheckpoint(config.out, state, {
-          epoch,
-          step: globalStep,
-          time: new Date().toISOString(),
-          trainSeconds,
-          images,
-        }),
-      );
-      const samplePath = join(config.out, 'samples', `${checkpointName(epoch)}.png`);
-      const fake = tf.tidy(() => generate(state.G, sample.a));
-      try {
-        await guardWrite(samplePath, config.out, () => writeGrid(samplePath, [sample.a, sample.b, fake]));
-      } finally {
-        fake.dispose();
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      let scores: EpochScores | undefined;
-      const lastEpoch = epoch === totalEpochs || timeUp;
-      if (config.evalEvery > 0 && (epoch % config.evalEvery === 0 || lastEpoch)) {
-        if (hooks.evaluate) scores = await hooks.evaluate(state.G, { epoch, step: globalStep });
-        else if (epoch === config.evalEvery) log.warn('evalEvery is set but no evaluate hook was given');
-      }
-      // The sample and the evaluation ran G as inference, which keeps its filters reordered (up to
-      // ~200 MB at ngf 64): not held through the next epoch's steps.
-      releaseConstantFilters(state.optG.variables);
-      if (config.keep > 0) {
-        const gone = await pruneCheckpoints(config.out, config.keep, (await hooks.keepAlso?.()) ?? []);
-        if (gone.length)
-          log.info(`--keep ${config.keep}: removed ${gone.map((d) => basename(d)).join(', ')}`);
-      }
-      const event: EpochEvent = {
+    const pending = withDropoutSeed(stepDropoutSeed(s.config.seed, s.at.step + 1), () =>
+      stepGradients(s.state, a, b, epoch > s.config.l1Warmup),
+    );
+    losses = await applyStep(pending);
+  } catch (e) {
+    if (!(e instanceof NonFiniteError)) throw e;
+    const kept = await latestCheckpoint(s.config.out);
+    throw new NonFiniteError(
+      `epoch ${epoch}, step ${s.at.step + 1}: ${e.message}; no checkpoint was written from it${kept ? ` and ${LATEST_PATH} still names ${basename(kept)}` : ''} (a lower --lr may help)`,
+    );
+  } finally {
+    tf.dispose([a, b]);
+  }
+  const ms = performance.now() - ts;
+  const lr = s.state.optG.hp.lr;
+  const imagesPerSec = (a.shape[0] * 1000) / ms;
+  run.stepMs += ms;
+  s.at.images += a.shape[0];
+  run.step++;
+  s.at.step++;
+  run.sums.gGan += losses.gGan;
+  run.sums.gL1 += losses.gL1;
+  run.sums.d += losses.d;
+  const row = {
+    epoch,
+    step: s.at.step,
+    g_gan: losses.gGan,
+    g_l1: losses.gL1,
+    d_loss: losses.d,
+    images_per_s: imagesPerSec,
+    lr,
+  };
+  // Written (and so on disk before any later checkpoint) step by step; a full disk is an error here.
+  await guardWrite(metricsPath(s.config.out), s.config.out, () => appendMetrics(s.config.out, row));
+  s.hooks.onStep?.({
+    epoch,
+    totalEpochs: s.totalEpochs,
+    step: run.step,
+    stepsPerEpoch: s.stepsPerEpoch,
+    globalStep: s.at.step,
+    losses,
+    imagesPerSec,
+    lr,
+  });
+}
+
+/**
+ * The steps of one epoch (from a resumed mid-epoch position). Between steps: a signal writes a
+ * checkpoint and throws TrainingStopped; --save-every-steps writes one; --max-minutes used up writes
+ * one and ends the epoch early (`stopped`). At the last step the epoch ends, for endEpoch.
+ */
+export async function trainEpoch(s: Session, epoch: number): Promise<EpochSteps> {
+  const lr = learningRateAt(s.config, epoch);
+  s.state.optG.hp.lr = lr;
+  s.state.optD.hp.lr = lr;
+  const first = s.at.batchInEpoch;
+  s.at.batchInEpoch = 0;
+  const run: EpochSteps = {
+    t0: performance.now(),
+    first,
+    step: first,
+    sums: { gGan: 0, gL1: 0, d: 0 },
+    stepMs: 0,
+    loaded: { ...s.loader.stats },
+    timeUp: false,
+  };
+  const every = s.config.saveEverySteps;
+  for await (const { a, b } of s.loader.batches(epoch, first)) {
+    await trainStep(s, epoch, run, a, b);
+    run.timeUp = s.budget > 0 && s.at.trainSeconds + elapsed(run.t0) >= s.budget;
+    if (run.step >= s.stepsPerEpoch) break;
+    const signal = s.hooks.shouldStop?.();
+    if (!signal && !run.timeUp && !(every > 0 && s.at.step % every === 0)) continue;
+    const trainSeconds = s.at.trainSeconds + elapsed(run.t0);
+    const checkpoint = await guardWrite(`a mid-epoch checkpoint at step ${s.at.step}`, s.config.out, () =>
+      saveCheckpoint(s.config.out, s.state, {
         epoch,
-        step: globalStep,
-        scores,
-        checkpoint,
-        sample: samplePath,
-        losses: { gGan: sums.gGan / stepsRun, gL1: sums.gL1 / stepsRun, d: sums.d / stepsRun },
-        seconds,
-        msPerBatch: {
-          step: stepMs / stepsRun,
-          decode:
-            (loader.stats.decodeMs - loaded.decodeMs) / Math.max(1, loader.stats.batches - loaded.batches),
-          wait: (loader.stats.waitMs - loaded.waitMs) / stepsRun,
-        },
-      };
+        step: s.at.step,
+        time: new Date().toISOString(),
+        trainSeconds,
+        images: s.at.images,
+        batchInEpoch: run.step,
+      }),
+    );
+    if (signal) throw new TrainingStopped(signal, s.at.step, checkpoint);
+    if (run.timeUp) return { ...run, stopped: { checkpoint, trainSeconds } };
+  }
+  return run;
+}
+
+/**
+ * The end of a whole epoch: its checkpoint, its sample grid, its evaluation (every --eval-every
+ * epochs and the last), pruning (--keep). Returns the epoch's event.
+ */
+export async function endEpoch(s: Session, epoch: number, run: EpochSteps): Promise<EpochEvent> {
+  const { config, state, at } = s;
+  const stepsRun = Math.max(1, run.step - run.first);
+  at.trainSeconds += elapsed(run.t0);
+  const checkpoint = await guardWrite(`the checkpoint of epoch ${epoch}`, config.out, () =>
+    saveCheckpoint(config.out, state, {
+      epoch,
+      step: at.step,
+      time: new Date().toISOString(),
+      trainSeconds: at.trainSeconds,
+      images: at.images,
+    }),
+  );
+  const sample = samplePath(config.out, epoch);
+  const fake = tf.tidy(() => generate(state.G, s.sample.a));
+  try {
+    await guardWrite(sample, config.out, () => writeGrid(sample, [s.sample.a, s.sample.b, fake]));
+  } finally {
+    fake.dispose();
+  }
+  const seconds = elapsed(run.t0);
+  let scores: EpochScores | undefined;
+  const lastEpoch = epoch === s.totalEpochs || run.timeUp;
+  if (config.evalEvery > 0 && (epoch % config.evalEvery === 0 || lastEpoch)) {
+    if (s.hooks.evaluate) scores = await s.hooks.evaluate(state.G, { epoch, step: at.step });
+    else if (epoch === config.evalEvery) s.log.warn('evalEvery is set but no evaluate hook was given');
+  }
+  // The sample and the evaluation ran G as inference, which keeps its filters reordered (up to
+  // ~200 MB at ngf 64): not held through the next epoch's steps.
+  releaseConstantFilters(state.optG.variables);
+  if (config.keep > 0) {
+    const gone = await pruneCheckpoints(config.out, config.keep, (await s.hooks.keepAlso?.()) ?? []);
+    if (gone.length) s.log.info(`--keep ${config.keep}: removed ${gone.map((d) => basename(d)).join(', ')}`);
+  }
+  const { loader } = s;
+  return {
+    epoch,
+    step: at.step,
+    scores,
+    checkpoint,
+    sample,
+    losses: { gGan: run.sums.gGan / stepsRun, gL1: run.sums.gL1 / stepsRun, d: run.sums.d / stepsRun },
+    seconds,
+    msPerBatch: {
+      step: run.stepMs / stepsRun,
+      decode:
+        (loader.stats.decodeMs - run.loaded.decodeMs) /
+        Math.max(1, loader.stats.batches - run.loaded.batches),
+      wait: (loader.stats.waitMs - run.loaded.waitMs) / stepsRun,
+    },
+  };
+}
+
+/** Tells the log and the hook where --max-minutes stopped the run. */
+function reportTimeLimit(s: Session, e: TimeLimitEvent): void {
+  s.log.info(
+    `--max-minutes ${s.config.maxMinutes}: stopped after ${(e.trainSeconds / 60).toFixed(2)} minutes of training, in epoch ${e.epoch} at step ${e.step}; checkpoint ${e.checkpoint} (continue with --resume and a larger --max-minutes)`,
+  );
+  s.hooks.onTimeLimit?.(e);
+}
+
+/**
+ * The training loop: opens the run (openRun), then per epoch streams shuffled batches through the
+ * train step (trainEpoch) and ends it with a checkpoint, a sample grid and the evaluation (endEpoch).
+ * The backend must already be chosen. `resume` continues from checkpoints/latest, refusing what a
+ * resume may not change. The run folder is locked until it returns or throws.
+ */
+export async function train(
+  config: TrainConfig,
+  resume: boolean,
+  hooks: TrainHooks = {},
+): Promise<EpochEvent[]> {
+  const log = hooks.log ?? silentLogger;
+  const run = await openRun(config, resume, log);
+  const done: EpochEvent[] = [];
+  let s: Session | undefined;
+  try {
+    s = await startSession(run, hooks, log);
+    if (!s) return done;
+    for (let epoch = run.at.epoch; epoch <= s.totalEpochs; epoch++) {
+      const steps = await trainEpoch(s, epoch);
+      if (steps.stopped) {
+        // --max-minutes ran out mid-epoch: a planned stop, resumable from its checkpoint, evaluated
+        // (into eval.csv under this epoch, until the resumed epoch replaces it) when --eval-every is set.
+        const at = { epoch, step: s.at.step };
+        const scores = config.evalEvery > 0 ? await hooks.evaluate?.(s.state.G, at) : undefined;
+        reportTimeLimit(s, { ...at, ...steps.stopped, scores });
+        break;
+      }
+      const event = await endEpoch(s, epoch, steps);
       done.push(event);
       hooks.onEpoch?.(event);
-      if (timeUp && epoch < totalEpochs) {
+      if (steps.timeUp && epoch < s.totalEpochs) {
         // The epoch's own checkpoint and evaluation are the stop's.
-        reportTimeLimit({ epoch, step: globalStep, checkpoint, trainSeconds, scores });
+        const { checkpoint, scores } = event;
+        reportTimeLimit(s, { epoch, step: s.at.step, checkpoint, trainSeconds: s.at.trainSeconds, scores });
         break;
       }
     }
+    return done;
   } finally {
-    tf.dispose([sample.a, sample.b]);
-    disposeTrainState(state);
+    if (s) tf.dispose([s.sample.a, s.sample.b]);
+    disposeTrainState(run.state);
+    await run.lock.release();
   }
-  return done;
 }

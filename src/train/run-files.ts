@@ -1,47 +1,24 @@
-// A run folder's files as bytes, with no Node import: the browser's train page offers its run as a
-// zip of the folder `pix2pix train` would have written, so `train --resume`, `translate`, `eval` and
-// `export` take it up. loop.ts writes config.json and metrics.jsonl through the same definitions.
+// A run folder's files as bytes from a TrainState, with no Node import: the browser's train page
+// offers its run as a zip of the folder `pix2pix train` would have written, so `train --resume`,
+// `translate`, `eval` and `export` take it up. The names and the files' formats are src/run's, which
+// loop.ts writes through too.
 import * as tf from '@tensorflow/tfjs-core';
 import { version_layers } from '@tensorflow/tfjs-layers';
+import { CHECKPOINTS_DIR, checkpointDirName, LATEST, METRICS_FILE, RUN_CONFIG } from '../run/layout.js';
+import {
+  type CheckpointMeta,
+  type MetricsRow,
+  metricsLine,
+  type RunConfigFile,
+  runConfigJson,
+} from '../run/records.js';
 import { type ZipEntry, type ZipOptions, zip } from '../util/zip.js';
-import { type CheckpointMeta, checkpointDirName, checkpointFiles } from './checkpoint-files.js';
-import type { ConfigChanges, TrainConfig } from './config.js';
+import { checkpointFiles } from './checkpoint-files.js';
+import type { TrainConfig } from './config.js';
 import type { TrainState } from './step.js';
 
-export const RUN_CONFIG = 'config.json';
-export const METRICS_FILE = 'metrics.jsonl';
-export const CHECKPOINTS_DIR = 'checkpoints';
-/** checkpoints/latest: a symlink to the folder of the checkpoint a resume continues from. */
-export const LATEST = 'latest';
-
-/** A run's config.json as train writes it (readSavedRun reads it back). */
-export interface RunConfigFile {
-  config: TrainConfig;
-  /** The tfjs backend it trained on. */
-  backend: string;
-  /** Node's and tfjs's (Node), or tfjs's and the browser's (the train page). */
-  versions: Record<string, string>;
-  dataset?: { counts?: Record<string, number>; size?: number; fingerprint?: string };
-  started: string;
-  /** Every resume, with the options it changed. */
-  resumes: { time: string; epoch: number; changed: ConfigChanges }[];
-}
-
-export const runConfigJson = (run: RunConfigFile) => JSON.stringify(run, null, 2);
-
-/** One line of metrics.jsonl: one training step. */
-export interface MetricsRow {
-  epoch: number;
-  /** Global step. */
-  step: number;
-  g_gan: number;
-  g_l1: number;
-  d_loss: number;
-  images_per_s: number;
-  lr: number;
-}
-
-export const metricsLine = (row: MetricsRow) => `${JSON.stringify(row)}\n`;
+/** config.json of a run trained by this package. */
+export type TrainRunFile = RunConfigFile<TrainConfig>;
 
 export interface RunFolderSource {
   config: TrainConfig;
@@ -51,8 +28,8 @@ export interface RunFolderSource {
   /** Added to tfjs's own versions (e.g. the browser's user agent). */
   versions?: Record<string, string>;
   /** The dataset's counts and fingerprint, where known: a resume on other data is then refused. */
-  dataset?: RunConfigFile['dataset'];
-  resumes?: RunConfigFile['resumes'];
+  dataset?: TrainRunFile['dataset'];
+  resumes?: TrainRunFile['resumes'];
   /** metrics.jsonl's rows, written as given (a resume drops those past the checkpoint's step). */
   metrics?: readonly MetricsRow[];
   /** The networks and optimizers to checkpoint, and where in training they are. */
@@ -70,7 +47,7 @@ export interface RunFolderSource {
 export async function runFolderEntries(src: RunFolderSource): Promise<ZipEntry[]> {
   const at = (path: string) => (src.folder ? `${src.folder}/${path}` : path);
   const utf8 = new TextEncoder();
-  const run: RunConfigFile = {
+  const run: TrainRunFile = {
     config: src.config,
     backend: src.backend,
     versions: { tfjs: tf.version_core, tfjsLayers: version_layers, ...src.versions },

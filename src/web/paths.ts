@@ -3,6 +3,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, readlink, realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
+import { CHECKPOINTS_DIR, LATEST, parseCheckpointName } from '../run/layout.js';
 
 /** A request answered with a 4xx/5xx status and a one-line reason. */
 export class HttpError extends Error {
@@ -63,9 +64,6 @@ export function parseTarget(url: string): Target {
   return { segments, query };
 }
 
-/** A checkpoint folder `serve` shows: whole (renamed into place), never a `.NAME.tmp` being written. */
-export const CHECKPOINT_NAME = /^epoch-(\d{4,})(?:-step-(\d+))?$/;
-
 /**
  * Checks decoded path segments that name something below a root: 403 for anything that could leave it
  * ('..', '.', empty segments as in '//' or a leading '/', separators smuggled in by percent-encoding,
@@ -86,9 +84,10 @@ export function safeSegments(segments: string[]): string[] {
 function checkServable(segments: string[]): void {
   for (const [i, s] of segments.entries()) {
     if (s.startsWith('.') || s.endsWith('.tmp')) throw new HttpError(404, 'not found');
-    if (s === 'checkpoints' && i + 2 < segments.length) {
+    if (s === CHECKPOINTS_DIR && i + 2 < segments.length) {
+      // Only whole checkpoints: a name parseCheckpointName knows, never a `.NAME.tmp` being written.
       const name = segments[i + 1]!;
-      if (name !== 'latest' && !CHECKPOINT_NAME.test(name)) throw new HttpError(404, 'not found');
+      if (name !== LATEST && !parseCheckpointName(name)) throw new HttpError(404, 'not found');
     }
   }
 }

@@ -2,18 +2,30 @@
 // folders), each one's summary and details, and a poller that turns a run's growing files into
 // server-sent events while `train` writes them.
 import type { Stats } from 'node:fs';
-import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { type EvalRow, parseEvalCsv } from '../eval/evaluate.js';
-import { latestCheckpoint } from '../train/checkpoint.js';
-import { CHECKPOINT_NAME, isInside, safeSegments } from './paths.js';
+import {
+  latestCheckpoint,
+  listCheckpointFolders,
+  listCheckpoints,
+  readCheckpointMeta,
+} from '../run/checkpoints.js';
+import {
+  evalCsvPath,
+  isRunDir,
+  listSamples,
+  metricsPath,
+  readEvalCsv,
+  readSavedRun,
+  runConfigPath,
+} from '../run/folder.js';
+import { CHECKPOINTS_DIR, GENERATOR_MODEL, RUN_CONFIG, SAMPLES_DIR } from '../run/layout.js';
+import { bestByPsnr, type EvalRow, parseMetricsLine } from '../run/records.js';
+import { isInside, safeSegments } from './paths.js';
 import type { CheckpointInfo, EvalRowJson, RunDetail, RunSummary, SampleInfo } from './types.js';
 
 const statOrUndefined = (p: string): Promise<Stats | undefined> => stat(p).catch(() => undefined);
 const isFile = async (p: string) => (await statOrUndefined(p))?.isFile() ?? false;
-
-/** A run is a folder with the config.json `train` writes before its first step. */
-export const isRunDir = (dir: string): Promise<boolean> => isFile(join(dir, 'config.json'));
 
 /** URL path of a file below --runs. */
 export function fileUrl(id: string, rel: string): string {
@@ -28,51 +40,32 @@ export function evalRowJson(r: EvalRow): EvalRowJson {
 }
 
 /** A run's eval.csv rows (empty when it has none or it cannot be parsed). */
-async function readEval(dir: string): Promise<EvalRow[]> {
-  try {
-    return parseEvalCsv(await readFile(join(dir, 'eval.csv'), 'utf8'));
-  } catch {
-    return [];
-  }
-}
+const readEval = (dir: string): Promise<EvalRow[]> => readEvalCsv(dir).catch(() => []);
 
 function bestOf(rows: EvalRow[]): RunSummary['best'] {
-  let best: EvalRow | undefined;
-  for (const r of rows) if (!best || r.psnr > best.psnr) best = r;
+  const best = bestByPsnr(rows);
   return best && { epoch: best.epoch, psnr: finite(best.psnr), ssim: finite(best.ssim) };
 }
 
-async function readJson(path: string): Promise<{ value: unknown; error?: string }> {
-  let text: string;
+/** A run's config.json (null when absent or unreadable), and why it could not be read, said without the server's paths. */
+async function readConfig(dir: string): Promise<{ value: unknown; error?: string }> {
   try {
-    text = await readFile(path, 'utf8');
+    return { value: (await readSavedRun(dir)) ?? null };
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { value: null, error: code === 'ENOENT' ? undefined : (e as Error).message };
-  }
-  try {
-    return { value: JSON.parse(text) };
-  } catch (e) {
-    return { value: null, error: `not valid JSON (${(e as Error).message})` };
+    return { value: null, error: (e as Error).message.replace(runConfigPath(dir), RUN_CONFIG) };
   }
 }
 
 /** The whole epochs of a run that have a checkpoint folder, ascending. */
-async function checkpointEpochs(dir: string): Promise<number[]> {
-  const names = await readdir(join(dir, 'checkpoints')).catch(() => [] as string[]);
-  return names
-    .map((n) => CHECKPOINT_NAME.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null && m[2] === undefined)
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b);
-}
+const checkpointEpochs = async (dir: string): Promise<number[]> =>
+  (await listCheckpoints(dir)).map((c) => c.epoch);
 
 async function runSummary(dir: string, id: string, name: string, parent?: string): Promise<RunSummary> {
   const [config, rows, epochs, times] = await Promise.all([
-    readJson(join(dir, 'config.json')),
+    readConfig(dir),
     readEval(dir),
     checkpointEpochs(dir),
-    Promise.all(['metrics.jsonl', 'eval.csv', 'config.json'].map((f) => statOrUndefined(join(dir, f)))),
+    Promise.all([metricsPath(dir), evalCsvPath(dir), runConfigPath(dir)].map(statOrUndefined)),
   ]);
   const c = (config.value as { config?: { epochs?: unknown; epochsDecay?: unknown } } | null)?.config;
   const total =
@@ -163,26 +156,19 @@ export const runDir = (rootReal: string, id: string): string =>
 
 /** The named checkpoints of a run, oldest first, with their meta.json's step and time. */
 export async function readCheckpoints(dir: string, id: string): Promise<CheckpointInfo[]> {
-  const root = join(dir, 'checkpoints');
-  const names = await readdir(root).catch(() => [] as string[]);
   const latest = await latestCheckpoint(dir).then((p) => p && basename(p));
   const out: CheckpointInfo[] = [];
-  for (const name of names) {
-    const m = CHECKPOINT_NAME.exec(name);
-    if (!m) continue;
-    const meta = (await readJson(join(root, name, 'meta.json'))).value as {
-      step?: unknown;
-      time?: unknown;
-    } | null;
-    const hasModel = await isFile(join(root, name, 'generator', 'model.json'));
+  for (const c of await listCheckpointFolders(dir)) {
+    const meta = await readCheckpointMeta(c.dir).catch(() => undefined);
+    const hasModel = await isFile(join(c.dir, GENERATOR_MODEL));
     out.push({
-      name,
-      epoch: Number(m[1]),
-      ...(typeof meta?.step === 'number' && { step: meta.step }),
+      name: c.name,
+      epoch: c.epoch,
+      ...(meta && { step: meta.step }),
       ...(typeof meta?.time === 'string' && { time: meta.time }),
-      mid: m[2] !== undefined,
-      latest: latest === name,
-      ...(hasModel && { model: fileUrl(id, `checkpoints/${name}/generator/model.json`) }),
+      mid: c.step !== undefined,
+      latest: latest === c.name,
+      ...(hasModel && { model: fileUrl(id, `${CHECKPOINTS_DIR}/${c.name}/${GENERATOR_MODEL}`) }),
     });
   }
   return out.sort((a, b) => a.epoch - b.epoch || (a.step ?? 0) - (b.step ?? 0));
@@ -190,20 +176,17 @@ export async function readCheckpoints(dir: string, id: string): Promise<Checkpoi
 
 /** The sample grids of a run (samples/epoch-NNNN.png), oldest first; the URL changes with the file. */
 export async function readSamples(dir: string, id: string): Promise<SampleInfo[]> {
-  const names = await readdir(join(dir, 'samples')).catch(() => [] as string[]);
   const out: SampleInfo[] = [];
-  for (const name of names) {
-    const m = /^epoch-(\d+)\.png$/.exec(name);
-    if (!m) continue;
-    const st = await statOrUndefined(join(dir, 'samples', name));
+  for (const { name, epoch, path } of await listSamples(dir)) {
+    const st = await statOrUndefined(path);
     if (!st?.isFile()) continue;
     out.push({
       name,
-      epoch: Number(m[1]),
-      url: `${fileUrl(id, `samples/${name}`)}?v=${Math.round(st.mtimeMs).toString(36)}-${st.size.toString(36)}`,
+      epoch,
+      url: `${fileUrl(id, `${SAMPLES_DIR}/${name}`)}?v=${Math.round(st.mtimeMs).toString(36)}-${st.size.toString(36)}`,
     });
   }
-  return out.sort((a, b) => a.epoch - b.epoch);
+  return out;
 }
 
 /** GET /api/run: everything the dashboard shows of a run, or of a group and its runs. */
@@ -229,7 +212,7 @@ export async function readRunDetail(rootReal: string, summary: RunSummary): Prom
     };
   }
   const [config, checkpoints, samples, rows] = await Promise.all([
-    readJson(join(dir, 'config.json')),
+    readConfig(dir),
     readCheckpoints(dir, summary.id),
     readSamples(dir, summary.id),
     readEval(dir),
@@ -350,7 +333,7 @@ export class RunWatcher {
   }
 
   private async pollMetrics(): Promise<void> {
-    const path = join(this.dir, 'metrics.jsonl');
+    const path = metricsPath(this.dir);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
       handle = await open(path, 'r');
@@ -379,13 +362,8 @@ export class RunWatcher {
       const end = buf.lastIndexOf(10, got - 1) + 1; // whole lines only
       const fresh: string[] = [];
       for (const line of buf.subarray(0, end).toString('utf8').split('\n')) {
-        if (line.trim() === '') continue;
-        try {
-          JSON.parse(line);
-          fresh.push(line);
-        } catch {
-          // a torn or foreign line: skipped, as train's own reader does
-        }
+        // A torn or foreign line is skipped, as every reader of metrics.jsonl does.
+        if (parseMetricsLine(line)) fresh.push(line);
       }
       this.metricsKey = { ino: st.ino, offset: from + end };
       if (rewritten) {
@@ -408,7 +386,7 @@ export class RunWatcher {
   }
 
   private async pollEval(): Promise<void> {
-    const key = keyOf(await statOrUndefined(join(this.dir, 'eval.csv')));
+    const key = keyOf(await statOrUndefined(evalCsvPath(this.dir)));
     if (sameKey(key, this.evalKey) && this.evalKey) return;
     const rows = key ? await readEval(this.dir) : [];
     const json = JSON.stringify(rows.map(evalRowJson));
@@ -420,9 +398,9 @@ export class RunWatcher {
   }
 
   private async pollConfig(): Promise<void> {
-    const key = keyOf(await statOrUndefined(join(this.dir, 'config.json')));
+    const key = keyOf(await statOrUndefined(runConfigPath(this.dir)));
     if (sameKey(key, this.configKey) && this.configKey) return;
-    const json = JSON.stringify((await readJson(join(this.dir, 'config.json'))).value);
+    const json = JSON.stringify((await readConfig(this.dir)).value);
     this.configKey = key;
     if (json !== this.configJson) {
       this.configJson = json;
@@ -431,10 +409,9 @@ export class RunWatcher {
   }
 
   private async pollCheckpoints(): Promise<void> {
-    const root = join(this.dir, 'checkpoints');
-    const names = (await readdir(root).catch(() => [] as string[])).filter((n) => CHECKPOINT_NAME.test(n));
+    const names = (await listCheckpointFolders(this.dir)).map((c) => c.name);
     const latest = (await latestCheckpoint(this.dir)) ?? '';
-    const key = `${names.sort().join('/')}>${latest}`;
+    const key = `${names.join('/')}>${latest}`;
     if (key === this.checkpointsKey) return;
     const json = JSON.stringify(await readCheckpoints(this.dir, this.id));
     this.checkpointsKey = key;

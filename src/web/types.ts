@@ -1,5 +1,6 @@
 // The JSON the `serve` API answers with, shared by the server (src/web) and the browser client
 // (src/web/client). Types only: nothing here runs.
+import type { MetricsRow } from '../run/records.js';
 
 /** A run (a folder made by `train`) or a group of runs (a folder made by `compare`, or any holding runs). */
 export interface RunSummary {
@@ -58,16 +59,8 @@ export interface EvalRowJson {
   seconds: number;
 }
 
-/** One metrics.jsonl line, as `train` writes it. */
-export interface MetricsRow {
-  epoch: number;
-  step: number;
-  g_gan: number;
-  g_l1: number;
-  d_loss: number;
-  images_per_s?: number;
-  lr?: number;
-}
+/** One metrics.jsonl line, as `train` writes it (the `metrics` events carry them unchanged). */
+export type { MetricsRow };
 
 /** GET /api/run?id=ID */
 export interface RunDetail {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Anchors, qualityMarkdown, runQuality, scoredRows } from '../../bench/quality.js';
-import { formatEvalCsv } from '../../src/eval/evaluate.js';
+import { formatEvalCsv } from '../../src/run/records.js';
 
 const anchors: Anchors = {
   n: 10,

@@ -4,14 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
-import {
-  bestByPsnr,
-  epochEvaluator,
-  evaluateRun,
-  formatEvalCsv,
-  parseEpochList,
-  parseEvalCsv,
-} from '../../src/eval/evaluate.js';
+import { epochEvaluator, evaluateRun, parseEpochList } from '../../src/eval/evaluate.js';
+import { bestByPsnr, formatEvalCsv, parseEvalCsv } from '../../src/run/records.js';
 import { validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
 import { useWasm } from '../helpers.js';

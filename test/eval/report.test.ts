@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { bestByPsnr } from '../../src/eval/evaluate.js';
 import { downsampleLosses } from '../../src/eval/plots.js';
 import {
   type CompareReport,
@@ -14,9 +13,9 @@ import {
   fmtDuration,
   fmtPsnr,
   type RunReport,
-  type StepRow,
   writeReport,
 } from '../../src/eval/report.js';
+import { bestByPsnr, type MetricsRow } from '../../src/run/records.js';
 
 /** SVG and XML namespace URIs: identifiers, not references to anything on the network. */
 const NAMESPACES = new Set([
@@ -26,8 +25,8 @@ const NAMESPACES = new Set([
   'http://www.w3.org/1999/xhtml',
 ]);
 
-function steps(batch: number, epochs: number, perEpoch: number): StepRow[] {
-  const rows: StepRow[] = [];
+function steps(batch: number, epochs: number, perEpoch: number): MetricsRow[] {
+  const rows: MetricsRow[] = [];
   for (let e = 1; e <= epochs; e++) {
     for (let i = 1; i <= perEpoch; i++) {
       const step = (e - 1) * perEpoch + i;

@@ -3,13 +3,8 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  listCheckpoints,
-  loadCheckpoint,
-  pruneCheckpoints,
-  saveCheckpoint,
-  verifyCheckpoint,
-} from '../../src/train/checkpoint.js';
+import { listCheckpoints, pruneCheckpoints, verifyCheckpoint } from '../../src/run/checkpoints.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { DEFAULT_CONFIG } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState, trainStep } from '../../src/train/step.js';
 import { trainStateValues as everything, tempDir, useWasm } from '../helpers.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
-import { verifyCheckpoint } from '../../src/train/checkpoint.js';
+import { verifyCheckpoint } from '../../src/run/checkpoints.js';
 
 // Faults injected for real: a small tmpfs that fills up under a checkpoint or a metrics write, and a
 // SIGKILL that lands while a checkpoint is being written. Both run the CLI as a user would.

@@ -3,10 +3,13 @@ import { lstat, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
-import { latestCheckpoint, loadCheckpoint } from '../../src/train/checkpoint.js';
+import { latestCheckpoint } from '../../src/run/checkpoints.js';
+import { readSavedRun } from '../../src/run/folder.js';
+import type { MetricsRow } from '../../src/run/records.js';
+import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
-import { readSavedRun, TrainingStopped, train } from '../../src/train/loop.js';
-import { type MetricsRow, runFolderZip } from '../../src/train/run-files.js';
+import { TrainingStopped, train } from '../../src/train/loop.js';
+import { runFolderZip } from '../../src/train/run-files.js';
 import { createTrainState, disposeTrainState } from '../../src/train/step.js';
 import { noNodeInTheBrowser } from '../../src/web/build.js';
 import {
@@ -76,7 +79,7 @@ describe('run folder zip (the train page download)', () => {
     // What the page holds: the networks and optimizers in memory, the run's settings and its metrics.
     const state = createTrainState(config(cut));
     const meta = await loadCheckpoint(cutCheckpoint, state);
-    const saved = (await readSavedRun(cut))!;
+    const saved = (await readSavedRun<TrainConfig>(cut))!;
     const archive = join(root, 'run.zip');
     await writeFile(
       archive,

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BACKENDS, type BackendChoice } from '../../backend/index.js';
-import { type EvalRow, evalModeName, evaluateRun, parseEpochList, readRun } from '../../eval/evaluate.js';
+import { evalModeName, evaluateRun, parseEpochList, readRun } from '../../eval/evaluate.js';
+import type { EvalRow } from '../../run/records.js';
 import { fmtNum } from '../../util/format.js';
 import { consoleLogger } from '../../util/log.js';
 import { startBackend } from '../backend.js';

@@ -1,6 +1,8 @@
-import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { bestByPsnr, epochEvaluator, readEvalCsv } from '../../eval/evaluate.js';
+import { epochEvaluator } from '../../eval/evaluate.js';
+import { readEvalCsv, readSavedRun, runConfigPath } from '../../run/folder.js';
+import { CHECKPOINTS_DIR, METRICS_FILE, RUN_CONFIG, SAMPLES_DIR } from '../../run/layout.js';
+import { bestByPsnr } from '../../run/records.js';
 import {
   PRESET_NAMES,
   PRESETS,
@@ -11,7 +13,7 @@ import {
   type TrainOption,
   validateConfig,
 } from '../../train/config.js';
-import { type EpochEvent, readSavedRun, train } from '../../train/loop.js';
+import { type EpochEvent, train } from '../../train/loop.js';
 import { consoleLogger, UserError } from '../../util/log.js';
 import { floatArg, intArg } from '../args.js';
 import { startBackend } from '../backend.js';
@@ -84,11 +86,12 @@ export function configFromFlags(
 
 /**
  * `train --resume`: the run's own config.json, with only the options typed this time applied (a
- * model- or data-defining one that differs is refused); a run without config.json starts from the flags.
+ * model- or data-defining one that differs is refused, as train() itself refuses it for a library
+ * caller); a run without config.json starts from the flags.
  */
 async function configForResume(f: Record<string, unknown> & { data: string; out: string }, cmd: Command) {
   const saved = (
-    await readSavedRun(f.out).catch((e: Error) => {
+    await readSavedRun<TrainConfig>(f.out).catch((e: Error) => {
       throw new UserError(`cannot resume: ${e.message}`);
     })
   )?.config;
@@ -101,7 +104,7 @@ async function configForResume(f: Record<string, unknown> & { data: string; out:
   const { config, changed } = resumedConfig(saved, given as Partial<TrainConfig>);
   const list = Object.entries(changed).map(([k, v]) => `--${k} ${v.from} -> ${v.to}`);
   consoleLogger.info(
-    `resuming with ${join(f.out, 'config.json')}${list.length ? `, changed: ${list.join(', ')}` : ' as it is'}`,
+    `resuming with ${runConfigPath(f.out)}${list.length ? `, changed: ${list.join(', ')}` : ' as it is'}`,
   );
   return config;
 }
@@ -149,7 +152,10 @@ export function trainCommand(): Command {
     new Command('train')
       .description('Train pix2pix (UNet generator + PatchGAN) on a paired dataset')
       .requiredOption('--data <dir>', 'dataset folder (train/{A,B}, test/{A,B}, dataset.json)')
-      .requiredOption('--out <dir>', 'run folder: config.json, metrics.jsonl, checkpoints/, samples/')
+      .requiredOption(
+        '--out <dir>',
+        `run folder: ${RUN_CONFIG}, ${METRICS_FILE}, ${CHECKPOINTS_DIR}/, ${SAMPLES_DIR}/`,
+      )
       .option('--resume', 'continue the run in --out from its latest checkpoint')
       .option('--json', 'print one JSON result line last'),
   ).action(

@@ -1,7 +1,8 @@
 // The train page's state in the browser's IndexedDB: both networks' weights, both optimizers and the
 // position, saved every few steps and at the end, so a reload or a crashed tab resumes where it was.
+
+import type { MetricsRow } from '../../run/records.js';
 import type { AdamSnapshot } from '../../train/adam.js';
-import type { MetricsRow } from '../../train/run-files.js';
 import type { PageEvalRow } from '../train-types.js';
 
 export interface SavedTraining {

@@ -13,17 +13,17 @@ import {
   deviceLost,
   registerWebGpuBackend,
 } from '../../backend/webgpu.js';
+import { gridPixels } from '../../data/pixels.js';
 import { SeededRandom } from '../../data/seeded.js';
 import type { PairSource } from '../../data/types.js';
 import { EVAL_BATCH, evaluateGenerator } from '../../eval/metrics.js';
-import { gridPixels } from '../../data/pixels.js';
 import { exportFiles } from '../../export/metadata.js';
 import { generate, withDropoutSeed } from '../../models/fused.js';
-import type { CheckpointMeta } from '../../train/checkpoint-files.js';
+import type { CheckpointMeta, MetricsRow } from '../../run/records.js';
 import { generatorDepth, learningRateAt, type TrainConfig, validateConfig } from '../../train/config.js';
 import { chooseMicroBatch, stepMemoryBytes } from '../../train/memory.js';
 import { PRESETS, type PresetName } from '../../train/presets.js';
-import { type MetricsRow, runFolderZip } from '../../train/run-files.js';
+import { runFolderZip } from '../../train/run-files.js';
 import {
   applyStep,
   createTrainState,
