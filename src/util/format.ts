@@ -24,12 +24,13 @@ export function fmtNum(x: number, digits: number, text: NonFiniteText = PLAIN): 
 /**
  * `digits` significant digits, for values whose scale is not known in advance (losses, learning
  * rates): "0.6931", "12.35", "3.85e-5". Below 0.001 in exponent form, since a run of leading zeros hides
- * the scale; 100 and above with one decimal, so a large loss never turns into an exponent.
+ * the scale, without trailing zeros ("2e-4", as one types a rate); 100 and above with one decimal, so a
+ * large loss never turns into an exponent.
  */
 export function fmtSig(x: number, digits: number, text: NonFiniteText = PLAIN): string {
   if (!Number.isFinite(x)) return nonFinite(x, text);
   if (Math.abs(x) >= 100) return x.toFixed(1);
-  if (x !== 0 && Math.abs(x) < 1e-3) return x.toExponential(digits - 1);
+  if (x !== 0 && Math.abs(x) < 1e-3) return x.toExponential(digits - 1).replace(/\.?0+e/, 'e');
   return x.toPrecision(digits);
 }
 

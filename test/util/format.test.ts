@@ -12,9 +12,10 @@ describe('util/format', () => {
     assert.equal(fmtNum(Number.NaN, 2, TYPESET), '–');
   });
 
-  it('fmtSig: a decayed learning rate as 3.85e-5, losses with 4 digits, large ones with one decimal', () => {
+  it('fmtSig: a decayed learning rate as 3.85e-5 and 2e-4 as typed, losses with 4 digits, large ones with one decimal', () => {
     assert.equal(fmtSig(0.000038461538461538436, 3), '3.85e-5');
-    assert.equal(fmtSig(2e-4, 3), '2.00e-4');
+    assert.equal(fmtSig(2e-4, 3), '2e-4');
+    assert.equal(fmtSig(-3.8e-5, 3), '-3.8e-5');
     assert.equal(fmtSig(0.69314718, 4), '0.6931');
     assert.equal(fmtSig(12.3456, 4), '12.35');
     assert.equal(fmtSig(12345.67, 4), '12345.7');
