@@ -16,7 +16,7 @@ describe('util/format', () => {
     assert.equal(fmtSig(0.000038461538461538436, 3), '3.85e-5');
     assert.equal(fmtSig(2e-4, 3), '2e-4');
     assert.equal(fmtSig(-3.8e-5, 3), '-3.8e-5');
-    assert.equal(fmtSig(0.69314718, 4), '0.6931');
+    assert.equal(fmtSig(Math.LN2, 4), '0.6931');
     assert.equal(fmtSig(12.3456, 4), '12.35');
     assert.equal(fmtSig(12345.67, 4), '12345.7');
     assert.equal(fmtSig(0, 4), '0.000');
