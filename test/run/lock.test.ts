@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync } from 'node:fs';
-import { readlink, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readlink, realpath, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -13,6 +13,8 @@ import { lockRun, lockTarget, parseLockTarget } from '../../src/run/lock.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { validateConfig } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState } from '../../src/train/step.js';
+import { type HttpError, openInside } from '../../src/web/paths.js';
+import { discoverRuns, readRunDetail } from '../../src/web/runs.js';
 import { TINY, tempDir, useWasm } from '../helpers.js';
 
 /** A log that keeps its lines. */
@@ -119,6 +121,29 @@ describe('run.lock', () => {
     spawnSync('ln', ['-sfn', other, join(dir, RUN_LOCK)]);
     await lock.release();
     assert.equal(await readlink(join(dir, RUN_LOCK)), other);
+  });
+
+  it('serve shows a locked run as any other and never serves the lock (a dangling link to it)', async () => {
+    const root = await realpath(await tempDir('p2p-lock-serve-'));
+    const dir = join(root, 'run');
+    await mkdir(dir);
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ config: { data: 'd', out: dir, size: 32, epochs: 1, epochsDecay: 0 } }),
+    );
+    const lock = await lockRun(dir, memoryLog());
+    try {
+      const runs = await discoverRuns(root);
+      assert.deepEqual(
+        runs.map((r) => [r.id, r.kind, r.totalEpochs]),
+        [['run', 'run', 1]],
+      );
+      const detail = await readRunDetail(root, runs[0]!);
+      assert.equal(detail.configError, undefined);
+      await assert.rejects(openInside(root, ['run', RUN_LOCK]), (e: HttpError) => e.status === 404);
+    } finally {
+      await lock.release();
+    }
   });
 });
 
