@@ -190,8 +190,9 @@ export async function startSession(
 export interface EpochSteps {
   /** performance.now() when the epoch began. */
   t0: number;
-  /** Batches of the epoch done before (a resumed mid-epoch checkpoint's) and after it. */
+  /** Batches of the epoch done before it began here (a resumed mid-epoch checkpoint's). */
   first: number;
+  /** Batches of the epoch done so far. */
   step: number;
   sums: StepLosses;
   stepMs: number;

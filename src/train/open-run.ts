@@ -32,7 +32,7 @@ type SavedTrainRun = SavedRun<TrainConfig>;
 
 /** Where a run continues: after its latest checkpoint when it is resumed, else at its start. Training moves it on. */
 export interface RunPosition {
-  /** The epoch to train next. */
+  /** The epoch training continues in (not moved on: train() counts the epochs). */
   epoch: number;
   /** Batches of that epoch already trained (a mid-epoch checkpoint's). */
   batchInEpoch: number;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { latestCheckpoint, listCheckpointFolders, listCheckpoints } from '../../src/run/checkpoints.js';
 import {
@@ -27,7 +27,6 @@ import {
   parseEvalCsv,
   parseMetrics,
 } from '../../src/run/records.js';
-import { noNodeInTheBrowser } from '../../src/web/build.js';
 import { tempDir } from '../helpers.js';
 
 const row = (step: number): MetricsRow => ({
@@ -41,29 +40,35 @@ const row = (step: number): MetricsRow => ({
 });
 
 describe('src/run: the run folder format', () => {
-  it('bundles for a browser worker: no Node module and no tfjs on the import chains of its names and records', async () => {
-    const esbuild = await import('esbuild');
-    const r = await esbuild.build({
-      stdin: {
-        contents: "export * from './src/run/layout.ts';\nexport * from './src/run/records.ts';",
-        resolveDir: process.cwd(),
-        loader: 'ts',
-      },
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-      plugins: [noNodeInTheBrowser(process.cwd())],
-    });
-    assert.deepEqual(r.errors, []);
-    const inputs = Object.keys(r.metafile.inputs);
-    assert.ok(inputs.includes('src/run/records.ts'), inputs.join(', '));
-    assert.deepEqual(
-      inputs.filter((p) => !p.startsWith('src/run/') && !p.startsWith('src/util/') && p !== '<stdin>'),
-      [],
-    );
+  it('imports no tfjs anywhere, and its names and records nothing of Node (the train page bundles them)', async () => {
+    /** The project files `file` imports, followed through them; a package or node: import as written. */
+    const importsOf = async (file: string, seen = new Set<string>()): Promise<Set<string>> => {
+      for (const [, spec] of (await readFile(file, 'utf8')).matchAll(
+        /^(?:import|export)[^;]*? from '([^']+)'/gms,
+      )) {
+        const target = spec!.startsWith('.') ? join(dirname(file), spec!.replace(/\.js$/, '.ts')) : spec!;
+        if (seen.has(target)) continue;
+        seen.add(target);
+        if (spec!.startsWith('.')) await importsOf(target, seen);
+      }
+      return seen;
+    };
+    for (const f of await readdir('src/run')) {
+      const all = [...(await importsOf(join('src/run', f)))];
+      assert.deepEqual(
+        all.filter((i) => i.startsWith('@tensorflow/')),
+        [],
+        `${f} imports tfjs`,
+      );
+      if (f === 'layout.ts' || f === 'records.ts') {
+        assert.deepEqual(
+          all.filter((i) => !i.startsWith('src/run/') && !i.startsWith('src/util/')),
+          [],
+          `${f} imports beyond src/run and src/util`,
+        );
+      }
+    }
+    assert.ok((await importsOf('src/run/records.ts')).has('src/util/format.ts'), 'the walk follows imports');
   });
 
   it('checkpoint and sample names round-trip; anything else is no checkpoint', () => {
