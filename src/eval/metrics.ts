@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { toUint8 } from '../data/pixels.js';
 import type { PairSource } from '../data/types.js';
 import { generate } from '../models/fused.js';
 import { UserError } from '../util/log.js';
-import { toUint8 } from '../data/pixels.js';
 
 /** Per-image scores, one entry per image of the batch, in batch order. */
 export interface ImageMetrics {
