@@ -512,7 +512,7 @@ describe('the train page in Chromium', { skip }, () => {
   it('a reload mid-run resumes from the state saved in IndexedDB at that step, and trains on to the end', async () => {
     const query = 'dataset=shapes&size=32&ngf=8&batch=4&steps=30&saveEvery=5&backend=wasm&autostart=1';
     const page = await open([], query);
-    const before = await waitFor(page, (s) => s.savedStep >= 10);
+    const before = await waitFor(page, (s) => s.savedStep >= 15);
     assert.equal(before.state, 'training', 'reloaded before the end');
     await page.reload();
     const { end } = await trainToEnd(page, 120_000);
