@@ -13,6 +13,7 @@ import {
   deviceLost,
   registerWebGpuBackend,
 } from '../../backend/webgpu.js';
+import { encodePngBlob } from '../../data/canvas.js';
 import { gridPixels } from '../../data/pixels.js';
 import { SeededRandom } from '../../data/seeded.js';
 import type { PairSource } from '../../data/types.js';
@@ -202,22 +203,11 @@ async function sampleGrid(G: tfl.LayersModel, pairs: Pair[], size: number): Prom
   const chosen = pairs.slice(0, 4);
   const [a, b] = [stack(chosen, 'a', size), stack(chosen, 'b', size)];
   const fake = tf.tidy(() => generate(G, a));
-  let px: Awaited<ReturnType<typeof gridPixels>>;
   try {
-    px = await gridPixels([a, b, fake]);
+    return encodePngBlob(await gridPixels([a, b, fake]));
   } finally {
     tf.dispose([a, b, fake]);
   }
-  const rgba = new Uint8ClampedArray(px.width * px.height * 4);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgba[i] = px.data[j]!;
-    rgba[i + 1] = px.data[j + 1]!;
-    rgba[i + 2] = px.data[j + 2]!;
-    rgba[i + 3] = 255;
-  }
-  const canvas = new OffscreenCanvas(px.width, px.height);
-  canvas.getContext('2d')!.putImageData(new ImageData(rgba, px.width, px.height), 0, 0);
-  return canvas.convertToBlob({ type: 'image/png' });
 }
 
 /** The first step's gradients, per update in variable order, read before they are applied. */
