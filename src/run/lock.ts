@@ -39,6 +39,20 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/**
+ * Who holds run.lock in `runDir` and whether that process runs: `running` is undefined for a holder
+ * on another machine, whose processes cannot be checked from here. Undefined when there is no lock,
+ * or none pix2pix wrote (lockRun refuses those; a reader cannot tell whom they name).
+ */
+export async function readRunLock(
+  runDir: string,
+): Promise<{ holder: LockHolder; running: boolean | undefined } | undefined> {
+  const target = await readlink(join(runDir, RUN_LOCK)).catch(() => undefined);
+  const holder = target === undefined ? undefined : parseLockTarget(target);
+  if (!holder) return undefined;
+  return { holder, running: holder.host === hostname() ? isRunning(holder.pid) : undefined };
+}
+
 /** A held run lock: release() removes it (only while it is still this holder's). */
 export interface RunLock {
   readonly path: string;

@@ -1,15 +1,10 @@
 // What `serve` knows of the folders under --runs: which are runs and which hold runs (compare
-// folders), each one's summary and details, and a poller that turns a run's growing files into
-// server-sent events while `train` writes them.
+// folders), each one's summary (with its state: training, stopped, finished) and details, and a
+// poller that turns a run's growing files into server-sent events while `train` writes them.
 import type { Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import {
-  latestCheckpoint,
-  listCheckpointFolders,
-  listCheckpoints,
-  readCheckpointMeta,
-} from '../run/checkpoints.js';
+import { latestCheckpoint, listCheckpointFolders, readCheckpointMeta } from '../run/checkpoints.js';
 import {
   evalCsvPath,
   isRunDir,
@@ -21,6 +16,7 @@ import {
 } from '../run/folder.js';
 import { CHECKPOINTS_DIR, GENERATOR_MODEL, RUN_CONFIG, SAMPLES_DIR } from '../run/layout.js';
 import { bestByPsnr, type EvalRow, parseMetricsLine } from '../run/records.js';
+import { runState } from '../run/state.js';
 import { isInside, safeSegments } from './paths.js';
 import type { CheckpointInfo, EvalRowJson, RunDetail, RunSummary, SampleInfo } from './types.js';
 
@@ -56,30 +52,21 @@ async function readConfig(dir: string): Promise<{ value: unknown; error?: string
   }
 }
 
-/** The whole epochs of a run that have a checkpoint folder, ascending. */
-const checkpointEpochs = async (dir: string): Promise<number[]> =>
-  (await listCheckpoints(dir)).map((c) => c.epoch);
-
 async function runSummary(dir: string, id: string, name: string, parent?: string): Promise<RunSummary> {
-  const [config, rows, epochs, times] = await Promise.all([
-    readConfig(dir),
+  const [state, rows, times] = await Promise.all([
+    runState(dir),
     readEval(dir),
-    checkpointEpochs(dir),
     Promise.all([metricsPath(dir), evalCsvPath(dir), runConfigPath(dir)].map(statOrUndefined)),
   ]);
-  const c = (config.value as { config?: { epochs?: unknown; epochsDecay?: unknown } } | null)?.config;
-  const total =
-    typeof c?.epochs === 'number'
-      ? c.epochs + (typeof c.epochsDecay === 'number' ? c.epochsDecay : 0)
-      : undefined;
   const updated = Math.max(...times.map((t) => t?.mtimeMs ?? 0));
   return {
     id,
     name,
     kind: 'run',
     ...(parent !== undefined && { parent }),
-    ...(epochs.length > 0 && { epoch: epochs[epochs.length - 1] }),
-    ...(total !== undefined && { totalEpochs: total }),
+    ...(state.epoch !== undefined && { epoch: state.epoch }),
+    ...(state.totalEpochs !== undefined && { totalEpochs: state.totalEpochs }),
+    state,
     ...(rows.length > 0 && { best: bestOf(rows) }),
     ...(updated > 0 && { updated: new Date(updated).toISOString() }),
   };
@@ -266,6 +253,7 @@ export class RunWatcher {
   private checkpointsKey = '';
   private checkpointsJson = '[]';
   private samplesJson = '[]';
+  private stateJson = 'null';
   private timer?: NodeJS.Timeout;
   private polling?: Promise<void>;
   private stopped = false;
@@ -307,6 +295,7 @@ export class RunWatcher {
     sink.send('eval', this.evalJson);
     sink.send('checkpoints', this.checkpointsJson);
     sink.send('samples', this.samplesJson);
+    sink.send('state', this.stateJson);
     sink.send('config', this.configJson);
     this.sinks.add(sink);
   }
@@ -330,6 +319,7 @@ export class RunWatcher {
     await this.pollConfig().catch(() => {});
     await this.pollCheckpoints().catch(() => {});
     await this.pollSamples().catch(() => {});
+    await this.pollState().catch(() => {});
   }
 
   private async pollMetrics(): Promise<void> {
@@ -418,6 +408,15 @@ export class RunWatcher {
     if (json !== this.checkpointsJson) {
       this.checkpointsJson = json;
       this.broadcast('checkpoints', json);
+    }
+  }
+
+  /** After the checkpoints: a run's last checkpoint and its lock's release both end its training. */
+  private async pollState(): Promise<void> {
+    const json = JSON.stringify(await runState(this.dir));
+    if (json !== this.stateJson) {
+      this.stateJson = json;
+      this.broadcast('state', json);
     }
   }
 

@@ -1,6 +1,7 @@
 // The JSON the `serve` API answers with, shared by the server (src/web) and the browser client
 // (src/web/client). Types only: nothing here runs.
 import type { MetricsRow } from '../run/records.js';
+import type { RunState } from '../run/state.js';
 
 /** A run (a folder made by `train`) or a group of runs (a folder made by `compare`, or any holding runs). */
 export interface RunSummary {
@@ -19,6 +20,8 @@ export interface RunSummary {
   epoch?: number;
   /** Epochs the run was configured for (config.json: epochs + epochsDecay). */
   totalEpochs?: number;
+  /** A run's state from its folder (run.lock, checkpoints, config.json), not from file times. */
+  state?: RunState;
   /** Best eval.csv row by PSNR. */
   best?: { epoch: number; psnr: number | string; ssim: number | string };
   /** Last change of metrics.jsonl, eval.csv or config.json (ISO time). */
@@ -60,7 +63,7 @@ export interface EvalRowJson {
 }
 
 /** One metrics.jsonl line, as `train` writes it (the `metrics` events carry them unchanged). */
-export type { MetricsRow };
+export type { MetricsRow, RunState };
 
 /** GET /api/run?id=ID */
 export interface RunDetail {
@@ -106,6 +109,8 @@ export interface RunEvents {
   samples: SampleInfo[];
   /** config.json (null when absent or unreadable). */
   config: unknown;
+  /** Whether the run is training, stopped or finished (null before the first poll read it). */
+  state: RunState | null;
 }
 
 export type EventName = keyof RunEvents;

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { lockRun } from '../../src/run/lock.js';
 import { buildWebBundle, staleReason } from '../../src/web/build.js';
 import { type ServeHandle, serve } from '../../src/web/server.js';
-import type { RunDetail, RunList } from '../../src/web/types.js';
+import type { RunDetail, RunList, RunState } from '../../src/web/types.js';
+import { tempDir } from '../helpers.js';
 import { rawRequest, readEvents } from './helpers.js';
 
 const metricsLine = (step: number) =>
@@ -50,7 +51,7 @@ describe('serve: HTTP server', () => {
   let base: string;
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'p2p-serve-'));
+    root = await tempDir('p2p-serve-');
     runs = join(root, 'runs');
     outside = join(root, 'outside');
     await mkdir(outside, { recursive: true });
@@ -77,7 +78,6 @@ describe('serve: HTTP server', () => {
 
   after(async () => {
     await srv?.close();
-    await rm(root, { recursive: true, force: true });
   });
 
   it('serves the pages, the API and run files with their content types; HEAD gives the same headers', async () => {
@@ -280,7 +280,7 @@ describe('serve: HTTP server', () => {
     assert.equal(first.status, 200);
     assert.deepEqual(
       first.events.map((e) => e.event),
-      ['hello', 'metrics-reset', 'eval', 'checkpoints', 'samples', 'config'],
+      ['hello', 'metrics-reset', 'eval', 'checkpoints', 'samples', 'state', 'config'],
     );
     assert.equal(JSON.parse(first.events[1]!.data).length, 2);
     // Appends arrive as `metrics`; a line without its newline yet waits for it.
@@ -396,6 +396,36 @@ describe('serve: HTTP server', () => {
     assert.match((await staleReason(out)) ?? '', /changed$/);
     await rm(join(out, 'try.js'));
     assert.equal(await staleReason(out), 'try.js is missing');
+  });
+
+  it("each run's state (training, stopped, finished) is in /api/runs, /api/run and a `state` event when it changes", async () => {
+    const own = join(await tempDir('p2p-serve-state-'), 'runs');
+    await fakeRun(join(own, 'done'), { epochs: 3 }); // config.json: 3 epochs
+    await fakeRun(join(own, 'halted'));
+    await fakeRun(join(own, 'busy'));
+    const lock = await lockRun(join(own, 'busy'), { info: () => {}, warn: () => {} });
+    const s = await serve({ runs: own, port: 0, pollMs: 50 });
+    try {
+      const list = JSON.parse((await rawRequest(s.url, '/api/runs')).body.toString()) as RunList;
+      assert.deepEqual(Object.fromEntries(list.runs.map((r) => [r.id, r.state])), {
+        busy: { state: 'training', epoch: 1, totalEpochs: 3, holder: lock.holder },
+        done: { state: 'finished', epoch: 3, totalEpochs: 3 },
+        halted: { state: 'stopped', epoch: 1, totalEpochs: 3 },
+      });
+      const detail = JSON.parse((await rawRequest(s.url, '/api/run?id=done')).body.toString()) as RunDetail;
+      assert.equal(detail.summary.state?.state, 'finished');
+      // The run page follows it live: released, the lock no longer makes the run training.
+      const url = `${s.url}api/events?id=busy`;
+      const states = (ev: { event: string; data: string }[]) =>
+        ev.filter((e) => e.event === 'state').map((e) => (JSON.parse(e.data) as RunState).state);
+      const pending = readEvents(url, (ev) => states(ev).length >= 2);
+      await new Promise((r) => setTimeout(r, 200));
+      await lock.release();
+      assert.deepEqual(states((await pending).events), ['training', 'stopped']);
+    } finally {
+      await lock.release();
+      await s.close();
+    }
   });
 
   it('refuses a missing --runs and a busy port with one clear error', async () => {

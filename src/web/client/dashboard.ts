@@ -10,6 +10,7 @@ import type {
   RunDetail,
   RunEvents,
   RunList,
+  RunState,
   RunSummary,
   SampleInfo,
 } from '../types.js';
@@ -19,14 +20,24 @@ import { ago, fill, fmt, fmtSig, getJson, h, num, runUrl, showError, tryUrl } fr
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 const app = document.getElementById('app')!;
-/** A run whose metrics grew this recently counts as training. */
-const ACTIVE_MS = 120_000;
 const params = new URLSearchParams(location.search);
 
 function epochText(r: RunSummary): string {
   if (r.epoch === undefined) return '–';
   return r.totalEpochs !== undefined ? `${r.epoch} / ${r.totalEpochs}` : String(r.epoch);
 }
+
+/** What a run's state (from its folder: run.lock, checkpoints, config) says, in a few words. */
+function stateText(s: RunState): string {
+  if (s.state === 'training') return s.otherHost ? `training on ${s.holder?.host}` : 'training';
+  if (s.state === 'finished') return 'finished';
+  return s.epoch === undefined
+    ? 'stopped before its first checkpoint'
+    : `stopped at epoch ${s.epoch} · resumable`;
+}
+
+const stateTag = (s: RunState | undefined) =>
+  s ? h('span', { class: `tag state-${s.state}`, 'data-state': s.state }, stateText(s)) : null;
 
 // ---- index ----
 
@@ -44,14 +55,7 @@ function runRow(r: RunSummary, nested: boolean): HTMLElement {
     h('td', { class: 'num' }, isGroup ? `${r.children?.length ?? 0} runs` : epochText(r)),
     h('td', { class: 'num' }, r.best ? fmt(r.best.psnr, 2) : '–'),
     h('td', { class: 'num' }, r.best ? fmt(r.best.ssim, 4) : '–'),
-    h(
-      'td',
-      {},
-      isGroup ? '' : ago(r.updated),
-      !isGroup && r.updated && Date.now() - Date.parse(r.updated) < ACTIVE_MS
-        ? h('span', { class: 'tag active' }, 'training')
-        : null,
-    ),
+    h('td', {}, isGroup ? '' : ago(r.updated), isGroup ? null : stateTag(r.state)),
     h(
       'td',
       {},
@@ -298,18 +302,20 @@ function renderRun(detail: RunDetail): void {
   const es = new EventSource(`/api/events?id=${encodeURIComponent(summary.id)}`);
   const on = <K extends EventName>(name: K, f: (data: RunEvents[K]) => void) =>
     es.addEventListener(name, (ev) => f(JSON.parse((ev as MessageEvent<string>).data) as RunEvents[K]));
-  // 'training' while metrics.jsonl grew in the last two minutes, 'idle' otherwise (still connected).
-  let lastGrowth = Date.parse(summary.updated ?? '') || 0;
-  const showActivity = () => {
+  // The run's state comes from its folder (the `state` events); the badge adds the connection's.
+  let state = summary.state;
+  const showState = () => {
     if (live.dataset.state !== 'live') return;
-    const active = Date.now() - lastGrowth < ACTIVE_MS;
-    live.dataset.activity = active ? 'training' : 'idle';
-    live.textContent = active ? 'live · training' : 'live · idle';
+    live.dataset.activity = state?.state === 'training' ? 'training' : 'idle';
+    live.textContent = state ? `live · ${stateText(state)}` : 'live';
   };
-  setInterval(showActivity, 10000);
   on('hello', () => {
     live.dataset.state = 'live';
-    showActivity();
+    showState();
+  });
+  on('state', (s) => {
+    state = s ?? undefined;
+    showState();
   });
   on('metrics-reset', (rows) => {
     metrics = rows;
@@ -317,8 +323,6 @@ function renderRun(detail: RunDetail): void {
   });
   on('metrics', (rows) => {
     metrics = metrics.concat(rows);
-    lastGrowth = Date.now();
-    showActivity();
     drawMetrics();
   });
   on('eval', (rows) => {
@@ -380,7 +384,7 @@ function renderGroup(detail: RunDetail): void {
           h('td', { class: 'num' }, epochText(r)),
           h('td', { class: 'num' }, r.best ? `${fmt(r.best.psnr, 2)} (epoch ${r.best.epoch})` : '–'),
           h('td', { class: 'num' }, r.best ? fmt(r.best.ssim, 4) : '–'),
-          h('td', {}, ago(r.updated)),
+          h('td', {}, ago(r.updated), stateTag(r.state)),
           h('td', {}, r.epoch !== undefined ? h('a', { href: tryUrl(r.id) }, 'try it') : ''),
         ),
       ),
