@@ -4,7 +4,6 @@
  */
 export { BACKENDS, type BackendChoice, setupBackend } from './backend/index.js';
 export { type PrepareOptions, prepareDataset } from './data/prepare.js';
-export { type CompareOptions, type CompareResult, compareRuns } from './eval/compare.js';
 export {
   evaluateGenerator,
   evaluateRun as evaluate,
@@ -12,6 +11,7 @@ export {
   type RunEvalResult,
 } from './eval/evaluate.js';
 export { type ImageMetrics, imageMetrics, uint8Metrics } from './eval/metrics.js';
+export { type CompareOptions, type CompareResult, compareRuns } from './experiment/compare.js';
 export { type ExportMetadata, type ExportOptions, type ExportResult, exportModel } from './export/index.js';
 export { type EpochChoice, type LoadedGenerator, loadGenerator } from './infer/load.js';
 export {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { compareRuns, parseGridEpochs, parseVary } from '../../eval/compare.js';
+import { compareRuns, parseGridEpochs, parseVary } from '../../experiment/compare.js';
 import { fmtNum } from '../../util/format.js';
 import { consoleLogger } from '../../util/log.js';
 import { startBackend } from '../backend.js';

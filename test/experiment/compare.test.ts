@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
-import { compareRuns, parseGridEpochs, parseVary, planRuns } from '../../src/eval/compare.js';
+import { compareRuns, parseGridEpochs, parseVary, planRuns } from '../../src/experiment/compare.js';
 import { parseEvalCsv } from '../../src/run/records.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';

@@ -4,6 +4,8 @@ import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeGrid } from '../data/grid.js';
 import { checkDataset } from '../data/loader.js';
+import { evalModeName, evaluateRun, openTestSplit, readRun } from '../eval/evaluate.js';
+import type { GridReport, RunReport } from '../eval/report.js';
 import { generate } from '../models/fused.js';
 import { loadModel } from '../models/io.js';
 import {
@@ -24,8 +26,6 @@ import {
   validateConfig,
 } from '../train/config.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
-import { evalModeName, evaluateRun, openTestSplit, readRun } from './evaluate.js';
-import type { GridReport, RunReport } from './report.js';
 
 type Value = TrainConfig[keyof TrainConfig];
 
@@ -216,7 +216,7 @@ export async function compareRuns(opts: CompareOptions): Promise<CompareResult> 
     ]),
   ) as Record<string, string | number | boolean>;
   settings.backend = tf.getBackend(); // the one `auto` chose
-  const { writeReport } = await import('./report.js');
+  const { writeReport } = await import('../eval/report.js');
   const written = await writeReport(out, {
     title: `pix2pix comparison: ${opts.vary.map((v) => v.option.flag).join(' x ')}`,
     dataset: `${opts.base.data}: ${check.counts.train} train / ${check.counts.test} test pairs${check.size ? ` of ${check.size} px` : ''}`,
