@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -134,4 +134,43 @@ export function extract(tool: 'unzip' | 'python', archive: string, dir: string):
       ? spawnSync('unzip', ['-q', archive, '-d', dir], { encoding: 'utf8' })
       : spawnSync('python3', ['-m', 'zipfile', '-e', archive, dir], { encoding: 'utf8' });
   assert.equal(r.status, 0, `${tool}: ${r.stderr}`);
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the real CLI entry (`node bin/pix2pix.js ...args`) as a user would, without blocking this
+ * process (so tests that wait on a child can run side by side); `env` is added to this process's.
+ */
+export function pix2pix(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['bin/pix2pix.js', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', fail);
+    child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
+  });
+}
+
+/** The CLI failed with exactly one `error` line matching `pattern`, and no stack trace. */
+export function assertOneLineError(r: CliResult, pattern: RegExp): void {
+  assert.notEqual(r.code, 0, r.stderr);
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('error'));
+  assert.equal(errors.length, 1, r.stderr);
+  assert.match(errors[0]!, pattern);
+  assert.ok(!/^\s+at /m.test(r.stderr), `no stack trace: ${r.stderr}`);
 }

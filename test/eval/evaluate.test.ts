@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
@@ -8,19 +7,19 @@ import { epochEvaluator, evaluateRun, parseEpochList } from '../../src/eval/eval
 import { bestByPsnr, formatEvalCsv, parseEvalCsv } from '../../src/run/records.js';
 import { validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { useWasm } from '../helpers.js';
+import { TINY, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
 async function tinyRun(evalEvery: number) {
-  const root = await mkdtemp(join(tmpdir(), 'p2p-eval-'));
+  const root = await tempDir('p2p-eval-');
   const data = join(root, 'data');
   await writeSyntheticDataset(data, { count: 12, size: 32, seed: 5 });
   const out = join(root, 'run');
   const config = validateConfig({
     data,
     out,
-    size: 32,
+    ...TINY,
     batchSize: 4,
     epochs: 3,
     maxStepsPerEpoch: 1,
@@ -94,7 +93,6 @@ describe('eval', () => {
     assert.equal(result.skipped.length, 1);
     assert.match(result.skipped[0]!.dir, /epoch-0002$/);
     assert.ok(warnings.some((w) => w.includes('epoch-0002') && w.includes('skipped')));
-    await rm(other.root, { recursive: true, force: true });
   });
 
   it('refuses a run folder that is missing, not a run, or holds no checkpoints, and a changed dataset', async () => {
@@ -102,7 +100,7 @@ describe('eval', () => {
     await assert.rejects(evaluateRun(run.data), /not a training run \(no config.json\)/);
     const empty = join(run.root, 'empty-run');
     await train(
-      validateConfig({ data: run.data, out: empty, size: 32, epochs: 1, maxStepsPerEpoch: 1 }),
+      validateConfig({ data: run.data, out: empty, ...TINY, epochs: 1, maxStepsPerEpoch: 1 }),
       false,
     );
     await rm(join(empty, 'checkpoints'), { recursive: true });

@@ -7,13 +7,13 @@ import { listCheckpoints, pruneCheckpoints, verifyCheckpoint } from '../../src/r
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { DEFAULT_CONFIG } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState, trainStep } from '../../src/train/step.js';
-import { trainStateValues as everything, tempDir, useWasm } from '../helpers.js';
+import { trainStateValues as everything, TINY, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
 describe('checkpoint', () => {
   it('restores the weights and the optimizer moments exactly, into a differently initialised state', async () => {
-    const config = { ...DEFAULT_CONFIG, size: 32 };
+    const config = { ...DEFAULT_CONFIG, ...TINY };
     const s = createTrainState(config);
     const a = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
     const b = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 2) as tf.Tensor4D;
@@ -46,7 +46,7 @@ describe('checkpoint', () => {
   });
 
   it('names a file whose bytes changed after it was written (same size: the SHA-256 in meta.json tells)', async () => {
-    const s = createTrainState({ ...DEFAULT_CONFIG, size: 32 });
+    const s = createTrainState({ ...DEFAULT_CONFIG, ...TINY });
     const dir = await saveCheckpoint(await tempDir('p2p-ckpt-'), s, {
       epoch: 1,
       step: 1,

@@ -1,26 +1,33 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, readlink, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { verifyCheckpoint } from '../../src/run/checkpoints.js';
+import { validateConfig } from '../../src/train/config.js';
+import { createTrainState, disposeTrainState } from '../../src/train/step.js';
+import { TINY, tempDir, useWasm } from '../helpers.js';
 
 // Faults injected for real: a small tmpfs that fills up under a checkpoint or a metrics write, and a
 // SIGKILL that lands while a checkpoint is being written. Both run the CLI as a user would.
 
 let root: string;
 let data: string;
+/** Bytes of one whole checkpoint of the runs below: both networks and both optimizers' two moments. */
+let checkpointBytes: number;
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'p2p-io-'));
+  root = await tempDir('p2p-io-');
   data = join(root, 'data');
   await writeSyntheticDataset(data, { count: 10, size: 32, seed: 8 });
+  await useWasm();
+  const s = createTrainState(validateConfig({ data, out: root, ...TINY }));
+  checkpointBytes = 3 * 4 * (s.G.countParams() + s.D.countParams());
+  disposeTrainState(s);
 });
-after(() => rm(root, { recursive: true, force: true }));
 
-/** `pix2pix train` on the 32 px dataset, 2 steps an epoch: one 32 px checkpoint is ~219 MB. */
+/** `pix2pix train` of the tiny model on the 32 px dataset, 2 steps an epoch. */
 const trainArgs = (out: string, ...more: string[]) => [
   'bin/pix2pix.js',
   'train',
@@ -29,7 +36,11 @@ const trainArgs = (out: string, ...more: string[]) => [
   '--out',
   out,
   '--size',
-  '32',
+  String(TINY.size),
+  '--ngf',
+  String(TINY.ngf),
+  '--depth',
+  String(TINY.depth),
   '--batch-size',
   '2',
   '--max-steps',
@@ -66,8 +77,9 @@ describe('disk full', () => {
   before(async () => {
     mnt = join(root, 'mnt');
     await mkdir(mnt);
-    // Room for one checkpoint (~219 MB) but not for the second beside it.
-    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=320m', 'tmpfs', mnt]).status === 0;
+    // Room for one whole checkpoint (~20 MB, most of it D's) but not for a second beside it.
+    const size = `size=${Math.ceil((1.5 * checkpointBytes) / 2 ** 20)}m`;
+    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', size, 'tmpfs', mnt]).status === 0;
   });
   after(() => {
     if (mounted) spawnSync('umount', [mnt]);
@@ -88,7 +100,8 @@ describe('disk full', () => {
     assert.deepEqual(unfinished(out), [], 'the partial checkpoint was removed');
     assert.ok(!existsSync(join(out, 'checkpoints', 'epoch-0002')));
 
-    assert.equal(spawnSync('mount', ['-o', 'remount,size=700m', mnt]).status, 0);
+    const room = `remount,size=${Math.ceil((3 * checkpointBytes) / 2 ** 20)}m`;
+    assert.equal(spawnSync('mount', ['-o', room, mnt]).status, 0);
     const resumed = cli([...trainArgs(out, '--epochs', '2'), '--resume']);
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.equal(await linkOf(out), 'epoch-0002');

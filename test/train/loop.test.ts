@@ -11,7 +11,7 @@ import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { validateConfig } from '../../src/train/config.js';
 import { type TimeLimitEvent, train } from '../../src/train/loop.js';
 import { createTrainState } from '../../src/train/step.js';
-import { readMetrics, tempDir, useWasm } from '../helpers.js';
+import { readMetrics, TINY, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -24,7 +24,7 @@ describe('train loop', () => {
 
   it('writes config, per-step metrics, a checkpoint and a sample grid per epoch, and resumes', async () => {
     const out = join(await tempDir('p2p-run-'), 'run');
-    const config = validateConfig({ data, out, size: 32, batchSize: 4, epochs: 2, maxStepsPerEpoch: 2 });
+    const config = validateConfig({ data, out, ...TINY, batchSize: 4, epochs: 2, maxStepsPerEpoch: 2 });
     const steps: number[] = [];
     const epochs = await train(config, false, { onStep: (e) => steps.push(e.globalStep) });
     assert.deepEqual(steps, [1, 2, 3, 4]);
@@ -77,7 +77,7 @@ describe('train loop', () => {
     const config = validateConfig({
       data: own,
       out: join(root, 'run'),
-      size: 32,
+      ...TINY,
       batchSize: 4,
       epochs: 1,
       maxStepsPerEpoch: 1,
@@ -136,8 +136,7 @@ describe('train loop', () => {
     const config = validateConfig({
       data,
       out,
-      size: 32,
-      ngf: 8,
+      ...TINY,
       batchSize: 2,
       epochs: 2,
       maxStepsPerEpoch: 3,
@@ -192,8 +191,7 @@ describe('train loop', () => {
     const config = validateConfig({
       data,
       out,
-      size: 32,
-      ngf: 8,
+      ...TINY,
       batchSize: 4,
       epochs: 1,
       maxStepsPerEpoch: 1,

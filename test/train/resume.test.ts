@@ -7,7 +7,7 @@ import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { loadModel } from '../../src/models/io.js';
 import { resumedConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { readMetrics, tempDir, useWasm } from '../helpers.js';
+import { readMetrics, TINY, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -22,8 +22,8 @@ describe('resume and faults', () => {
     await writeSyntheticDataset(data, { count: 10, size: 32, seed: 3 });
   });
   const base = (out: string) =>
-    // ngf 16: a small, fast generator; what is checked here does not depend on its width.
-    validateConfig({ data, out, size: 32, ngf: 16, batchSize: 4, epochs: 1, maxStepsPerEpoch: 2 });
+    // The tiny model: what is checked here does not depend on the generator's width.
+    validateConfig({ data, out, ...TINY, batchSize: 4, epochs: 1, maxStepsPerEpoch: 2 });
 
   it('a non-finite loss stops the run before the update, and latest stays on finite weights', async () => {
     const out = join(root, 'nan');
@@ -94,7 +94,7 @@ describe('resume and faults', () => {
           crop: 32,
           degradeOnTheFly: true,
         }),
-      /--resume cannot change what defines the model or the data: --ngf 32 \(the run has 16\), --depth 3 \(the run has 0\), --no-dropout \(the run has --dropout\), --residual \(the run has --no-residual\), --crop 32 \(the run has 0\), --degrade-on-the-fly \(the run has --no-degrade-on-the-fly\)/,
+      /--resume cannot change what defines the model or the data: --ngf 32 \(the run has 8\), --depth 3 \(the run has 4\), --no-dropout \(the run has --dropout\), --residual \(the run has --no-residual\), --crop 32 \(the run has 0\), --degrade-on-the-fly \(the run has --no-degrade-on-the-fly\)/,
     );
     for (const given of [{ residual: true }, { crop: 32 }, { degradeOnTheFly: true }]) {
       assert.throws(() => resumedConfig(saved, given), /--resume cannot change/);

@@ -11,11 +11,13 @@ import {
   type ModelConfig,
   trainStep,
 } from '../../src/train/step.js';
-import { changedCount, relError, snapshot, useWasm } from '../helpers.js';
+import { changedCount, relError, snapshot, TINY, useWasm } from '../helpers.js';
 
 before(useWasm);
 
-const config: ModelConfig = { ...DEFAULT_CONFIG, size: 32 };
+// The tiny model: what these tests check (which weights a step moves, micro-batch gradients, leaks)
+// does not depend on the generator's width.
+const config: ModelConfig = { ...DEFAULT_CONFIG, ...TINY };
 
 /** Smooth random inputs and a fixed colour mapping as targets: learnable in a few dozen steps. */
 function pairs(n: number, seed: number): { a: tf.Tensor4D; b: tf.Tensor4D } {
@@ -128,7 +130,7 @@ describe('training step', () => {
   });
 
   it('overfits four 32 px pairs: L1 falls at least 3x in 60 steps (ngf 32, seed 1)', async () => {
-    const s = createTrainState({ ...config, ngf: 32 });
+    const s = createTrainState({ ...DEFAULT_CONFIG, size: 32, ngf: 32 });
     const { a, b } = pairs(4, 5);
     const first = await trainStep(s, a, b);
     let last = first;
@@ -139,7 +141,7 @@ describe('training step', () => {
   });
 
   it("an L1 warm-up step (adversarial off) moves G by lambda * L1 alone: D's weights play no part and are not trained", async () => {
-    const small: ModelConfig = { ...config, ngf: 16, dropout: false };
+    const small: ModelConfig = { ...config, dropout: false };
     const { a, b } = pairs(2, 6);
     const run = async (perturbD: boolean) => {
       const s = createTrainState(small);
