@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { type Anchors, qualityMarkdown, runQuality, scoredRows } from '../../bench/quality.js';
 import { formatEvalCsv } from '../../src/run/records.js';
+import { tempDir } from '../helpers.js';
 
 const anchors: Anchors = {
   n: 10,
@@ -34,9 +35,8 @@ const row = (epoch: number, psnr: number, ssim: number, minutes: number) => ({
 describe('bench --quality', () => {
   let root: string;
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'p2p-quality-'));
+    root = await tempDir('p2p-quality-');
   });
-  after(() => rm(root, { recursive: true, force: true }));
 
   it('the verdict needs both PSNR and SSIM above NL-means, and says by how much otherwise', () => {
     const beats = qualityMarkdown(opts, [row(1, 28, 0.8, 5), row(2, 30.5, 0.86, 10)], anchors, 'p.svg');
@@ -87,9 +87,19 @@ describe('bench --quality', () => {
       join(data, 'dataset.json'),
       JSON.stringify({ options: { task: 'edges', degrade: 'edges' } }),
     );
+    const logged: string[] = [];
+    const out = join(root, 'q');
+    const report = join(root, 'Q.md');
     await assert.rejects(
-      runQuality({ ...opts, data, out: join(root, 'q'), report: join(root, 'Q.md'), log: () => {} }),
-      /bench --quality needs a gaussian denoising dataset .*; .* is edges edges/,
+      runQuality({ ...opts, data, out, report, log: (m) => logged.push(m) }),
+      (e: Error) => {
+        assert.match(e.message, /bench --quality needs a gaussian denoising dataset .*; .* is edges edges/);
+        assert.ok(!e.message.includes('\n'), 'one line');
+        return true;
+      },
     );
+    // Nothing ran: no anchor or training was started (each logs first), no run folder, no report.
+    assert.deepEqual(logged, []);
+    assert.ok(!existsSync(out) && !existsSync(report));
   });
 });

@@ -1,28 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
-
-/** Runs the real CLI entry as a user would. */
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/pix2pix.js', ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertOneLineError(r: ReturnType<typeof cli>, pattern: RegExp) {
-  assert.notEqual(r.code, 0);
-  const lines = r.stderr.trim().split('\n');
-  const error = lines.filter((l) => l.startsWith('error'));
-  assert.equal(error.length, 1, r.stderr);
-  assert.match(error[0], pattern);
-  assert.ok(!/^\s+at /m.test(r.stderr), `no stack trace: ${r.stderr}`);
-}
+import { before, describe, it } from 'node:test';
+import { assertOneLineError, pix2pix as cli, tempDir } from '../helpers.js';
 
 describe('pix2pix CLI', () => {
-  it('info --json reports the reference parameter counts at 256', () => {
-    const r = cli('info', '--size', '256', '--json');
+  let root: string;
+  /** A folder the refused commands are pointed at: none of them may make it. */
+  let never: string;
+  before(async () => {
+    root = await tempDir('p2p-cli-');
+    never = join(root, 'never');
+  });
+
+  it('info --json reports the reference parameter counts at 256', async () => {
+    const r = await cli(['info', '--size', '256', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.equal(out.generator.params, 54_404_099);
@@ -30,8 +23,8 @@ describe('pix2pix CLI', () => {
     assert.ok(out.generator.layers.some((l: { type: string }) => l.type === 'InstanceNorm'));
   });
 
-  it('info shows the denoise generator (--residual --residual-blur 3); --residual-blur without --residual is one error line', () => {
-    const r = cli(
+  it('info shows the denoise generator (--residual --residual-blur 3); --residual-blur without --residual is one error line', async () => {
+    const r = await cli([
       'info',
       '--size',
       '128',
@@ -44,67 +37,79 @@ describe('pix2pix CLI', () => {
       '--residual-blur',
       '3',
       '--json',
-    );
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.equal(out.residual, true);
     assert.equal(out.residualBlur, 3);
     assert.ok(out.generator.layers.some((l: { type: string }) => l.type === 'ResidualOutput'));
     assertOneLineError(
-      cli('info', '--size', '128', '--residual-blur', '3'),
+      await cli(['info', '--size', '128', '--residual-blur', '3']),
       /--residual-blur 3 needs --residual/,
     );
   });
 
-  it('rejects a missing data directory', () => {
+  it('rejects a missing data directory in one line, writing nothing', async () => {
     assertOneLineError(
-      cli('train', '--data', '/no/such/dataset', '--out', '/tmp/p2p-x', '--backend', 'cpu'),
+      await cli(['train', '--data', '/no/such/dataset', '--out', never, '--backend', 'cpu']),
       /does not exist/,
     );
+    assert.ok(!existsSync(never));
   });
 
-  it('rejects an image size the unet cannot take', () => {
-    assertOneLineError(cli('train', '--data', '.', '--out', '/tmp/p2p-x', '--size', '100'), /power of two/);
-    assertOneLineError(cli('info', '--size', '16'), /power of two/);
+  it('rejects an image size the unet cannot take in one line, writing nothing', async () => {
+    assertOneLineError(await cli(['train', '--data', '.', '--out', never, '--size', '100']), /power of two/);
+    assertOneLineError(await cli(['info', '--size', '16']), /power of two/);
+    assert.ok(!existsSync(never));
   });
 
-  it('rejects an unknown backend', () => {
+  it('rejects an unknown backend in one line naming the choices, writing nothing', async () => {
     assertOneLineError(
-      cli('train', '--data', '.', '--out', '/tmp/p2p-x', '--backend', 'cuda'),
+      await cli(['train', '--data', '.', '--out', never, '--backend', 'cuda']),
       /backend.*cuda.*auto, native, webgpu, wasm, cpu/,
     );
+    assert.ok(!existsSync(never));
   });
 
-  it('rejects a non-numeric batch size', () => {
+  it('rejects a non-numeric batch size in one line, writing nothing', async () => {
     assertOneLineError(
-      cli('train', '--data', '.', '--out', '/tmp/p2p-x', '--batch-size', 'four'),
+      await cli(['train', '--data', '.', '--out', never, '--batch-size', 'four']),
       /not an integer/,
     );
+    assert.ok(!existsSync(never));
   });
 
-  it('eval: a run folder that does not exist, or is not a run, is one clear line', () => {
-    assertOneLineError(cli('eval', '--run', '/no/such/run'), /run folder \/no\/such\/run does not exist/);
-    assertOneLineError(cli('eval', '--run', 'test'), /test is not a training run \(no config.json\)/);
+  it('eval: a run folder that does not exist, or is not a run, is one clear line', async () => {
     assertOneLineError(
-      cli('eval', '--run', 'test', '--epochs', '1,two'),
+      await cli(['eval', '--run', '/no/such/run']),
+      /run folder \/no\/such\/run does not exist/,
+    );
+    assertOneLineError(await cli(['eval', '--run', 'test']), /test is not a training run \(no config.json\)/);
+    assertOneLineError(
+      await cli(['eval', '--run', 'test', '--epochs', '1,two']),
       /--epochs must be 'all' or epoch numbers/,
     );
   });
 
-  it('compare: an unknown or malformed --vary is one clear line, before anything is trained', () => {
-    const base = ['compare', '--data', '/no/such/data', '--out', '/tmp/p2p-cmp-x'];
-    assertOneLineError(cli(...base, '--vary', 'batchsize=32,64'), /unknown training option 'batchsize'/);
-    assertOneLineError(cli(...base, '--vary', 'batch-size=32,big'), /'big' is not a valid value/);
-    assertOneLineError(cli(...base), /at least one --vary/);
-    assertOneLineError(cli(...base, '--vary', 'batch-size=2,4'), /does not exist/);
+  it('compare: an unknown or malformed --vary is one clear line, and no run folder is made', async () => {
+    const out = join(root, 'cmp');
+    const base = ['compare', '--data', '/no/such/data', '--out', out];
+    assertOneLineError(
+      await cli([...base, '--vary', 'batchsize=32,64']),
+      /unknown training option 'batchsize'/,
+    );
+    assertOneLineError(await cli([...base, '--vary', 'batch-size=32,big']), /'big' is not a valid value/);
+    assertOneLineError(await cli(base), /at least one --vary/);
+    assertOneLineError(await cli([...base, '--vary', 'batch-size=2,4']), /does not exist/);
+    assert.ok(!existsSync(out));
   });
 
-  it('demo never deletes a folder it did not make', () => {
-    const out = mkdtempSync(join(tmpdir(), 'p2p-demo-'));
-    mkdirSync(join(out, 'run', 'checkpoints'), { recursive: true });
-    writeFileSync(join(out, 'run', 'config.json'), '{"config":{}}');
-    writeFileSync(join(out, 'notes.txt'), 'mine');
-    assertOneLineError(cli('demo', '--out', out), /is not empty and was not made by pix2pix demo/);
+  it('demo never deletes a folder it did not make', async () => {
+    const out = join(root, 'demo');
+    await mkdir(join(out, 'run', 'checkpoints'), { recursive: true });
+    await writeFile(join(out, 'run', 'config.json'), '{"config":{}}');
+    await writeFile(join(out, 'notes.txt'), 'mine');
+    assertOneLineError(await cli(['demo', '--out', out]), /is not empty and was not made by pix2pix demo/);
     assert.ok(existsSync(join(out, 'run', 'config.json')) && existsSync(join(out, 'notes.txt')));
   });
 });

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { prepareCommand } from '../../src/cli/commands/prepare.js';
 import { UserError } from '../../src/util/log.js';
 import { writeImage } from '../data/helpers.js';
+import { tempDir } from '../helpers.js';
 
-const root = await mkdtemp(join(tmpdir(), 'p2p-cli-prepare-'));
-after(() => rm(root, { recursive: true, force: true }));
+const root = await tempDir('p2p-cli-prepare-');
 
 /** Runs the command in-process and returns what it printed, result lines and log lines apart. */
 async function run(args: string[]): Promise<{ stdout: string; stderr: string }> {

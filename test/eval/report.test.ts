@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { downsampleLosses } from '../../src/eval/plots.js';
 import {
@@ -16,6 +15,7 @@ import {
   writeReport,
 } from '../../src/eval/report.js';
 import { bestByPsnr, type MetricsRow } from '../../src/run/records.js';
+import { tempDir } from '../helpers.js';
 
 /** SVG and XML namespace URIs: identifiers, not references to anything on the network. */
 const NAMESPACES = new Set([
@@ -123,7 +123,7 @@ describe('writeReport with two runs', () => {
   let ms: number;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pix2pix-report-'));
+    dir = await tempDir('pix2pix-report-');
     await mkdir(join(dir, 'grids'));
     await writeTinyGrid(join(dir, 'grids', 'epoch-3.png'));
     const r = makeReport(
@@ -141,10 +141,6 @@ describe('writeReport with two runs', () => {
     ms = performance.now() - t0;
     html = await readFile(out.html, 'utf8');
     md = await readFile(out.md, 'utf8');
-  });
-
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
   });
 
   test('writes report.html, report.md and an SVG and a PNG per plot', (t) => {
@@ -221,10 +217,7 @@ describe('writeReport with two runs', () => {
 describe('writeReport edge cases', () => {
   let dir: string;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pix2pix-report-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
+    dir = await tempDir('pix2pix-report-');
   });
 
   test('a run without evals (interrupted) renders as "not evaluated"', async () => {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -10,7 +9,7 @@ import { compareRuns, parseGridEpochs, parseVary, planRuns } from '../../src/exp
 import { parseEvalCsv } from '../../src/run/records.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { useWasm } from '../helpers.js';
+import { TINY, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -56,12 +55,12 @@ describe('compare --vary', () => {
       });
     };
     before(async () => {
-      const root = await mkdtemp(join(tmpdir(), 'p2p-compare-'));
+      const root = await tempDir('p2p-compare-');
       data = join(root, 'data');
       // 64 train pairs, so batch 64 is one whole batch (the reference document's batch sizes).
       await writeSyntheticDataset(data, { count: 80, size: 32, seed: 2 });
       out = join(root, 'cmp');
-      base = validateConfig({ data, out, size: 32, epochs: 2, maxStepsPerEpoch: 1, backend: 'wasm' });
+      base = validateConfig({ data, out, ...TINY, epochs: 2, maxStepsPerEpoch: 1, backend: 'wasm' });
     });
 
     it('trains one run per value, scores every epoch, and writes the report with grids', async () => {

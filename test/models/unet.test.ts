@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,7 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { loadModel, saveModel } from '../../src/models/io.js';
 import { gaussianBlur, gaussianTaps } from '../../src/models/residual.js';
 import { resolveUnetDepth, unetDepth, unetGenerator } from '../../src/models/unet.js';
-import { useWasm } from '../helpers.js';
+import { tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -179,7 +178,7 @@ describe('unetGenerator options: --ngf, --depth, --no-dropout, --residual', () =
   });
 
   it('a saved and reloaded residual generator gives identical outputs', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'p2p-residual-'));
+    const dir = await tempDir('p2p-residual-');
     const g = unetGenerator({ size: 32, ngf: 8, residual: true, seed: 4 });
     await saveModel(g, dir);
     const json = await readFile(join(dir, 'model.json'), 'utf8');
@@ -192,7 +191,6 @@ describe('unetGenerator options: --ngf, --depth, --no-dropout, --residual', () =
     tf.dispose([x, y1, y2]);
     g.dispose();
     g2.dispose();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('--residual-blur: output = clip(blur(input) + r, -1, 1), the blur a mirrored-border Gaussian (checked against a plain loop)', () => {

@@ -3,8 +3,7 @@
 // the Node translation of the same image by the same checkpoint. Screenshots go to test-artifacts/web.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +16,7 @@ import { translateImage } from '../../src/infer/tiling.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
 import { type ServeHandle, serve } from '../../src/web/server.js';
-import { rng, useWasm } from '../helpers.js';
+import { rng, tempDir, useWasm } from '../helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/web', import.meta.url));
@@ -45,7 +44,7 @@ describe('serve: pages in Chromium', { skip }, () => {
 
   before(async () => {
     await useWasm();
-    root = await mkdtemp(join(tmpdir(), 'p2p-web-'));
+    root = await tempDir('p2p-web-');
     runs = join(root, 'runs');
     const data = join(root, 'data');
     await writeSyntheticDataset(data, { count: 8, size: 32, seed: 3 });
@@ -68,7 +67,6 @@ describe('serve: pages in Chromium', { skip }, () => {
   after(async () => {
     await browser?.close();
     await srv?.close();
-    if (root) await rm(root, { recursive: true, force: true });
   });
 
   it('the dashboard plots more points as training writes them, without reloading', async () => {
