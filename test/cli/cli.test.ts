@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { assertOneLineError, pix2pix as cli, tempDir } from '../helpers.js';
@@ -102,6 +102,23 @@ describe('pix2pix CLI', () => {
     assertOneLineError(await cli(base), /at least one --vary/);
     assertOneLineError(await cli([...base, '--vary', 'batch-size=2,4']), /does not exist/);
     assert.ok(!existsSync(out));
+  });
+
+  it('demo keeps what it shows: the samples of every epoch and its last checkpoint only (--keep 1, ngf 32)', async () => {
+    const out = join(root, 'demo-run');
+    const small = ['--pairs', '10', '--size', '32', '--epochs', '3', '--max-steps', '1', '--backend', 'wasm'];
+    const r = await cli(['demo', '--out', out, ...small]);
+    assert.equal(r.code, 0, r.stderr);
+    const run = join(out, 'run');
+    assert.deepEqual((await readdir(join(run, 'checkpoints'))).sort(), ['epoch-0003', 'latest']);
+    assert.deepEqual((await readdir(join(run, 'samples'))).sort(), [
+      'epoch-0001.png',
+      'epoch-0002.png',
+      'epoch-0003.png',
+    ]);
+    const { config } = JSON.parse(await readFile(join(run, 'config.json'), 'utf8'));
+    assert.equal(config.keep, 1);
+    assert.equal(config.ngf, 32);
   });
 
   it('demo never deletes a folder it did not make', async () => {
