@@ -3,8 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 /** One rendered plot: `svg` is the markup (to inline), the paths are where its two files were written. */
 export interface Plot {
@@ -156,8 +155,12 @@ export function lossSpec(
   };
 }
 
-/** Renders a vega-lite spec to SVG markup, headless. */
+/**
+ * Renders a vega-lite spec to SVG markup, headless. vega is loaded here, on the first plot: it takes
+ * ~0.9 s to import, which every CLI command (all import this module through compare) would pay.
+ */
 export async function specToSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
