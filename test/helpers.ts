@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import type * as tf from '@tensorflow/tfjs-core';
-import { setupBackend } from '../src/backend/index.js';
 import type { TrainState } from '../src/train/step.js';
 
 const made: string[] = [];
@@ -38,8 +37,12 @@ export async function tempDir(prefix = 'p2p-data-'): Promise<string> {
  */
 export const TINY = { size: 32, ngf: 8, depth: 4 } as const;
 
-/** The portable backend that every machine has; the native one has its own tests. */
+/**
+ * The portable backend that every machine has; the native one has its own tests. (Imported here, not
+ * at the top: the files that only want tempDir or rng do not load tfjs and its backends, ~0.5 s each.)
+ */
 export async function useWasm(): Promise<void> {
+  const { setupBackend } = await import('../src/backend/index.js');
   await setupBackend('wasm');
 }
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
+import { tempDir } from './helpers.js';
 
 // The package as a user gets it: `npm pack` (which builds dist/), then `npm install <tarball>` in an
 // empty folder, from npm's cache where it can (the setup's `npm ci` filled it).
@@ -20,7 +20,7 @@ function sh(cmd: string, args: string[], cwd: string) {
 
 describe('npm package', () => {
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'p2p-pack-'));
+    root = await tempDir('p2p-pack-');
     sh('npm', ['pack', '--pack-destination', root, '--loglevel=error'], repo);
     const tarball = (await readdir(root)).find((n) => n.endsWith('.tgz'));
     assert.ok(tarball, 'npm pack wrote a tarball');
@@ -36,7 +36,6 @@ describe('npm package', () => {
       app,
     );
   });
-  after(() => rm(root, { recursive: true, force: true }));
 
   it('ships compiled JavaScript, no TypeScript sources', async () => {
     const pkg = join(app, 'node_modules', 'pix2pix-ts');

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { assertOneLineError, pix2pix as cli, tempDir } from '../helpers.js';
 
-describe('pix2pix CLI', () => {
+// Every test only waits on CLI processes (~1.5 s of CPU each to start): two at a time.
+describe('pix2pix CLI', { concurrency: 2 }, () => {
   let root: string;
   /** A folder the refused commands are pointed at: none of them may make it. */
   let never: string;
