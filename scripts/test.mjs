@@ -46,7 +46,22 @@ if (filter.length === 0) {
     if (status !== 0) process.exit(status);
   }
 }
-const files = filter.length ? filter : testFiles('test');
+// The files that take minutes start first, so that with two at a time the short ones fill in beside
+// them instead of one long file running alone at the end.
+const SLOW_FIRST = [
+  'test/web/train-page.test.ts',
+  'test/backend/webgpu.test.ts',
+  'test/backend/webgpu-run.test.ts',
+];
+const files = filter.length
+  ? filter
+  : testFiles('test').sort((a, b) => slowRank(a) - slowRank(b) || (a < b ? -1 : 1));
+function slowRank(f) {
+  const i = SLOW_FIRST.indexOf(f);
+  return i < 0 ? SLOW_FIRST.length : i;
+}
+// How many test files run at once (P2P_TEST_CONCURRENCY overrides it).
+const concurrency = Number(process.env.P2P_TEST_CONCURRENCY) || 2;
 
 const systemTmp = tmpdir();
 const testTmp = mkdtempSync(join(systemTmp, 'p2p-test-run-'));
@@ -59,10 +74,15 @@ symlinkSync(join(systemTmp, tsxCache), join(testTmp, tsxCache));
 
 // Ctrl-C reaches the test runner too (same process group); this process waits for it, then cleans up.
 process.on('SIGINT', () => {});
-const status = run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
-  ...process.env,
-  TMPDIR: testTmp,
-});
+const started = performance.now();
+const status = run(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  { ...process.env, TMPDIR: testTmp },
+);
+console.log(
+  `test time: ${((performance.now() - started) / 1000).toFixed(0)} s for ${files.length} files, ${concurrency} at a time`,
+);
 
 rmSync(join(testTmp, tsxCache));
 const left = readdirSync(testTmp).sort();
