@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cp, readFile, readlink } from 'node:fs/promises';
+import { cp, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,9 +10,10 @@ import { tempDir } from '../helpers.js';
 /**
  * A run folder as main wrote it before src/run existed (commit 4125b95: `train --size 32 --ngf 8
  * --depth 3 --epochs 1 --epochs-decay 2 --batch-size 4 --eval-every 1 --backend wasm` on a 10-pair
- * synthetic dataset, committed beside it). To keep it small its weight and optimizer files are zeros,
- * with their SHA-256s in meta.json updated to match; every other byte is as that main wrote it, and
- * the older checkpoints are pruned as `--keep` would.
+ * synthetic dataset, committed beside it). Its weight and optimizer files (.bin) are not committed:
+ * they are zeros of the sizes meta.json lists (whose SHA-256s were updated to match), written here
+ * before the resume. Every other byte is as that main wrote it; the older checkpoints are pruned as
+ * `--keep` would.
  */
 const FIXTURE = fileURLToPath(new URL('../fixtures/compat-4125b95', import.meta.url));
 
@@ -21,6 +22,14 @@ describe('a run folder written by an earlier main', () => {
     const out = join(await tempDir('p2p-compat-'), 'run');
     await cp(join(FIXTURE, 'run'), out, { recursive: true, verbatimSymlinks: true });
     assert.equal(await readlink(join(out, 'checkpoints', 'latest')), 'epoch-0003');
+    const ckpt = join(out, 'checkpoints', 'epoch-0003');
+    const listed = JSON.parse(await readFile(join(ckpt, 'meta.json'), 'utf8')).files as Record<
+      string,
+      { bytes: number }
+    >;
+    for (const [rel, { bytes }] of Object.entries(listed)) {
+      if (rel.endsWith('.bin')) await writeFile(join(ckpt, rel), new Uint8Array(bytes));
+    }
     const r = spawnSync(
       process.execPath,
       [
