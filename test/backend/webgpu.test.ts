@@ -19,7 +19,8 @@ import { assertSameStep } from './step-compare.js';
 import { useSoftwareGpu, webgpuSkip } from './webgpu-helpers.js';
 
 const SIZE = 32;
-const STEPS = 20;
+// Enough steps for the losses to move and for a leak to show; each takes seconds on SwiftShader.
+const STEPS = 8;
 
 /**
  * Smooth random inputs and a fixed colour mapping as targets, as plain arrays for either backend
@@ -40,8 +41,8 @@ interface Run {
   losses: StepLosses[];
   /** The first step's gradients, per update, in variable order (names differ between two models). */
   grads: Float32Array[][];
-  /** tfjs's count and bytes, and the backend's own (GPU buffers on webgpu), after steps 2 and 20. */
-  memory: { after2: tf.MemoryInfo; after20: tf.MemoryInfo };
+  /** tfjs's count and bytes, and the backend's own (GPU buffers on webgpu), after step 2 and the last. */
+  memory: { after2: tf.MemoryInfo; afterLast: tf.MemoryInfo };
   leaked: number;
 }
 
@@ -74,7 +75,7 @@ async function runOn(
     }
     run.losses.push(await applyStep(pending));
     if (i === 2) run.memory.after2 = tf.memory();
-    if (i === STEPS) run.memory.after20 = tf.memory();
+    if (i === steps) run.memory.afterLast = tf.memory();
   }
   tf.dispose([at, bt]);
   disposeTrainState(s);
@@ -125,11 +126,11 @@ describe('webgpu backend (software adapter)', { skip: webgpuSkip }, () => {
       }
     }
     assert.ok(gpu.losses.at(-1)!.gL1 < gpu.losses[0]!.gL1, 'L1 falls');
-    const { after2, after20 } = gpu.memory;
-    assert.equal(after20.numTensors, after2.numTensors);
-    assert.equal(after20.numBytes, after2.numBytes);
+    const { after2, afterLast } = gpu.memory;
+    assert.equal(afterLast.numTensors, after2.numTensors);
+    assert.equal(afterLast.numBytes, after2.numBytes);
     const gpuBytes = (m: tf.MemoryInfo) => (m as unknown as { numBytesInGPU: number }).numBytesInGPU;
-    assert.equal(gpuBytes(after20), gpuBytes(after2), 'GPU buffers in use');
+    assert.equal(gpuBytes(afterLast), gpuBytes(after2), 'GPU buffers in use');
     assert.equal(gpu.leaked, 0);
   });
 
