@@ -1,4 +1,5 @@
 import * as tfl from '@tensorflow/tfjs-layers';
+import { UserError } from '../util/log.js';
 import { convInit, type NormKind, normLayer, SeedSequence } from './layers.js';
 
 export const DISCRIMINATORS = ['patch16', 'patch70'] as const;
@@ -10,12 +11,15 @@ export interface PatchOptions {
   /** Channels of the judged image and of the condition (each). */
   channels?: number;
   norm?: NormKind;
+  /** Channels of the first stage (default 64, the reference's): stages have ndf, 2ndf, 4ndf, 8ndf. */
+  ndf?: number;
   seed?: number;
 }
 
 type Sym = tfl.SymbolicTensor;
 
 interface Stage {
+  /** In units of ndf. */
   filters: number;
   kernel: number;
   stride: number;
@@ -29,19 +33,19 @@ interface Stage {
 const STAGES: Record<DiscriminatorKind, { stages: Stage[]; headKernel: number }> = {
   patch16: {
     stages: [
-      { filters: 64, kernel: 3, stride: 2, norm: false },
-      { filters: 128, kernel: 3, stride: 2, norm: true },
-      { filters: 256, kernel: 3, stride: 2, norm: true },
-      { filters: 512, kernel: 3, stride: 2, norm: true },
+      { filters: 1, kernel: 3, stride: 2, norm: false },
+      { filters: 2, kernel: 3, stride: 2, norm: true },
+      { filters: 4, kernel: 3, stride: 2, norm: true },
+      { filters: 8, kernel: 3, stride: 2, norm: true },
     ],
     headKernel: 3,
   },
   patch70: {
     stages: [
-      { filters: 64, kernel: 4, stride: 2, norm: false },
-      { filters: 128, kernel: 4, stride: 2, norm: true },
-      { filters: 256, kernel: 4, stride: 2, norm: true },
-      { filters: 512, kernel: 4, stride: 1, norm: true },
+      { filters: 1, kernel: 4, stride: 2, norm: false },
+      { filters: 2, kernel: 4, stride: 2, norm: true },
+      { filters: 4, kernel: 4, stride: 2, norm: true },
+      { filters: 8, kernel: 4, stride: 1, norm: true },
     ],
     headKernel: 4,
   },
@@ -84,7 +88,8 @@ function torchConv(
  * sigmoid + BCELoss in one numerically stable step.
  */
 export function patchDiscriminator(opts: PatchOptions): tfl.LayersModel {
-  const { size, kind = 'patch16', channels = 3, norm = 'instance', seed = 2 } = opts;
+  const { size, kind = 'patch16', channels = 3, norm = 'instance', ndf = 64, seed = 2 } = opts;
+  if (!Number.isInteger(ndf) || ndf < 1) throw new UserError(`--ndf must be an integer >= 1 (got ${ndf})`);
   const seeds = new SeedSequence(seed);
   const image = tfl.input({ shape: [size, size, channels], name: 'image' });
   const condition = tfl.input({ shape: [size, size, channels], name: 'condition' });
@@ -92,7 +97,7 @@ export function patchDiscriminator(opts: PatchOptions): tfl.LayersModel {
   const { stages, headKernel } = STAGES[kind];
   stages.forEach((s, i) => {
     const name = `stage${i + 1}`;
-    x = torchConv(x, name, s.filters, s.kernel, s.stride, seeds);
+    x = torchConv(x, name, s.filters * ndf, s.kernel, s.stride, seeds);
     const n = s.norm ? normLayer(norm, `${name}_norm`, seeds) : null;
     if (n) x = n.apply(x) as Sym;
     x = tfl.layers.leakyReLU({ name: `${name}_act`, alpha: 0.2 }).apply(x) as Sym;

@@ -104,6 +104,15 @@ const OPTIONS = {
     default: 0,
     help: 'generator down levels, each halving the image (0: log2 of the training side, a 1x1 bottleneck; fewer: a larger one)',
   },
+  /** Channels of the discriminator's first stage: ndf, 2ndf, 4ndf, 8ndf (pix2pix's --ndf). */
+  ndf: {
+    fixed: true,
+    flag: 'ndf',
+    kind: 'int',
+    min: 1,
+    default: 64,
+    help: "width of the discriminator's first stage: stages of n, 2n, 4n and 8n channels (64: 64 .. 512)",
+  },
   /** Dropout 0.5 on the generator's 8ngf-channel levels (the reference's); the flag is --no-dropout. */
   dropout: {
     fixed: true,

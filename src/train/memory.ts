@@ -43,6 +43,7 @@ export function chooseMicroBatch(opts: {
   batchSize: number;
   norm: NormKind;
   ngf?: number;
+  ndf?: number;
   /**
    * The machine's memory (os.totalmem(), os.freemem()); the CPU backends need it. Passed in, so the
    * browser's worker can bundle this module (no node:os).
@@ -82,7 +83,7 @@ export function chooseMicroBatch(opts: {
 /**
  * On WebGPU, which reports no memory size: the largest micro-batch whose biggest single tensor fits
  * the adapter's binding limit (a kernel cannot bind more). That tensor is a feature map at half the
- * side with max(2 ngf, 64) channels (G's outermost concat, D's first layer), doubled for the
+ * side with max(2 ngf, ndf) channels (G's outermost concat, D's first layer), doubled for the
  * kernels' temporaries. A device that runs out of memory beyond that is reported after the step's
  * read, before any update (src/backend/webgpu.ts), with the advice to lower --micro-batch.
  */
@@ -91,14 +92,18 @@ function chooseGpuMicroBatch(opts: {
   batchSize: number;
   norm: NormKind;
   ngf?: number;
+  ndf?: number;
   gpu: { maxStorageBufferBindingSize: number };
 }): MicroBatchChoice {
   const limit = opts.gpu.maxStorageBufferBindingSize;
-  const largest = 2 * (opts.size / 2) ** 2 * Math.max(2 * (opts.ngf ?? 64), 64) * 4;
+  const { ngf = 64, ndf = 64 } = opts;
+  // The wider of G's outermost concat and D's first stage, by the option that sets it.
+  const [channels, widest] = 2 * ngf >= ndf ? [2 * ngf, 'ngf'] : [ndf, 'ndf'];
+  const largest = 2 * (opts.size / 2) ** 2 * channels * 4;
   const mib = (x: number) => `${Math.round(x / 2 ** 20)} MiB`;
   if (largest > limit) {
     throw new UserError(
-      `the model is too big for this WebGPU adapter: one ${opts.size} px pair at ngf ${opts.ngf ?? 64} makes a ~${mib(largest)} tensor and the adapter binds at most ${mib(limit)}; lower the size or ngf`,
+      `the model is too big for this WebGPU adapter: one ${opts.size} px pair at ${widest} ${widest === 'ngf' ? ngf : ndf} makes a ~${mib(largest)} tensor and the adapter binds at most ${mib(limit)}; lower the size or ${widest}`,
     );
   }
   const fits = Math.floor(limit / largest);

@@ -12,7 +12,17 @@ import { ganLoss, l1Loss } from './losses.js';
 /** What the networks are built from. */
 export type NetworkConfig = Pick<
   TrainConfig,
-  'size' | 'crop' | 'netD' | 'norm' | 'ngf' | 'depth' | 'dropout' | 'residual' | 'residualBlur' | 'seed'
+  | 'size'
+  | 'crop'
+  | 'netD'
+  | 'ndf'
+  | 'norm'
+  | 'ngf'
+  | 'depth'
+  | 'dropout'
+  | 'residual'
+  | 'residualBlur'
+  | 'seed'
 >;
 
 export type ModelConfig = NetworkConfig &
@@ -35,7 +45,13 @@ export function buildNetworks(c: NetworkConfig): { G: tfl.LayersModel; D: tfl.La
     residual: c.residual,
     residualBlur: c.residualBlur,
   });
-  const D = patchDiscriminator({ size: trainingSide(c), kind: c.netD, norm: c.norm, seed: c.seed + 1 });
+  const D = patchDiscriminator({
+    size: trainingSide(c),
+    kind: c.netD,
+    norm: c.norm,
+    ndf: c.ndf,
+    seed: c.seed + 1,
+  });
   return { G, D };
 }
 

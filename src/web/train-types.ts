@@ -5,6 +5,8 @@ export interface TrainSettings {
   dataset: string;
   size: number;
   ngf: number;
+  /** The discriminator's first-stage width, as the CLI's --ndf. */
+  ndf: number;
   /** UNet levels; 0: log2 of the size, as the CLI's --depth. */
   depth: number;
   batch: number;
@@ -76,7 +78,7 @@ export interface TrainStatus {
   /** What loading is doing now (decoding and cutting dropped images). */
   progress?: string;
   /** The model trained (from the settings, or the fine-tuned run's). */
-  model?: { size: number; ngf: number; depth: number; norm: string };
+  model?: { size: number; ngf: number; ndf: number; depth: number; norm: string };
   /** The learning rate of the step last trained, and whether D trained in it (not in L1-only epochs). */
   lr?: number;
   adversarial?: boolean;
@@ -134,6 +136,8 @@ export const DROPPED_PREFIX = 'dropped:';
 /** What makes a saved state this setup's: the settings that define the run (not its length or backend). */
 export function savedKey(s: TrainSettings): string {
   const dropped = s.dataset.startsWith(DROPPED_PREFIX) ? [s.kind, s.degrade] : [];
+  // ndf came later: at its default the key is what it was, so states saved before still resume.
+  const ndf = s.ndf === 64 ? [] : [`ndf ${s.ndf}`];
   return JSON.stringify([
     s.dataset,
     s.size,
@@ -145,5 +149,6 @@ export function savedKey(s: TrainSettings): string {
     s.preset,
     s.finetune,
     ...dropped,
+    ...ndf,
   ]);
 }

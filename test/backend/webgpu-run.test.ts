@@ -24,25 +24,35 @@ describe('training runs on webgpu (software adapter)', { skip: webgpuSkip }, () 
     data = join(root, 'data');
     await writeSyntheticDataset(data, { count: 6, size: 32, seed: 8 });
   });
-  // Dropout on (seeded masks are part of what must match), batches of one pair, few steps (a step
-  // takes seconds on the software adapter).
-  const config = (out: string, epochs: number, maxStepsPerEpoch: number): TrainConfig =>
-    validateConfig({ data, out, size: 32, ngf: 8, batchSize: 1, epochs, maxStepsPerEpoch, seed: 5 });
+  // Dropout on (seeded masks are part of what must match), 2 epochs of 2 steps of one pair, the tiny
+  // G and D (a step of the 64-wide D takes seconds on the software adapter).
+  const config = (out: string, epochs = 2): TrainConfig =>
+    validateConfig({
+      data,
+      out,
+      size: 32,
+      ngf: 8,
+      ndf: 8,
+      batchSize: 1,
+      epochs,
+      maxStepsPerEpoch: 2,
+      seed: 5,
+    });
 
-  it('exact resume on webgpu: stopped mid-epoch after step 2 of 3 and resumed, bit-identical weights, moments and metrics', async () => {
+  it('exact resume on webgpu: stopped after step 3 and resumed, bit-identical weights, moments and metrics', async () => {
     await setupBackend('webgpu');
     const straight = join(root, 'straight');
-    await train(config(straight, 1, 3), false);
+    await train(config(straight), false);
     const stopped = join(root, 'stopped');
     let steps = 0;
     await assert.rejects(
-      train(config(stopped, 1, 3), false, {
+      train(config(stopped), false, {
         onStep: () => steps++,
-        shouldStop: () => (steps === 2 ? 'SIGINT' : undefined),
+        shouldStop: () => (steps === 3 ? 'SIGINT' : undefined),
       }),
-      (e: Error) => e instanceof TrainingStopped && /after step 2/.test(e.message),
+      (e: Error) => e instanceof TrainingStopped && /after step 3/.test(e.message),
     );
-    await train(config(stopped, 1, 3), true);
+    await train(config(stopped), true);
     assert.deepEqual(await metricsWithoutTiming(stopped), await metricsWithoutTiming(straight));
     const [a, b] = [await latestCheckpointBytes(straight), await latestCheckpointBytes(stopped)];
     a.forEach((buf, i) => {
@@ -53,23 +63,23 @@ describe('training runs on webgpu (software adapter)', { skip: webgpuSkip }, () 
   it('a run started on webgpu resumes on native (or wasm), and one started there resumes on webgpu', async () => {
     const moved = join(root, 'to-cpu');
     await setupBackend('webgpu');
-    await train(config(moved, 1, 1), false);
+    await train(config(moved, 1), false);
     const cpuName = (await setupBackend('auto')).name;
-    await train(config(moved, 2, 1), true);
+    await train(config(moved, 2), true);
     assert.deepEqual(
       (await readMetrics(moved)).map((r) => r.step),
-      [1, 2],
+      [1, 2, 3, 4],
     );
     assert.equal(await savedBackends(moved), cpuName);
 
     const back = join(root, 'to-gpu');
-    await train(config(back, 1, 1), false);
+    await train(config(back, 1), false);
     await setupBackend('webgpu');
-    await train(config(back, 2, 1), true);
+    await train(config(back, 2), true);
     const rows = await readMetrics(back);
     assert.deepEqual(
       rows.map((r) => r.step),
-      [1, 2],
+      [1, 2, 3, 4],
     );
     for (const r of rows) assert.ok(Number.isFinite(r.g_l1) && Number.isFinite(r.d_loss), JSON.stringify(r));
     assert.equal(await savedBackends(back), 'webgpu');
@@ -111,8 +121,9 @@ describe('pix2pix --backend webgpu (software adapter)', { skip: webgpuSkip }, ()
     const run = join(root, 'run');
     const r = cli(
       softwareGpuEnv,
-      ...['train', '--data', data, '--out', run, '--size', '32', '--ngf', '8', '--batch-size', '2'],
-      ...['--epochs', '1', '--max-steps', '1', '--backend', 'webgpu'],
+      ...['train', '--data', data, '--out', run, '--size', '32', '--ngf', '8', '--ndf', '8'],
+      ...['--batch-size', '2'],
+      ...['--epochs', '1', '--max-steps', '2', '--backend', 'webgpu'],
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(

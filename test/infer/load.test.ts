@@ -58,6 +58,7 @@ describe('loadGenerator on the train page downloads (run folder zip, tfjs model)
       out: node,
       size: SIZE,
       ngf: 8,
+      ndf: 8,
       batchSize: 2,
       epochs: 1,
       maxStepsPerEpoch: 1,

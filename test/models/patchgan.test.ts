@@ -22,6 +22,20 @@ describe('patchDiscriminator', () => {
     d.dispose();
   });
 
+  it('ndf sets the stage widths (ndf, 2ndf, 4ndf, 8ndf; the reference is 64), the map unchanged', () => {
+    const d = patchDiscriminator({ size: 256, kind: 'patch16', ndf: 8 });
+    assert.deepEqual(d.outputs[0].shape, [null, 16, 16, 1]);
+    const widths = ['stage1', 'stage2', 'stage3', 'stage4'].map(
+      (s) => (d.getLayer(`${s}_conv`).outputShape as number[])[3],
+    );
+    assert.deepEqual(widths, [8, 16, 32, 64]);
+    const count =
+      [6 * 8, 8 * 16, 16 * 32, 32 * 64, 64].reduce((n, io) => n + io * 9, 0) + 8 + 16 + 32 + 64 + 1;
+    assert.equal(d.countParams(), count);
+    d.dispose();
+    assert.throws(() => patchDiscriminator({ size: 32, ndf: 0 }), /--ndf must be an integer >= 1 \(got 0\)/);
+  });
+
   it("patch70 maps 256 px to the paper's 30x30 map", () => {
     const d = patchDiscriminator({ size: 256, kind: 'patch70' });
     assert.deepEqual(d.outputs[0].shape, [null, 30, 30, 1]);

@@ -15,7 +15,7 @@ import { validateConfig } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState } from '../../src/train/step.js';
 import { type HttpError, openInside } from '../../src/web/paths.js';
 import { discoverRuns, readRunDetail } from '../../src/web/runs.js';
-import { TINY, tempDir, useWasm } from '../helpers.js';
+import { TINY, TINY_FLAGS, tempDir, useWasm } from '../helpers.js';
 
 /** A log that keeps its lines. */
 function memoryLog() {
@@ -166,12 +166,7 @@ describe('two `pix2pix train` on one --out', () => {
       data,
       '--out',
       out,
-      '--size',
-      String(TINY.size),
-      '--ngf',
-      String(TINY.ngf),
-      '--depth',
-      String(TINY.depth),
+      ...TINY_FLAGS,
       '--batch-size',
       '2',
       '--epochs',

@@ -29,7 +29,7 @@ async function filesOf(dir: string, prefix = ''): Promise<Map<string, Buffer>> {
 
 describe('checkpoint files without the file system', () => {
   it('saveCheckpoint writes exactly the files checkpointFiles gives (epoch and mid-epoch), digests included', async () => {
-    const s = createTrainState(validateConfig({ data: 'x', out: 'y', size: 32, ngf: 8 }));
+    const s = createTrainState(validateConfig({ data: 'x', out: 'y', size: 32, ngf: 8, ndf: 8 }));
     const a = tf.randomUniform([1, 32, 32, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
     const b = tf.randomUniform([1, 32, 32, 3], -1, 1, 'float32', 2) as tf.Tensor4D;
     // A step first, so the optimizer moments compared are not all zeros.

@@ -11,6 +11,7 @@ import {
   metricsWithoutTiming as metrics,
   latestCheckpointBytes as state,
   TINY,
+  TINY_FLAGS,
   tempDir,
   useWasm,
 } from '../helpers.js';
@@ -31,24 +32,7 @@ describe('exact resume', () => {
   });
   /** `train` flags of the CLI runs: the same run as `config` below. */
   const cliArgs = (out: string, ...more: string[]) => [
-    ...[
-      '--data',
-      data,
-      '--out',
-      out,
-      '--size',
-      String(TINY.size),
-      '--ngf',
-      String(TINY.ngf),
-      '--depth',
-      String(TINY.depth),
-      '--batch-size',
-      '2',
-      '--seed',
-      '5',
-      '--backend',
-      'wasm',
-    ],
+    ...['--data', data, '--out', out, ...TINY_FLAGS, '--batch-size', '2', '--seed', '5', '--backend', 'wasm'],
     ...more,
   ];
   // The tiny model: its 8ngf-channel level has dropout, so the seeded masks are part of what must match.

@@ -8,7 +8,7 @@ import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { verifyCheckpoint } from '../../src/run/checkpoints.js';
 import { validateConfig } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState } from '../../src/train/step.js';
-import { TINY, tempDir, useWasm } from '../helpers.js';
+import { TINY, TINY_FLAGS, tempDir, useWasm } from '../helpers.js';
 
 // Faults injected for real: a small tmpfs that fills up under a checkpoint or a metrics write, and a
 // SIGKILL that lands while a checkpoint is being written. Both run the CLI as a user would.
@@ -35,12 +35,7 @@ const trainArgs = (out: string, ...more: string[]) => [
   data,
   '--out',
   out,
-  '--size',
-  String(TINY.size),
-  '--ngf',
-  String(TINY.ngf),
-  '--depth',
-  String(TINY.depth),
+  ...TINY_FLAGS,
   '--batch-size',
   '2',
   '--max-steps',

@@ -106,6 +106,7 @@ describe('train loop', () => {
       size: 64,
       crop: 32,
       ngf: 8,
+      ndf: 8,
       residual: true,
       dropout: false,
       batchSize: 4,

@@ -89,12 +89,13 @@ describe('resume and faults', () => {
         resumedConfig(saved, {
           ngf: 32,
           depth: 3,
+          ndf: 16,
           dropout: false,
           residual: true,
           crop: 32,
           degradeOnTheFly: true,
         }),
-      /--resume cannot change what defines the model or the data: --ngf 32 \(the run has 8\), --depth 3 \(the run has 4\), --no-dropout \(the run has --dropout\), --residual \(the run has --no-residual\), --crop 32 \(the run has 0\), --degrade-on-the-fly \(the run has --no-degrade-on-the-fly\)/,
+      /--resume cannot change what defines the model or the data: --ngf 32 \(the run has 8\), --depth 3 \(the run has 4\), --ndf 16 \(the run has 8\), --no-dropout \(the run has --dropout\), --residual \(the run has --no-residual\), --crop 32 \(the run has 0\), --degrade-on-the-fly \(the run has --no-degrade-on-the-fly\)/,
     );
     for (const given of [{ residual: true }, { crop: 32 }, { degradeOnTheFly: true }]) {
       assert.throws(() => resumedConfig(saved, given), /--resume cannot change/);
@@ -103,9 +104,19 @@ describe('resume and faults', () => {
     assert.equal(config.maxMinutes, 1.5);
     assert.deepEqual(changed, { 'max-minutes': { from: 0, to: 1.5 } });
     // A config.json from before these options: they had their defaults, so typing those is no change.
-    const { ngf: _n, depth: _d, dropout: _o, residual: _r, crop: _c, degradeOnTheFly: _f, ...old } = saved;
-    const resumed = resumedConfig(old as typeof saved, { ngf: 64, residual: false, epochs: 2 });
+    const {
+      ngf: _n,
+      ndf: _w,
+      depth: _d,
+      dropout: _o,
+      residual: _r,
+      crop: _c,
+      degradeOnTheFly: _f,
+      ...old
+    } = saved;
+    const resumed = resumedConfig(old as typeof saved, { ngf: 64, ndf: 64, residual: false, epochs: 2 });
     assert.equal(resumed.config.ngf, 64);
+    assert.equal(resumed.config.ndf, 64);
     assert.deepEqual(resumed.changed, { epochs: { from: 1, to: 2 } });
   });
 

@@ -59,7 +59,17 @@ describe('run folder zip (the train page download)', () => {
   });
   // ngf 8: small and fast; its innermost levels still have dropout, so the seeded masks must match too.
   const config = (out: string): TrainConfig =>
-    validateConfig({ data, out, size: 32, ngf: 8, batchSize: 4, epochs: 2, maxStepsPerEpoch: 2, seed: 4 });
+    validateConfig({
+      data,
+      out,
+      size: 32,
+      ngf: 8,
+      ndf: 8,
+      batchSize: 4,
+      epochs: 2,
+      maxStepsPerEpoch: 2,
+      seed: 4,
+    });
 
   it('zipped mid-epoch from a state in memory, unzipped by unzip (latest a link) and by Python (latest a file): train --resume continues it to the weights and metrics of an uninterrupted run', async () => {
     const straight = join(root, 'straight');

@@ -53,6 +53,7 @@ describe('serve: pages in Chromium', { skip }, () => {
       out: join(runs, 'tiny'),
       size: 32,
       ngf: 8,
+      ndf: 8,
       batchSize: 2,
       epochs: 1,
       maxStepsPerEpoch: 2,

@@ -23,6 +23,7 @@ interface LayerRow {
 /** The training options that change the networks, with the flags, defaults and help `train` has. */
 const MODEL_OPTIONS = [
   'netD',
+  'ndf',
   'norm',
   'ngf',
   'depth',
@@ -80,6 +81,7 @@ export function infoCommand(): Command {
       const nets = { generator: describe(G), discriminator: describe(D) };
       const options = {
         ngf: c.ngf,
+        ndf: c.ndf,
         depth: generatorDepth(c),
         dropout: c.dropout,
         residual: c.residual,
@@ -91,7 +93,7 @@ export function infoCommand(): Command {
       } else {
         const crop = c.crop ? ` (D built at the --crop ${c.crop} it trains on)` : '';
         process.stdout.write(
-          `generator: ngf ${c.ngf}, depth ${options.depth}, dropout ${c.dropout ? 'on' : 'off'}, ${c.residual ? `residual${c.residualBlur ? ` (on a sigma ${c.residualBlur} px blur of the input)` : ''}` : 'tanh'} output${crop}\n${table(nets.generator)}\n\n${table(nets.discriminator)}\n`,
+          `generator: ngf ${c.ngf}, depth ${options.depth}, dropout ${c.dropout ? 'on' : 'off'}, ${c.residual ? `residual${c.residualBlur ? ` (on a sigma ${c.residualBlur} px blur of the input)` : ''}` : 'tanh'} output${crop}\n${table(nets.generator)}\n\ndiscriminator: ${c.netD}, ndf ${c.ndf}\n${table(nets.discriminator)}\n`,
         );
       }
     });

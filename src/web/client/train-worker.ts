@@ -126,7 +126,7 @@ async function finetuneSetup(settings: TrainSettings): Promise<ModelSetup> {
 }
 
 /**
- * From scratch: the reference model at the page's size, ngf and depth, or a preset's model, losses,
+ * From scratch: the reference model at the page's size, ngf, ndf and depth, or a preset's model, losses,
  * rate and schedule (on whole pairs: no crop, no degradation on the fly) at the page's size.
  */
 function scratchSetup(settings: TrainSettings): ModelSetup {
@@ -139,7 +139,9 @@ function scratchSetup(settings: TrainSettings): ModelSetup {
     ...(settings.lr > 0 ? { lr: settings.lr } : {}),
   };
   if (!settings.preset) {
-    return { config: validateConfig({ ...common, ngf: settings.ngf, depth: settings.depth }) };
+    return {
+      config: validateConfig({ ...common, ngf: settings.ngf, ndf: settings.ndf, depth: settings.depth }),
+    };
   }
   const preset = PRESETS[settings.preset as PresetName];
   if (!preset) throw new Error(`no preset '${settings.preset}': use ${Object.keys(PRESETS).join(', ')}`);
@@ -248,7 +250,7 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
   const backend = await chooseBackend(settings.backend);
   update({ backend: backend.name, adapter: backend.adapter, note: backend.note });
   const setup = settings.finetune ? await finetuneSetup(settings) : scratchSetup(settings);
-  const { size, batchSize, norm, ngf } = setup.config;
+  const { size, batchSize, norm, ngf, ndf } = setup.config;
   // A model too big for the adapter is refused before any image is decoded.
   const micro = chooseMicroBatch({
     backend: backend.name,
@@ -256,6 +258,7 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
     batchSize,
     norm,
     ngf,
+    ndf,
     gpu: backend.name === 'webgpu' ? activeAdapter() : undefined,
   });
   const pairs = await loadPairs(settings, size, batchSize, files);
@@ -274,7 +277,7 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
       trainSources: pairs.trainSources,
       testSources: pairs.testSources,
     },
-    model: { size, ngf, depth: generatorDepth(config), norm },
+    model: { size, ngf, ndf, depth: generatorDepth(config), norm },
     finetunedFrom: setup.from,
     params,
     memoryBytes: stepMemoryBytes({ params, size, pairs: micro.microBatch }),

@@ -23,6 +23,7 @@ const DEFAULTS: TrainSettings = {
   dataset: '',
   size: 64,
   ngf: 16,
+  ndf: 64,
   depth: 0,
   batch: 4,
   steps: 200,
@@ -42,7 +43,7 @@ const KINDS = ['auto', 'aligned', 'folders', 'photos'] as const;
 /** The settings the URL gives, over the defaults; a bad number is a message naming the parameter. */
 function settingsFromUrl(): TrainSettings {
   const s = { ...DEFAULTS };
-  for (const key of ['size', 'ngf', 'depth', 'batch', 'steps', 'seed', 'saveEvery'] as const) {
+  for (const key of ['size', 'ngf', 'ndf', 'depth', 'batch', 'steps', 'seed', 'saveEvery'] as const) {
     const v = params.get(key);
     if (v === null) continue;
     const n = Number(v);
@@ -130,7 +131,7 @@ async function main(): Promise<void> {
     ...PRESET_NAMES.map((p) => h('option', { value: p }, `preset ${p}`)),
   );
   preset.value = settings.preset;
-  const numberField = (key: 'size' | 'ngf' | 'batch' | 'steps') =>
+  const numberField = (key: 'size' | 'ngf' | 'ndf' | 'batch' | 'steps') =>
     h(
       'label',
       {},
@@ -238,6 +239,7 @@ async function main(): Promise<void> {
       preset,
       numberField('size'),
       numberField('ngf'),
+      numberField('ndf'),
       numberField('batch'),
       numberField('steps'),
     ),
@@ -279,7 +281,7 @@ async function main(): Promise<void> {
     const m = st.model;
     about.textContent = [
       st.finetunedFrom ? `fine-tuning ${st.finetunedFrom}` : '',
-      m ? `${m.size} px, ngf ${m.ngf}, depth ${m.depth}, ${m.norm} norm` : '',
+      m ? `${m.size} px, ngf ${m.ngf}, ndf ${m.ndf}, depth ${m.depth}, ${m.norm} norm` : '',
       st.params ? `${(st.params / 1e6).toFixed(2)} M parameters` : '',
       st.memoryBytes ? `~${Math.ceil(st.memoryBytes / 2 ** 20)} MiB a step (estimate)` : '',
       st.pairs
@@ -308,7 +310,7 @@ async function main(): Promise<void> {
 
   const begin = () => {
     start.setAttribute('disabled', '');
-    for (const key of ['size', 'ngf', 'batch', 'steps'] as const) {
+    for (const key of ['size', 'ngf', 'ndf', 'batch', 'steps'] as const) {
       settings[key] = Number((document.getElementById(key) as HTMLInputElement).value);
     }
     settings.dataset = select.value;
