@@ -18,7 +18,7 @@ import { CHECKPOINTS_DIR, GENERATOR_MODEL, RUN_CONFIG, SAMPLES_DIR } from '../ru
 import { bestByPsnr, type EvalRow, parseMetricsLine } from '../run/records.js';
 import { runState } from '../run/state.js';
 import { isInside, safeSegments } from './paths.js';
-import type { CheckpointInfo, EvalRowJson, RunDetail, RunSummary, SampleInfo } from './types.js';
+import type { CheckpointInfo, EvalRowJson, EventName, RunDetail, RunSummary, SampleInfo } from './types.js';
 
 const statOrUndefined = (p: string): Promise<Stats | undefined> => stat(p).catch(() => undefined);
 const isFile = async (p: string) => (await statOrUndefined(p))?.isFile() ?? false;
@@ -219,7 +219,8 @@ export async function readRunDetail(rootReal: string, summary: RunSummary): Prom
 
 /** One receiver of a run's events (an SSE response). */
 export interface EventSink {
-  send(event: string, data: string): void;
+  /** `data` is the JSON of RunEvents[event] (built once per change, sent to every sink as it is). */
+  send(event: EventName, data: string): void;
 }
 
 interface FileKey {
@@ -300,7 +301,7 @@ export class RunWatcher {
     this.sinks.add(sink);
   }
 
-  private broadcast(event: string, data: string): void {
+  private broadcast(event: EventName, data: string): void {
     for (const s of this.sinks) s.send(event, data);
   }
 
