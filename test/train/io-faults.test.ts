@@ -72,8 +72,8 @@ describe('disk full', () => {
   before(async () => {
     mnt = join(root, 'mnt');
     await mkdir(mnt);
-    // Room for one whole checkpoint (~20 MB, most of it D's) but not for a second beside it.
-    const size = `size=${Math.ceil((1.5 * checkpointBytes) / 2 ** 20)}m`;
+    // Room for one whole checkpoint (~1.5 MB) but not for a second beside it.
+    const size = `size=${Math.ceil((1.5 * checkpointBytes) / 2 ** 10)}k`;
     mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', size, 'tmpfs', mnt]).status === 0;
   });
   after(() => {
@@ -95,7 +95,7 @@ describe('disk full', () => {
     assert.deepEqual(unfinished(out), [], 'the partial checkpoint was removed');
     assert.ok(!existsSync(join(out, 'checkpoints', 'epoch-0002')));
 
-    const room = `remount,size=${Math.ceil((3 * checkpointBytes) / 2 ** 20)}m`;
+    const room = `remount,size=${Math.ceil((3 * checkpointBytes) / 2 ** 10)}k`;
     assert.equal(spawnSync('mount', ['-o', room, mnt]).status, 0);
     const resumed = cli([...trainArgs(out, '--epochs', '2'), '--resume']);
     assert.equal(resumed.status, 0, resumed.stderr);

@@ -227,10 +227,12 @@ describe('serve: pages in Chromium', { skip }, () => {
     assert.deepEqual(ids, ['cmp', 'cmp/lr=0.0002', 'cmp/lr=0.0004', 'tiny']);
     await page.screenshot({ path: join(ARTIFACTS, 'index.png'), fullPage: true });
     await page.click('a[href="/run?id=cmp"]');
-    await page.waitForSelector('iframe.report');
+    const iframe = await page.waitForSelector('iframe.report');
     await page.waitForFunction(() => document.querySelectorAll('polyline[data-series]').length === 4);
-    const frame = page.frames().find((f) => f.url().endsWith('/files/cmp/report.html'));
-    assert.ok(frame, 'report.html is embedded');
+    // The frame exists before its navigation to the report commits: wait for that, not a snapshot.
+    const frame = await iframe.contentFrame();
+    assert.ok(frame, 'an embedded frame');
+    await frame.waitForURL(/\/files\/cmp\/report\.html$/);
     await frame.waitForSelector('h1');
     assert.equal(await frame.title(), 'report', 'scripts in run files do not run (sandboxed)');
     await page.screenshot({ path: join(ARTIFACTS, 'compare.png'), fullPage: true });
