@@ -97,13 +97,14 @@ function chooseGpuMicroBatch(opts: {
 }): MicroBatchChoice {
   const limit = opts.gpu.maxStorageBufferBindingSize;
   const { ngf = 64, ndf = 64 } = opts;
-  // The wider of G's outermost concat and D's first stage, by the option that sets it.
-  const [channels, widest] = 2 * ngf >= ndf ? [2 * ngf, 'ngf'] : [ndf, 'ndf'];
-  const largest = 2 * (opts.size / 2) ** 2 * channels * 4;
+  // The wider of G's outermost concat and D's first stage, and the option that sets it.
+  const byNgf = 2 * ngf >= ndf;
+  const largest = 2 * (opts.size / 2) ** 2 * (byNgf ? 2 * ngf : ndf) * 4;
+  const option = byNgf ? 'ngf' : 'ndf';
   const mib = (x: number) => `${Math.round(x / 2 ** 20)} MiB`;
   if (largest > limit) {
     throw new UserError(
-      `the model is too big for this WebGPU adapter: one ${opts.size} px pair at ${widest} ${widest === 'ngf' ? ngf : ndf} makes a ~${mib(largest)} tensor and the adapter binds at most ${mib(limit)}; lower the size or ${widest}`,
+      `the model is too big for this WebGPU adapter: one ${opts.size} px pair at ${option} ${byNgf ? ngf : ndf} makes a ~${mib(largest)} tensor and the adapter binds at most ${mib(limit)}; lower the size or ${option}`,
     );
   }
   const fits = Math.floor(limit / largest);

@@ -224,12 +224,12 @@ describe('the train page in Chromium', { skip }, () => {
     root = await tempDir('p2p-train-page-');
     await mkdir(join(root, 'runs'));
     await writeSyntheticDataset(join(root, 'data', 'shapes'), { count: 20, size: 32, seed: 4 });
-    // Three pairs (2 to train, 1 held out) for the WebGPU runs: a step of batch 2 takes seconds of
-    // both cores on SwiftShader, and one batch seen every step is fitted within a few.
+    // Three pairs (2 to train, 1 held out) for the WebGPU runs: SwiftShader is slow even for the tiny
+    // model (~1 s a step of batch 2), and one batch seen every step is fitted within a few.
     await writeSyntheticDataset(join(root, 'data', 'few'), { count: 3, size: 32, seed: 4 });
     srv = await serve({ runs: join(root, 'runs'), data: join(root, 'data'), port: 0 });
     await writeDrops(join(root, 'drop'), join(root, 'data', 'shapes'));
-    // A served run to fine-tune: one epoch at 32 px, ngf 8.
+    // A served run to fine-tune: one epoch at 32 px, ngf and ndf 8.
     cli(
       'train',
       '--data',
