@@ -26,6 +26,13 @@ export interface UnetOptions {
   residual?: boolean;
   /** With `residual`: sigma in px of the Gaussian blur of the input the correction is added to (0: none). */
   residualBlur?: number;
+  /**
+   * A level at the image's own side around the UNet (default false): a stride-1 3x3 conv block of ngf
+   * channels before the first down level, skipped to a last up level that returns to ngf channels at
+   * full size, then a stride-1 3x3 conv to the output. Without it the finest level is half the image's
+   * side, and every pixel's detail comes back through one transposed conv.
+   */
+  fullRes?: boolean;
 }
 
 type Sym = tfl.SymbolicTensor;
@@ -80,6 +87,9 @@ function convNormAct(
 const stride2 = (seeds: SeedSequence) =>
   ({ kernelSize: 4, strides: 2, padding: 'same', useBias: false, ...convInit(seeds) }) as const;
 
+const stride1 = (seeds: SeedSequence, useBias: boolean) =>
+  ({ kernelSize: 3, strides: 1, padding: 'same', useBias, ...convInit(seeds) }) as const;
+
 /** Down block: Conv -> [norm] -> LeakyReLU(0.2) -> [Dropout]. */
 function downBlock(
   x: Sym,
@@ -112,12 +122,12 @@ function upBlock(
 /**
  * The reference's GeneratorUNet: the outermost and innermost down levels have no norm, every
  * 512-channel level has dropout (down4..down8, up1..up4 at 256), and a final transposed conv
- * with bias maps to the output channels through tanh. `ngf`, `depth`, `dropout` and `residual`
- * vary it (their defaults give the reference, layer for layer and weight for weight).
+ * with bias maps to the output channels through tanh. `ngf`, `depth`, `dropout`, `residual` and
+ * `fullRes` vary it (their defaults give the reference, layer for layer and weight for weight).
  */
 export function unetGenerator(opts: UnetOptions): tfl.LayersModel {
   const { size, inChannels = 3, outChannels = 3, norm = 'instance', seed = 1 } = opts;
-  const { ngf = 64, dropout = true, residual = false, residualBlur = 0 } = opts;
+  const { ngf = 64, dropout = true, residual = false, residualBlur = 0, fullRes = false } = opts;
   if (!Number.isInteger(ngf) || ngf < 1) throw new UserError(`--ngf must be an integer >= 1 (got ${ngf})`);
   const depth = resolveUnetDepth(size, opts.depth ?? 0);
   const seeds = new SeedSequence(seed);
@@ -126,6 +136,19 @@ export function unetGenerator(opts: UnetOptions): tfl.LayersModel {
 
   const skips: Sym[] = [];
   let x: Sym = input;
+  // The full-resolution head: like down1 (no norm, LeakyReLU 0.2), at stride 1.
+  const head = fullRes
+    ? convNormAct(
+        input,
+        'full',
+        tfl.layers.conv2d({ name: 'full_conv', filters: ngf, ...stride1(seeds, false) }),
+        'none',
+        0.2,
+        false,
+        seeds,
+      )
+    : null;
+  if (head) x = head;
   for (let i = 1; i <= depth; i++) {
     const c = levelChannels(i, ngf);
     const outer = i === 1 || i === depth;
@@ -136,18 +159,23 @@ export function unetGenerator(opts: UnetOptions): tfl.LayersModel {
     const c = levelChannels(i, ngf);
     x = upBlock(x, skips[i - 1]!, `up${u}`, c, norm, dropout && c === widest, seeds);
   }
-  x = apply(
-    tfl.layers.conv2dTranspose({
-      name: `up${depth}_deconv`,
-      filters: outChannels,
-      kernelSize: 4,
-      strides: 2,
-      padding: 'same',
-      useBias: true,
-      ...convInit(seeds),
-    }),
-    x,
-  );
+  if (head) {
+    x = upBlock(x, head, `up${depth}`, ngf, norm, false, seeds);
+    x = apply(tfl.layers.conv2d({ name: 'full_out', filters: outChannels, ...stride1(seeds, true) }), x);
+  } else {
+    x = apply(
+      tfl.layers.conv2dTranspose({
+        name: `up${depth}_deconv`,
+        filters: outChannels,
+        kernelSize: 4,
+        strides: 2,
+        padding: 'same',
+        useBias: true,
+        ...convInit(seeds),
+      }),
+      x,
+    );
+  }
   // Residual: no tanh on r. The clip already keeps the output in [-1, 1]; a tanh would also cap the
   // correction at +-1 (half the range: a white input pixel could never become black) and flatten its
   // gradient where r is large. With the N(0, 0.02) init r starts small (std ~0.2 at ngf 64).

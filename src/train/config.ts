@@ -128,6 +128,14 @@ const OPTIONS = {
     default: false,
     help: 'the generator predicts a correction: output = clip(input + G(input), -1, 1)',
   },
+  /** A stride-1 level at the image's own side around the UNet (models/unet.ts's fullRes). */
+  fullRes: {
+    fixed: true,
+    flag: 'full-res',
+    kind: 'flag',
+    default: false,
+    help: "add a level at the image's own side to the generator (a stride-1 conv block before the first down level, skipped to the last up level), so per-pixel detail is not rebuilt from half the side",
+  },
   /** With `residual`: output = clip(blur(input) + G'(input), -1, 1). */
   residualBlur: {
     fixed: true,

@@ -44,6 +44,7 @@ export function chooseMicroBatch(opts: {
   norm: NormKind;
   ngf?: number;
   ndf?: number;
+  fullRes?: boolean;
   /**
    * The machine's memory (os.totalmem(), os.freemem()); the CPU backends need it. Passed in, so the
    * browser's worker can bundle this module (no node:os).
@@ -83,8 +84,8 @@ export function chooseMicroBatch(opts: {
 /**
  * On WebGPU, which reports no memory size: the largest micro-batch whose biggest single tensor fits
  * the adapter's binding limit (a kernel cannot bind more). That tensor is a feature map at half the
- * side with max(2 ngf, ndf) channels (G's outermost concat, D's first layer), doubled for the
- * kernels' temporaries. A device that runs out of memory beyond that is reported after the step's
+ * side with max(2 ngf, ndf) channels (G's outermost concat, D's first layer; with --full-res G's
+ * concat is at the full side), doubled for the kernels' temporaries. A device that runs out of memory beyond that is reported after the step's
  * read, before any update (src/backend/webgpu.ts), with the advice to lower --micro-batch.
  */
 function chooseGpuMicroBatch(opts: {
@@ -93,13 +94,16 @@ function chooseGpuMicroBatch(opts: {
   norm: NormKind;
   ngf?: number;
   ndf?: number;
+  fullRes?: boolean;
   gpu: { maxStorageBufferBindingSize: number };
 }): MicroBatchChoice {
   const limit = opts.gpu.maxStorageBufferBindingSize;
   const { ngf = 64, ndf = 64 } = opts;
-  // The wider of G's outermost concat and D's first stage, and the option that sets it.
-  const byNgf = 2 * ngf >= ndf;
-  const largest = 2 * (opts.size / 2) ** 2 * (byNgf ? 2 * ngf : ndf) * 4;
+  // The larger of G's outermost concat and D's first stage, and the option that sets it.
+  const g = (opts.fullRes ? opts.size : opts.size / 2) ** 2 * 2 * ngf;
+  const d = (opts.size / 2) ** 2 * ndf;
+  const byNgf = g >= d;
+  const largest = 2 * Math.max(g, d) * 4;
   const option = byNgf ? 'ngf' : 'ndf';
   const mib = (x: number) => `${Math.round(x / 2 ** 20)} MiB`;
   if (largest > limit) {

@@ -22,6 +22,7 @@ export type NetworkConfig = Pick<
   | 'dropout'
   | 'residual'
   | 'residualBlur'
+  | 'fullRes'
   | 'seed'
 >;
 
@@ -44,6 +45,7 @@ export function buildNetworks(c: NetworkConfig): { G: tfl.LayersModel; D: tfl.La
     dropout: c.dropout,
     residual: c.residual,
     residualBlur: c.residualBlur,
+    fullRes: c.fullRes,
   });
   const D = patchDiscriminator({
     size: trainingSide(c),

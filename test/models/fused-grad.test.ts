@@ -64,6 +64,22 @@ describe('fused blocks: hand-written gradients against tfjs autodiff (dropout of
     G.dispose();
   });
 
+  it('full-resolution residual generator (stride-1 3x3 head and output convs) at 32 px, ngf 8', () => {
+    const G = unetGenerator({
+      size: 32,
+      ngf: 8,
+      depth: 4,
+      residual: true,
+      residualBlur: 3,
+      fullRes: true,
+      seed: 7,
+    });
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 6);
+    compare(G, [x]);
+    tf.dispose(x);
+    G.dispose();
+  });
+
   it('a generator built at 64 px on 32 px crops (--crop): the same weights at another side', () => {
     const G = unetGenerator({ size: 64, ngf: 8, depth: 5, residual: true, seed: 6 });
     const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 5);

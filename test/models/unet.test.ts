@@ -110,7 +110,7 @@ function analyticParams(ngf: number, depth: number): number {
   return n + 16 * (depth === 1 ? 1 : 2) * c(1) * 3 + 3;
 }
 
-describe('unetGenerator options: --ngf, --depth, --no-dropout, --residual', () => {
+describe('unetGenerator options: --ngf, --depth, --no-dropout, --residual, --full-res', () => {
   it('ngf and depth set the widths and the levels: shapes and the analytic parameter count', () => {
     assert.equal(analyticParams(64, 8), 54_404_099);
     for (const [size, ngf, depth] of [
@@ -137,6 +137,37 @@ describe('unetGenerator options: --ngf, --depth, --no-dropout, --residual', () =
     const full = unetGenerator({ size: 32, ngf: 8, depth: 0 });
     assert.equal(full.countParams(), analyticParams(8, 5));
     full.dispose();
+  });
+
+  it('fullRes: a stride-1 3x3 level at the full side before down1 and after the last up level; the analytic parameter count', () => {
+    for (const [ngf, depth] of [
+      [8, 5],
+      [16, 3],
+      [8, 1],
+    ] as const) {
+      const g = unetGenerator({ size: 32, ngf, depth, fullRes: true });
+      const what = `ngf ${ngf} depth ${depth}`;
+      const c1 = ngf;
+      const skip = depth === 1 ? 1 : 2;
+      // The plain UNet, with down1 reading ngf channels instead of 3, the last transposed conv giving
+      // ngf channels (no bias) instead of 3, and the two 3x3 convs (head without bias, output with).
+      const want =
+        analyticParams(ngf, depth) +
+        16 * (ngf - 3) * c1 +
+        16 * skip * c1 * (ngf - 3) -
+        3 +
+        9 * 3 * ngf +
+        9 * 2 * ngf * 3 +
+        3;
+      assert.equal(g.countParams(), want, what);
+      assert.deepEqual(g.getLayer('full_act').outputShape, [null, 32, 32, ngf], what);
+      assert.deepEqual(g.getLayer(`up${depth}_cat`).outputShape, [null, 32, 32, 2 * ngf], what);
+      assert.deepEqual(g.getLayer('full_out').outputShape, [null, 32, 32, 3], what);
+      assert.equal((g.getLayer('full_out').getConfig() as { strides: number[] }).strides[0], 1);
+      // down1 reads the head, not the image.
+      assert.equal(g.getLayer('down1_conv').inboundNodes[0]!.inboundLayers[0]!.name, 'full_act');
+      g.dispose();
+    }
   });
 
   it('dropout sits on the 8ngf-channel levels, and --no-dropout leaves no Dropout layer', () => {

@@ -113,6 +113,18 @@ describe('chooseMicroBatch on webgpu', () => {
     });
     assert.equal(whole.microBatch, 4);
     assert.match(whole.reason, /the whole batch of 4/);
+    // --full-res: G's outermost concat is at the full side, 4x the pair's largest tensor (64 MiB).
+    const full = chooseMicroBatch({
+      backend: 'webgpu',
+      size: 256,
+      batchSize: 64,
+      norm: 'instance',
+      ngf: 64,
+      fullRes: true,
+      gpu,
+    });
+    assert.equal(full.microBatch, 2);
+    assert.match(full.reason, /largest tensor is ~64 MiB/);
     assert.throws(
       () => chooseMicroBatch({ backend: 'webgpu', size: 256, batchSize: 64, norm: 'batch', ngf: 64, gpu }),
       /larger than the 128 MiB this WebGPU adapter can bind, and --norm batch cannot split it/,

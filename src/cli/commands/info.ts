@@ -30,6 +30,7 @@ const MODEL_OPTIONS = [
   'dropout',
   'residual',
   'residualBlur',
+  'fullRes',
   'crop',
 ] as const;
 
@@ -86,6 +87,7 @@ export function infoCommand(): Command {
         dropout: c.dropout,
         residual: c.residual,
         residualBlur: c.residualBlur,
+        fullRes: c.fullRes,
         trainingSide: trainingSide(c),
       };
       if (o.json) {
@@ -93,7 +95,7 @@ export function infoCommand(): Command {
       } else {
         const crop = c.crop ? ` (D built at the --crop ${c.crop} it trains on)` : '';
         process.stdout.write(
-          `generator: ngf ${c.ngf}, depth ${options.depth}, dropout ${c.dropout ? 'on' : 'off'}, ${c.residual ? `residual${c.residualBlur ? ` (on a sigma ${c.residualBlur} px blur of the input)` : ''}` : 'tanh'} output${crop}\n${table(nets.generator)}\n\ndiscriminator: ${c.netD}, ndf ${c.ndf}\n${table(nets.discriminator)}\n`,
+          `generator: ngf ${c.ngf}, depth ${options.depth}, dropout ${c.dropout ? 'on' : 'off'}, ${c.residual ? `residual${c.residualBlur ? ` (on a sigma ${c.residualBlur} px blur of the input)` : ''}` : 'tanh'} output${c.fullRes ? ', a full-resolution level' : ''}${crop}\n${table(nets.generator)}\n\ndiscriminator: ${c.netD}, ndf ${c.ndf}\n${table(nets.discriminator)}\n`,
         );
       }
     });

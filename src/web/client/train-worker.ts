@@ -250,7 +250,7 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
   const backend = await chooseBackend(settings.backend);
   update({ backend: backend.name, adapter: backend.adapter, note: backend.note });
   const setup = settings.finetune ? await finetuneSetup(settings) : scratchSetup(settings);
-  const { size, batchSize, norm, ngf, ndf } = setup.config;
+  const { size, batchSize, norm, ngf, ndf, fullRes } = setup.config;
   // A model too big for the adapter is refused before any image is decoded.
   const micro = chooseMicroBatch({
     backend: backend.name,
@@ -259,6 +259,7 @@ async function run(settings: TrainSettings, files?: DroppedFile[]): Promise<void
     norm,
     ngf,
     ndf,
+    fullRes,
     gpu: backend.name === 'webgpu' ? activeAdapter() : undefined,
   });
   const pairs = await loadPairs(settings, size, batchSize, files);
