@@ -32,6 +32,11 @@ export interface QualityOptions {
   report: string;
   /** The command line, recorded in the report. */
   command: string;
+  /**
+   * Denoising datasets of photos unlike the training ones (scripts/fetch-photos.sh --set eval, then
+   * prepare --split 0): the anchors and the preset's best checkpoint are scored on each too.
+   */
+  indep: string[];
   log: (line: string) => void;
 }
 
@@ -47,6 +52,14 @@ export interface Anchors {
   noisy: Score;
   nlmeans: Score;
   tv: Score;
+}
+
+/** One independent dataset: its classical anchors and the preset's score there. */
+export interface IndepScore {
+  data: string;
+  anchors: Anchors;
+  /** The preset's checkpoint scored (the best on the split), or undefined when none was. */
+  preset?: Score & { epoch: number };
 }
 
 export interface QualityRow extends EvalRow {
@@ -86,12 +99,58 @@ export function classicalAnchors(data: string, sigma: number): Anchors {
   return JSON.parse(last) as Anchors;
 }
 
+const CLI = join(here, '..', 'bin', 'pix2pix.js');
+
 /** Trains in a child process (the CLI, as a user runs it), its output passed through. */
 function runTrain(args: string[]): Promise<number> {
-  const child = spawn(process.execPath, [join(here, '..', 'bin', 'pix2pix.js'), 'train', ...args], {
+  const child = spawn(process.execPath, [CLI, 'train', ...args], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   return new Promise((done) => child.on('exit', (code) => done(code ?? 1)));
+}
+
+/** `pix2pix eval --run RUN --data DATA --epochs EPOCH --json` (the CLI, as a user runs it): that epoch's scores. */
+function evalOn(run: string, data: string, epoch: number): Score {
+  const r = spawnSync(
+    process.execPath,
+    [CLI, 'eval', '--run', run, '--data', data, '--epochs', String(epoch), '--json'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const last = (r.stdout ?? '').trim().split('\n').at(-1) ?? '';
+  const row =
+    r.status === 0 && last.startsWith('{') ? (JSON.parse(last) as { rows: EvalRow[] }).rows[0] : undefined;
+  if (!row) throw new UserError(`pix2pix eval of ${run} epoch ${epoch} on ${data} failed (exit ${r.status})`);
+  return { psnr: row.psnr, ssim: row.ssim };
+}
+
+/** The independent datasets, each checked before anything trains (a one-line error saying how to make it). */
+async function indepSigmas(dirs: string[]): Promise<number[]> {
+  const sigmas: number[] = [];
+  for (const dir of dirs) {
+    if (!existsSync(join(dir, 'dataset.json'))) {
+      throw new UserError(
+        `${dir} does not exist: scripts/quality-data.sh makes the independent sets (the photos from scripts/fetch-photos.sh --set eval, then pix2pix prepare --split 0 at each sigma); --indep '' skips them`,
+      );
+    }
+    sigmas.push(await datasetSigma(dir));
+  }
+  return sigmas;
+}
+
+/** Anchors on each independent dataset, and the run's `epoch` scored there. */
+export function scoreIndependent(
+  o: Pick<QualityOptions, 'indep' | 'out' | 'log'>,
+  sigmas: number[],
+  epoch: number | undefined,
+): IndepScore[] {
+  return o.indep.map((data, i) => {
+    const anchors = classicalAnchors(data, sigmas[i]!);
+    const preset = epoch === undefined ? undefined : { epoch, ...evalOn(o.out, data, epoch) };
+    o.log(
+      `${data} (sigma ${anchors.sigma}, ${anchors.n} pairs): NL-means ${anchors.nlmeans.psnr.toFixed(2)} dB / ${anchors.nlmeans.ssim.toFixed(4)}${preset ? `, preset epoch ${epoch} ${preset.psnr.toFixed(2)} dB / ${preset.ssim.toFixed(4)}` : ''}`,
+    );
+    return { data, anchors, preset };
+  });
 }
 
 /** eval.csv rows with each checkpoint's minutes of training (from its meta.json). */
@@ -144,13 +203,41 @@ function cpuModel(): string {
   return cpus()[0]?.model.trim() ?? 'unknown CPU';
 }
 
+/** The table of the independent datasets: each method's PSNR / SSIM per dataset, and the preset's lead. */
+function indepTable(indep: IndepScore[]): string[] {
+  if (indep.length === 0) return [];
+  const cell = (sc: Score) => `${sc.psnr.toFixed(2)} / ${sc.ssim.toFixed(4)}`;
+  const epoch = indep.find((x) => x.preset)?.preset?.epoch;
+  return [
+    `On photos unlike the training ones (the sample photos of OpenCV and scikit-image, \`scripts/fetch-photos.sh --set eval\`), the preset's best epoch on the split${epoch === undefined ? '' : ` (${epoch})`} against the same filters, PSNR dB / SSIM:`,
+    '',
+    markdownTable(
+      ['dataset', 'sigma', 'pairs', 'noisy input', 'TV', 'NL-means', 'preset', 'preset - NL-means'],
+      indep.map(({ data, anchors: a, preset }) => [
+        `\`${data}\``,
+        String(a.sigma),
+        String(a.n),
+        cell(a.noisy),
+        cell(a.tv),
+        cell(a.nlmeans),
+        preset ? cell(preset) : '-',
+        preset
+          ? `${(preset.psnr - a.nlmeans.psnr).toFixed(2)} dB / ${(preset.ssim - a.nlmeans.ssim).toFixed(4)}`
+          : '-',
+      ]),
+    ),
+    '',
+  ];
+}
+
 export function qualityMarkdown(
   o: Pick<QualityOptions, 'data' | 'minutes' | 'trainArgs' | 'command' | 'out'>,
   rows: QualityRow[],
   anchors: Anchors,
   plotPath: string,
+  indep: IndepScore[] = [],
 ): string {
-  const best = rows.reduce<QualityRow | undefined>((b, r) => (!b || r.psnr > b.psnr ? r : b), undefined);
+  const best = bestRow(rows);
   const beats = best && best.psnr > anchors.nlmeans.psnr && best.ssim > anchors.nlmeans.ssim;
   const verdict = !best
     ? 'No checkpoint was evaluated.'
@@ -176,6 +263,7 @@ export function qualityMarkdown(
       ].map(([name, sc]) => [name, sc.psnr.toFixed(2), sc.ssim.toFixed(4)]),
     ),
     '',
+    ...indepTable(indep),
     markdownTable(
       ['epoch', 'step', 'minutes of training', 'PSNR dB', 'SSIM', 'MAE'],
       rows.map((r) => [
@@ -193,8 +281,11 @@ export function qualityMarkdown(
   ].join('\n');
 }
 
-export async function runQuality(o: QualityOptions): Promise<{ rows: QualityRow[]; anchors: Anchors }> {
+export async function runQuality(
+  o: QualityOptions,
+): Promise<{ rows: QualityRow[]; anchors: Anchors; indep: IndepScore[] }> {
   const sigma = await datasetSigma(o.data);
+  const indepSigma = await indepSigmas(o.indep);
   o.log(`classical anchors on ${o.data} (sigma ${sigma}): noisy input, NL-means, TV ...`);
   const anchors = classicalAnchors(o.data, sigma);
   o.log(
@@ -216,18 +307,29 @@ export async function runQuality(o: QualityOptions): Promise<{ rows: QualityRow[
   o.log(`training: pix2pix train ${args.join(' ')}`);
   const code = await runTrain(args);
   if (code !== 0) throw new UserError(`training exited with ${code}; the run in ${o.out} can be resumed`);
-  const rows = await writeQualityReport(o, anchors);
+  const best = bestRow(await scoredRows(o.out));
+  const indep = scoreIndependent(o, indepSigma, best?.epoch);
+  const rows = await writeQualityReport(o, anchors, indep);
   o.log(`wrote ${o.report}`);
-  return { rows, anchors };
+  return { rows, anchors, indep };
+}
+
+/** The row with the highest PSNR (the split's best epoch). */
+function bestRow(rows: QualityRow[]): QualityRow | undefined {
+  return rows.reduce<QualityRow | undefined>((b, r) => (!b || r.psnr > b.psnr ? r : b), undefined);
 }
 
 /** bench/QUALITY.md and its plot from the run's eval.csv and checkpoints and the anchors' scores. */
 export async function writeQualityReport(
   o: Pick<QualityOptions, 'data' | 'minutes' | 'trainArgs' | 'command' | 'out' | 'report'>,
   anchors: Anchors,
+  indep: IndepScore[] = [],
 ): Promise<QualityRow[]> {
   const rows = await scoredRows(o.out);
   const plot = await writePlot(dirname(o.report), 'quality-psnr', psnrSpec(rows, anchors));
-  await writeFile(o.report, qualityMarkdown(o, rows, anchors, relative(dirname(o.report), plot.svgPath)));
+  await writeFile(
+    o.report,
+    qualityMarkdown(o, rows, anchors, relative(dirname(o.report), plot.svgPath), indep),
+  );
   return rows;
 }

@@ -21,6 +21,7 @@ const opts = {
   trainArgs: ['--preset', 'denoise'],
   command: 'pix2pix bench --quality',
   out: 'r',
+  indep: [] as string[],
 };
 const row = (epoch: number, psnr: number, ssim: number, minutes: number) => ({
   epoch,
@@ -47,6 +48,26 @@ describe('bench --quality', () => {
       /falls short of NL-means: best 30\.50 dB \/ SSIM 0\.8400 at 5\.0 minutes, against 30\.00 dB \/ 0\.8500/,
     );
     assert.match(short, /\| 1 +\| 10 +\| 5\.0 +\| 30\.50 +\| 0\.8400 \| 5\.00 \|/);
+  });
+
+  it("the independent sets' table gives each set's anchors, the preset's score and its lead over NL-means", () => {
+    const at = (sigma: number, nl: number) => ({
+      ...anchors,
+      sigma,
+      n: 54,
+      nlmeans: { psnr: nl, ssim: 0.8 },
+    });
+    const md = qualityMarkdown(opts, [row(1, 30.5, 0.86, 10)], anchors, 'p.svg', [
+      { data: 'data/indep-25', anchors: at(25, 29.5), preset: { epoch: 1, psnr: 31.25, ssim: 0.86 } },
+      { data: 'data/indep-50', anchors: at(50, 26), preset: undefined },
+    ]);
+    assert.match(md, /unlike the training ones .*best epoch on the split \(1\)/);
+    assert.match(
+      md,
+      /\| `data\/indep-25` \| 25 +\| 54 +\| 20\.70 \/ 0\.1400 \| 29\.00 \/ 0\.8000 \| 29\.50 \/ 0\.8000 \| 31\.25 \/ 0\.8600 \| 1\.75 dB \/ 0\.0600 +\|/,
+    );
+    assert.match(md, /\| `data\/indep-50` \| 50 +\| 54 +\|.*\| 26\.00 \/ 0\.8000 \| - +\| - +\|/);
+    assert.doesNotMatch(qualityMarkdown(opts, [], anchors, 'p.svg'), /unlike the training ones/);
   });
 
   it('rows get the minutes of their checkpoint, mid-epoch stops (latest) included', async () => {
@@ -101,5 +122,37 @@ describe('bench --quality', () => {
     // Nothing ran: no anchor or training was started (each logs first), no run folder, no report.
     assert.deepEqual(logged, []);
     assert.ok(!existsSync(out) && !existsSync(report));
+  });
+
+  it('a missing independent dataset is refused in one line saying how to make it, before anything runs', async () => {
+    const data = join(root, 'noise');
+    await mkdir(data);
+    await writeFile(
+      join(data, 'dataset.json'),
+      JSON.stringify({ options: { task: 'denoise', degrade: 'gaussian:25' } }),
+    );
+    const logged: string[] = [];
+    const out = join(root, 'q2');
+    const indep = join(root, 'no-indep');
+    await assert.rejects(
+      runQuality({
+        ...opts,
+        data,
+        out,
+        indep: [indep],
+        report: join(root, 'Q2.md'),
+        log: (m) => logged.push(m),
+      }),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          /no-indep does not exist: scripts\/quality-data\.sh makes the independent sets .*--set eval.*--split 0/,
+        );
+        assert.ok(!e.message.includes('\n'), 'one line');
+        return true;
+      },
+    );
+    assert.deepEqual(logged, []);
+    assert.ok(!existsSync(out));
   });
 });

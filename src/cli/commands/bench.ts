@@ -57,6 +57,11 @@ export function benchCommand(): Command {
       'with --quality: a gaussian denoising dataset made by prepare',
       'data/denoise-256',
     )
+    .option(
+      '--indep <dirs>',
+      "with --quality: comma-separated denoising datasets of photos unlike the training ones, scored too ('' for none)",
+      'data/denoise-indep-15,data/denoise-indep-25,data/denoise-indep-50',
+    )
     .option('--minutes <m>', 'with --quality: training budget in minutes', (v) => Number(v), 90)
     .option('--run <dir>', 'with --quality: the run folder (resumed when present)', 'runs/quality')
     .option(
@@ -77,6 +82,7 @@ export function benchCommand(): Command {
         json?: boolean;
         quality?: boolean;
         data: string;
+        indep: string;
         minutes: number;
         run: string;
         train: string;
@@ -88,6 +94,7 @@ export function benchCommand(): Command {
             out: o.run,
             minutes: o.minutes,
             trainArgs: o.train.split(/\s+/).filter(Boolean),
+            indep: o.indep.split(',').filter(Boolean),
             report: 'bench/QUALITY.md',
             command: `pix2pix ${process.argv.slice(2).join(' ')}`,
             log: (line) => consoleLogger.info(line),
