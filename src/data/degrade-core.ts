@@ -42,11 +42,19 @@ function mapPixels(img: RgbImage, f: (v: number) => number): RgbImage {
   return out;
 }
 
-function gaussianNoise(sigma: number): Degradation {
+/**
+ * Gaussian noise of sigma `lo`, or (lo < hi) of a sigma drawn per image uniformly from [lo, hi]: one
+ * model trained on a range serves every noise level in it. A fixed sigma draws no extra number, so its
+ * noise is what it always was.
+ */
+function gaussianNoise(lo: number, hi = lo): Degradation {
   return {
-    spec: `gaussian:${sigma}`,
+    spec: lo === hi ? `gaussian:${lo}` : `gaussian:${lo}-${hi}`,
     pixelwise: true,
-    apply: (img, rng) => mapPixels(img, (v) => v + sigma * rng.normal()),
+    apply: (img, rng) => {
+      const sigma = lo === hi ? lo : lo + (hi - lo) * rng.next();
+      return mapPixels(img, (v) => v + sigma * rng.normal());
+    },
   };
 }
 
@@ -130,7 +138,7 @@ function numbers(step: string, args: string, count: [number, number]): number[] 
 }
 
 const EXAMPLES: Record<string, string> = {
-  gaussian: 'gaussian:25',
+  gaussian: 'gaussian:25 (or a range, gaussian:5-50)',
   poisson: 'poisson:30',
   saltpepper: 'saltpepper:0.05',
   jpeg: 'jpeg:20',
@@ -159,6 +167,12 @@ export function parseDegradationWith(spec: string, codec: Pick<PixelCodec, 'jpeg
     const args = colon < 0 ? '' : step.slice(colon + 1);
     switch (name) {
       case 'gaussian': {
+        const range = /^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/.exec(args.trim());
+        if (range) {
+          const [lo, hi] = [Number(range[1]), Number(range[2])];
+          check(lo < hi, step, 'a sigma range LOW-HIGH needs LOW < HIGH');
+          return gaussianNoise(lo, hi);
+        }
         const [s] = numbers(step, args, [1, 1]) as [number];
         check(s >= 0, step, 'sigma must be >= 0');
         return gaussianNoise(s);

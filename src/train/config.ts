@@ -1,4 +1,5 @@
 import { BACKENDS } from '../backend/choices.js';
+import { parseDegradationWith } from '../data/degrade-core.js';
 import { DIRECTIONS } from '../data/types.js';
 import { NORMS } from '../models/layers.js';
 import { DISCRIMINATORS } from '../models/patchgan.js';
@@ -11,7 +12,8 @@ type OptionKind =
   | { kind: 'int'; min: number; default: number }
   | { kind: 'number'; min: number; below?: number; default: number }
   | { kind: 'choice'; choices: readonly string[]; default: string }
-  | { kind: 'flag'; default: boolean };
+  | { kind: 'flag'; default: boolean }
+  | { kind: 'text'; default: string };
 
 interface OptionSpec {
   /** The CLI name without dashes (`batch-size`); a `flag` defaulting to true is given as `--no-<flag>`. */
@@ -26,9 +28,11 @@ type OptionValue<O> = O extends { kind: 'int' | 'number' }
   ? number
   : O extends { kind: 'flag' }
     ? boolean
-    : O extends { choices: readonly (infer C)[] }
-      ? C
-      : never;
+    : O extends { kind: 'text' }
+      ? string
+      : O extends { choices: readonly (infer C)[] }
+        ? C
+        : never;
 
 /**
  * Every training option, once, by its config key: TrainConfig's fields are derived from this table
@@ -205,6 +209,14 @@ const OPTIONS = {
     default: false,
     help: "re-draw the dataset's synthetic degradation (dataset.json) from the clean side whenever a training pair is loaded (seeded by seed, epoch, pair); the test split stays as prepared",
   },
+  /** Fixed like --degrade-on-the-fly: it defines the training data. '' draws the dataset's own. */
+  trainDegrade: {
+    fixed: true,
+    flag: 'train-degrade',
+    kind: 'text',
+    default: '',
+    help: "with --degrade-on-the-fly: draw this degradation from the clean side instead of the dataset's (e.g. gaussian:5-50, a sigma per pair from 5 to 50, so one model serves those noise levels); the test split stays as prepared",
+  },
   dropLast: {
     flag: 'drop-last',
     kind: 'flag',
@@ -329,6 +341,7 @@ export function parseOptionValue(o: TrainOption, text: string): TrainConfig[keyo
     case 'flag':
       return t === 'true' ? true : t === 'false' ? false : undefined;
     case 'choice':
+    case 'text':
       return t;
   }
 }
@@ -351,6 +364,8 @@ function checkOption(o: TrainOption, v: unknown): string[] {
       return o.choices.includes(v as string) ? [] : [`${name} '${v}' is not one of ${o.choices.join(', ')}`];
     case 'flag':
       return typeof v === 'boolean' ? [] : [`${name} must be true or false (got ${v})`];
+    case 'text':
+      return typeof v === 'string' ? [] : [`${name} must be text (got ${v})`];
   }
 }
 
@@ -364,6 +379,17 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
     errors.push(
       `--residual-blur ${c.residualBlur} needs --residual (it is the blur the correction is added to)`,
     );
+  }
+  if (c.trainDegrade !== '') {
+    if (!c.degradeOnTheFly) {
+      errors.push(`--train-degrade ${c.trainDegrade} needs --degrade-on-the-fly (it is what that draws)`);
+    }
+    try {
+      // Parsed only (no JPEG is encoded here), so that a bad spec fails before the run starts.
+      parseDegradationWith(c.trainDegrade, { jpeg: async (img) => img });
+    } catch (e) {
+      errors.push(`--train-degrade: ${(e as Error).message}`);
+    }
   }
   if (c.microBatch > 0 && c.microBatch < c.batchSize && c.norm === 'batch') {
     errors.push(

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version_layers } from '@tensorflow/tfjs-layers';
 import { activeAdapter } from '../backend/webgpu.js';
 import type { CheckResult } from '../data/check.js';
-import type { Degradation } from '../data/degrade.js';
+import { type Degradation, parseDegradation } from '../data/degrade.js';
 import { checkDataset, isRandomDegradation, onTheFlyDegradation } from '../data/loader.js';
 import {
   hasCheckpoints,
@@ -90,11 +90,16 @@ async function resumedRun(config: TrainConfig, fingerprint: string): Promise<Sav
 /** The degradation `--degrade-on-the-fly` draws, checked before anything is written. */
 async function degradationOf(config: TrainConfig, log: Logger): Promise<Degradation[] | undefined> {
   if (!config.degradeOnTheFly) return undefined;
-  const degrade = await onTheFlyDegradation(config.data);
+  // The dataset must have been made from B either way; --train-degrade then replaces what is drawn.
+  const recorded = await onTheFlyDegradation(config.data);
+  const degrade = config.trainDegrade ? parseDegradation(config.trainDegrade) : recorded;
   const spec = degrade.map((d) => d.spec).join('+');
+  const instead = config.trainDegrade
+    ? ` (--train-degrade, instead of the dataset's ${recorded.map((d) => d.spec).join('+')})`
+    : '';
   log.info(
     isRandomDegradation(degrade)
-      ? `--degrade-on-the-fly: ${spec} re-drawn from B for every training pair, every epoch`
+      ? `--degrade-on-the-fly: ${spec}${instead} re-drawn from B for every training pair, every epoch`
       : `--degrade-on-the-fly: ${spec} draws nothing at random, so it gives the prepared A again (made from B at every load)`,
   );
   return degrade;

@@ -57,6 +57,30 @@ test('gaussian noise is clipped to [0, 255] and seeded', async () => {
   assert.notDeepEqual(await run('gaussian:10', pattern(16), 4), await run('gaussian:10', pattern(16), 5));
 });
 
+test('gaussian:LOW-HIGH draws one sigma per image from [LOW, HIGH]; a fixed sigma draws as before', async () => {
+  const clean = grey(64, 128);
+  const sigmas = [];
+  for (let seed = 1; seed <= 12; seed++)
+    sigmas.push(diffStats(await run('gaussian:5-50', clean, seed), clean).sigma);
+  // Measured over 12k values: within 5% of the drawn sigma, so every one lies in [4.75, 52.5].
+  assert.ok(
+    sigmas.every((s) => s > 4.75 && s < 52.5),
+    sigmas.join(', '),
+  );
+  assert.ok(
+    Math.max(...sigmas) - Math.min(...sigmas) > 15,
+    `one sigma per image, spread: ${sigmas.join(', ')}`,
+  );
+  assert.equal(parseDegradation('gaussian:5-50')[0]!.spec, 'gaussian:5-50');
+  // The fixed sigma's draw is unchanged: gaussian:10 is the normal stream times 10, nothing drawn before.
+  const rng = new Rng(3);
+  const want = pattern(8).data.map((v) => Math.min(255, Math.max(0, Math.round(v + 10 * rng.normal()))));
+  assert.deepEqual((await run('gaussian:10', pattern(8), 3)).data, want);
+  for (const bad of ['gaussian:50-5', 'gaussian:5-5']) {
+    assert.throws(() => parseDegradation(bad), /a sigma range LOW-HIGH needs LOW < HIGH/);
+  }
+});
+
 test('poisson:PEAK has variance (255/PEAK)^2 * lambda around the clean value', async () => {
   for (const peak of [30, 1000]) {
     const clean = grey(96, 128);

@@ -215,4 +215,41 @@ describe('train loop', () => {
     );
     assert.ok(!existsSync(join(out2, 'config.json')), 'refused before anything is written');
   });
+
+  it('--train-degrade replaces the recorded degradation in what --degrade-on-the-fly draws, and is refused without it', async () => {
+    const out = join(await tempDir('p2p-fly-'), 'run');
+    const config = validateConfig({
+      data,
+      out,
+      ...TINY,
+      batchSize: 4,
+      epochs: 1,
+      maxStepsPerEpoch: 1,
+      degradeOnTheFly: true,
+      trainDegrade: 'gaussian:5-50',
+    });
+    const lines: string[] = [];
+    const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
+    await train(config, false, { log });
+    assert.ok(
+      lines.some((l) =>
+        /--degrade-on-the-fly: gaussian:5-50 \(--train-degrade, instead of the dataset's gaussian:25\) re-drawn/.test(
+          l,
+        ),
+      ),
+      lines.join('\n'),
+    );
+    assert.equal(
+      JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).config.trainDegrade,
+      'gaussian:5-50',
+    );
+    assert.throws(
+      () => validateConfig({ data, out, trainDegrade: 'gaussian:5-50' }),
+      /--train-degrade gaussian:5-50 needs --degrade-on-the-fly/,
+    );
+    assert.throws(
+      () => validateConfig({ data, out, degradeOnTheFly: true, trainDegrade: 'gauss:5' }),
+      /--train-degrade: unknown degradation 'gauss'/,
+    );
+  });
 });

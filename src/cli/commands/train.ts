@@ -25,8 +25,10 @@ export function cliOption(o: TrainOption): Option {
     // A flag that is on by default is switched off with --no-<flag> (commander's negatable form).
     return o.default ? new Option(`--no-${o.flag}`, o.help) : new Option(`--${o.flag}`, o.help);
   }
-  const opt = new Option(`--${o.flag} <${o.kind === 'choice' ? 'kind' : 'n'}>`, o.help).default(o.default);
+  const value = o.kind === 'choice' ? 'kind' : o.kind === 'text' ? 'spec' : 'n';
+  const opt = new Option(`--${o.flag} <${value}>`, o.help).default(o.default);
   if (o.kind === 'choice') return opt.choices(o.choices);
+  if (o.kind === 'text') return opt;
   const parse = o.kind === 'int' ? intArg : floatArg;
   return opt.argParser((v: string) => {
     const n = parse(v);
