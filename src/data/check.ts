@@ -191,8 +191,9 @@ export async function checkDataset(dir: string, opts: CheckOptions = {}): Promis
       `dataset ${dir} has ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${few(problems)}${info ? '; re-run pix2pix prepare' : ''}`,
     );
   }
-  if (counts.train === 0) throw new UserError(`dataset ${dir} has no training pairs`);
-  if (counts.test === 0) log.warn(`dataset ${dir} has no test pairs`);
+  // Training refuses a dataset without training pairs, evaluation one without test pairs (each says
+  // so itself): an evaluation-only set (prepare --split 0) has no training pairs, and is checked here.
+  if (counts.train > 0 && counts.test === 0) log.warn(`dataset ${dir} has no test pairs`);
   let size = info?.size;
   if (!info && sizes.size === 1) {
     const [w, h] = [...sizes][0]!.split('x').map(Number);

@@ -113,6 +113,19 @@ describe('eval', () => {
     assert.equal(anyway.rows.length, 1);
   });
 
+  it('--data scores an evaluation-only dataset (test pairs only, as prepare --split 0 makes)', async () => {
+    const only = join(run.root, 'test-only');
+    await writeSyntheticDataset(only, { count: 4, size: 32, seed: 7, split: 0 });
+    const r = await evaluateRun(run.out, { epochs: [1], data: only });
+    assert.equal(r.rows.length, 1);
+    assert.ok(Number.isFinite(r.rows[0]!.psnr) && r.rows[0]!.psnr > 0);
+    // Training on it is refused, naming what is missing.
+    await assert.rejects(
+      train(validateConfig({ data: only, out: join(run.root, 'never'), ...TINY, epochs: 1 }), false),
+      /has no training pairs \(train\/A, train\/B\)/,
+    );
+  });
+
   it('eval.csv round-trips, with inf for identical images', () => {
     const rows = [
       { epoch: 2, step: 8, psnr: Number.POSITIVE_INFINITY, ssim: 1, mae: 0, seconds: 0.5 },
