@@ -42,16 +42,20 @@ def scores(out, clean):
     return float(psnr), float(ssim)
 
 
+def nl_means(x):
+    s = SIGMA / 255.0
+    # The issue's settings: h = 0.8 sigma, the known sigma, fast mode, 5x5 patches, 13x13 search.
+    return denoise_nl_means(
+        x, h=0.8 * s, sigma=s, fast_mode=True, patch_size=5, patch_distance=6, channel_axis=-1
+    )
+
+
 def one(paths):
     noisy_path, clean_path = paths
     noisy = io.imread(noisy_path)[..., :3]
     clean = io.imread(clean_path)[..., :3]
     x = noisy.astype(np.float64) / 255.0
-    s = SIGMA / 255.0
-    # The issue's settings: h = 0.8 sigma, the known sigma, fast mode, 5x5 patches, 13x13 search.
-    nlm = denoise_nl_means(
-        x, h=0.8 * s, sigma=s, fast_mode=True, patch_size=5, patch_distance=6, channel_axis=-1
-    )
+    nlm = nl_means(x)
     tv = denoise_tv_chambolle(x, weight=0.08, channel_axis=-1)
     return {
         "noisy": scores(noisy, clean),
@@ -67,6 +71,8 @@ def main():
     ap.add_argument("--sigma", type=float, default=25.0, help="noise sigma on the 0-255 scale")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test pairs (0: all)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--save", default="", help="also write NL-means' output of these test pairs (comma-separated names) ...")
+    ap.add_argument("--save-dir", default="", help="... into this folder, under the same names")
     args = ap.parse_args()
     SIGMA = args.sigma
     a_dir = os.path.join(args.data, "test", "A")
@@ -79,6 +85,9 @@ def main():
     t0 = time.time()
     with Pool(args.workers, initializer=_init, initargs=(SIGMA,)) as pool:
         rows = pool.map(one, [(os.path.join(a_dir, n), os.path.join(b_dir, n)) for n in names])
+    for n in filter(None, args.save.split(",")):
+        x = io.imread(os.path.join(a_dir, n))[..., :3].astype(np.float64) / 255.0
+        io.imsave(os.path.join(args.save_dir, n), to_uint8(nl_means(x)), check_contrast=False)
     result = {"n": len(rows), "sigma": SIGMA, "seconds": time.time() - t0}
     for k in ("noisy", "nlmeans", "tv"):
         result[k] = {

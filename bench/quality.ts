@@ -5,10 +5,11 @@
 // plot into bench/QUALITY.md.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import type { TopLevelSpec } from 'vega-lite';
 import { writePlot } from '../src/eval/plots.js';
 import { latestCheckpoint, listCheckpoints, readCheckpointMeta } from '../src/run/checkpoints.js';
@@ -204,7 +205,7 @@ function cpuModel(): string {
 }
 
 /** The table of the independent datasets: each method's PSNR / SSIM per dataset, and the preset's lead. */
-function indepTable(indep: IndepScore[]): string[] {
+function indepTable(indep: IndepScore[], picture?: IndepPicture): string[] {
   if (indep.length === 0) return [];
   const cell = (sc: Score) => `${sc.psnr.toFixed(2)} / ${sc.ssim.toFixed(4)}`;
   const epoch = indep.find((x) => x.preset)?.preset?.epoch;
@@ -227,7 +228,23 @@ function indepTable(indep: IndepScore[]): string[] {
       ]),
     ),
     '',
+    ...(picture
+      ? [
+          `![noisy, NL-means, preset, clean](${picture.path})`,
+          '',
+          `Rows: ${picture.names.map((n) => `\`${n}\``).join(', ')} of \`${picture.data}\`; columns: noisy input, NL-means, the preset, clean.`,
+          '',
+        ]
+      : []),
   ];
+}
+
+/** The picture of independent tiles, as the report links it. */
+export interface IndepPicture {
+  /** Relative to the report. */
+  path: string;
+  data: string;
+  names: string[];
 }
 
 export function qualityMarkdown(
@@ -236,6 +253,7 @@ export function qualityMarkdown(
   anchors: Anchors,
   plotPath: string,
   indep: IndepScore[] = [],
+  picture?: IndepPicture,
 ): string {
   const best = bestRow(rows);
   const beats = best && best.psnr > anchors.nlmeans.psnr && best.ssim > anchors.nlmeans.ssim;
@@ -263,7 +281,7 @@ export function qualityMarkdown(
       ].map(([name, sc]) => [name, sc.psnr.toFixed(2), sc.ssim.toFixed(4)]),
     ),
     '',
-    ...indepTable(indep),
+    ...indepTable(indep, picture),
     markdownTable(
       ['epoch', 'step', 'minutes of training', 'PSNR dB', 'SSIM', 'MAE'],
       rows.map((r) => [
@@ -309,9 +327,97 @@ export async function runQuality(
   if (code !== 0) throw new UserError(`training exited with ${code}; the run in ${o.out} can be resumed`);
   const best = bestRow(await scoredRows(o.out));
   const indep = scoreIndependent(o, indepSigma, best?.epoch);
-  const rows = await writeQualityReport(o, anchors, indep);
+  const picture = await indepPicture(o, indep, best?.epoch);
+  const rows = await writeQualityReport(o, anchors, indep, picture);
   o.log(`wrote ${o.report}`);
   return { rows, anchors, indep };
+}
+
+/** Side of each image in the picture of independent tiles, and the gap between them. */
+const TILE = 256;
+const GAP = 4;
+
+/**
+ * A picture of 4 tiles of `data` (evenly spread over its sorted names), a row each: the noisy input,
+ * NL-means' output, the run's epoch `epoch` (through `pix2pix translate`, as a user runs it) and the
+ * clean tile, written to `path` (PNG).
+ */
+export async function writeIndepPicture(
+  o: Pick<QualityOptions, 'out'>,
+  data: string,
+  sigma: number,
+  epoch: number,
+  path: string,
+): Promise<string[]> {
+  const all = (await readdir(join(data, 'test', 'A'))).filter((n) => n.endsWith('.png')).sort();
+  const names = [0, 1, 2, 3].map((i) => all[Math.floor((i * all.length) / 4)]!);
+  const tmp = await mkdtemp(join(tmpdir(), 'p2p-quality-'));
+  try {
+    const dirs = { noisy: join(tmp, 'noisy'), nlmeans: join(tmp, 'nlmeans'), preset: join(tmp, 'preset') };
+    for (const d of Object.values(dirs)) await mkdir(d);
+    for (const n of names) await copyFile(join(data, 'test', 'A', n), join(dirs.noisy, n));
+    const nl = spawnSync(
+      PYTHON,
+      [join(here, 'classical_denoise.py'), '--data', data, '--sigma', String(sigma), '--limit', '1'].concat([
+        '--save',
+        names.join(','),
+        '--save-dir',
+        dirs.nlmeans,
+      ]),
+      { encoding: 'utf8' },
+    );
+    if (nl.status !== 0)
+      throw new UserError(`NL-means for the picture failed: ${nl.stderr.trim().split('\n').at(-1)}`);
+    const tr = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'translate',
+        '--model',
+        o.out,
+        '--epoch',
+        String(epoch),
+        '--input',
+        dirs.noisy,
+        '--output',
+        dirs.preset,
+      ],
+      { encoding: 'utf8' },
+    );
+    if (tr.status !== 0)
+      throw new UserError(`pix2pix translate for the picture failed: ${tr.stderr.trim().split('\n').at(-1)}`);
+    const columns = [dirs.noisy, dirs.nlmeans, dirs.preset, join(data, 'test', 'B')];
+    const side = (k: number) => k * TILE + (k - 1) * GAP;
+    await sharp({ create: { width: side(4), height: side(4), channels: 3, background: '#ffffff' } })
+      .composite(
+        names.flatMap((n, row) =>
+          columns.map((dir, col) => ({
+            input: join(dir, n),
+            left: col * (TILE + GAP),
+            top: row * (TILE + GAP),
+          })),
+        ),
+      )
+      .png()
+      .toFile(path);
+    return names;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The picture of the sigma-25 independent set (else the first), beside the report. */
+async function indepPicture(
+  o: Pick<QualityOptions, 'out' | 'report' | 'log'>,
+  indep: IndepScore[],
+  epoch: number | undefined,
+): Promise<IndepPicture | undefined> {
+  const set = indep.find((x) => x.anchors.sigma === 25) ?? indep[0];
+  if (!set || epoch === undefined) return undefined;
+  const file = join(dirname(o.report), 'quality-indep.png');
+  const names = await writeIndepPicture(o, set.data, set.anchors.sigma, epoch, file);
+  o.log(`wrote ${file}`);
+  return { path: relative(dirname(o.report), file), data: set.data, names };
 }
 
 /** The row with the highest PSNR (the split's best epoch). */
@@ -324,12 +430,13 @@ export async function writeQualityReport(
   o: Pick<QualityOptions, 'data' | 'minutes' | 'trainArgs' | 'command' | 'out' | 'report'>,
   anchors: Anchors,
   indep: IndepScore[] = [],
+  picture?: IndepPicture,
 ): Promise<QualityRow[]> {
   const rows = await scoredRows(o.out);
   const plot = await writePlot(dirname(o.report), 'quality-psnr', psnrSpec(rows, anchors));
   await writeFile(
     o.report,
-    qualityMarkdown(o, rows, anchors, relative(dirname(o.report), plot.svgPath), indep),
+    qualityMarkdown(o, rows, anchors, relative(dirname(o.report), plot.svgPath), indep, picture),
   );
   return rows;
 }
