@@ -1,13 +1,13 @@
 // Scores generators on a dataset's test split (PSNR, SSIM, MAE), checkpoint by checkpoint, into eval.csv.
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataset, openPairs } from '../data/loader.js';
 import type { PairSource } from '../data/types.js';
 import { loadModel } from '../models/io.js';
 import { listCheckpoints, verifyCheckpoint } from '../run/checkpoints.js';
 import { evalCsvPath, mergeEvalCsv, readEvalCsv, readSavedRun, runConfigPath } from '../run/folder.js';
-import { EPOCH_CHECKPOINTS, GENERATOR_DIR, RUN_CONFIG } from '../run/layout.js';
+import { datasetTag, EPOCH_CHECKPOINTS, GENERATOR_DIR, RUN_CONFIG } from '../run/layout.js';
 import { bestByPsnr, type EvalRow } from '../run/records.js';
 import type { TrainConfig } from '../train/config.js';
 import type { EpochScores } from '../train/loop.js';
@@ -109,6 +109,12 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
   const log = opts.log ?? silentLogger;
   const run = await readRun(runDir);
   const config = { ...run.config, data: opts.data ?? run.config.data };
+  // Scores on another dataset go to a csv of their own (eval-on-<tag>.csv): the run's eval.csv, which
+  // `--epoch best`, the dashboard and compare read, keeps the scores on its own test split.
+  const on =
+    opts.data !== undefined && resolve(opts.data) !== resolve(run.config.data)
+      ? datasetTag(opts.data)
+      : undefined;
   const check = await checkDataset(config.data, { log });
   if (!opts.data && run.fingerprint && run.fingerprint !== check.fingerprint) {
     throw new UserError(
@@ -133,7 +139,7 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
     chosen = checkpoints.filter((c) => wanted.includes(c.epoch));
   }
   if (opts.onlyMissing) {
-    const done = new Set((await readEvalCsv(runDir, opts.dropout)).map((r) => r.epoch));
+    const done = new Set((await readEvalCsv(runDir, opts.dropout, on)).map((r) => r.epoch));
     chosen = chosen.filter((c) => !done.has(c.epoch));
   }
   const source = await openTestSplit(config, log);
@@ -169,9 +175,9 @@ export async function evaluateRun(runDir: string, opts: RunEvalOptions = {}): Pr
     }
   }
   const all = rows.length
-    ? await mergeEvalCsv(runDir, rows, opts.dropout)
-    : await readEvalCsv(runDir, opts.dropout);
-  return { rows, all, best: bestByPsnr(all), skipped, csv: evalCsvPath(runDir, opts.dropout) };
+    ? await mergeEvalCsv(runDir, rows, opts.dropout, on)
+    : await readEvalCsv(runDir, opts.dropout, on);
+  return { rows, all, best: bestByPsnr(all), skipped, csv: evalCsvPath(runDir, opts.dropout, on) };
 }
 
 /**

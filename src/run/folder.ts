@@ -23,7 +23,8 @@ import {
 
 export const runConfigPath = (runDir: string) => join(runDir, RUN_CONFIG);
 export const metricsPath = (runDir: string) => join(runDir, METRICS_FILE);
-export const evalCsvPath = (runDir: string, dropout?: boolean) => join(runDir, evalCsvName(dropout));
+export const evalCsvPath = (runDir: string, dropout?: boolean, on?: string) =>
+  join(runDir, evalCsvName(dropout, on));
 export const samplePath = (runDir: string, epoch: number) => join(runDir, SAMPLES_DIR, sampleName(epoch));
 
 /** A run is a folder with the config.json `train` writes before its first step. */
@@ -89,8 +90,8 @@ export async function truncateMetrics(runDir: string, step: number): Promise<voi
 }
 
 /** A run's evaluations so far (empty when it has none). */
-export async function readEvalCsv(runDir: string, dropout?: boolean): Promise<EvalRow[]> {
-  const path = evalCsvPath(runDir, dropout);
+export async function readEvalCsv(runDir: string, dropout?: boolean, on?: string): Promise<EvalRow[]> {
+  const path = evalCsvPath(runDir, dropout, on);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -101,11 +102,16 @@ export async function readEvalCsv(runDir: string, dropout?: boolean): Promise<Ev
 }
 
 /** Merges `rows` into the run's csv (a new row for an epoch replaces the old one), atomically. */
-export async function mergeEvalCsv(runDir: string, rows: EvalRow[], dropout?: boolean): Promise<EvalRow[]> {
-  const byEpoch = new Map((await readEvalCsv(runDir, dropout)).map((r) => [r.epoch, r]));
+export async function mergeEvalCsv(
+  runDir: string,
+  rows: EvalRow[],
+  dropout?: boolean,
+  on?: string,
+): Promise<EvalRow[]> {
+  const byEpoch = new Map((await readEvalCsv(runDir, dropout, on)).map((r) => [r.epoch, r]));
   for (const r of rows) byEpoch.set(r.epoch, r);
   const all = [...byEpoch.values()].sort((x, y) => x.epoch - y.epoch);
-  await writeFileAtomic(evalCsvPath(runDir, dropout), formatEvalCsv(all));
+  await writeFileAtomic(evalCsvPath(runDir, dropout, on), formatEvalCsv(all));
   return all;
 }
 

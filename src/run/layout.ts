@@ -25,8 +25,24 @@ export const LATEST = 'latest';
 /** How messages name `latest`, relative to the run folder. */
 export const LATEST_PATH = `${CHECKPOINTS_DIR}/${LATEST}`;
 
-/** The csv a run's evaluations go to: eval.csv, or eval-dropout.csv for `--dropout`, never mixed. */
-export const evalCsvName = (dropout: boolean | undefined) => (dropout ? EVAL_DROPOUT_CSV : EVAL_CSV);
+/**
+ * The csv a run's evaluations go to: eval.csv, or eval-dropout.csv for `--dropout`, never mixed; scores
+ * on another dataset than the run's own (`eval --data`) go to eval[-dropout]-on-<its tag>.csv, so they
+ * never replace the run's own scores.
+ */
+export const evalCsvName = (dropout: boolean | undefined, on?: string) => {
+  const base = dropout ? EVAL_DROPOUT_CSV : EVAL_CSV;
+  return on ? base.replace(/\.csv$/, `-on-${on}.csv`) : base;
+};
+
+/** A dataset folder's tag in those names: its base name, with what a file name should not hold as _. */
+export const datasetTag = (dataDir: string): string =>
+  (
+    dataDir
+      .replace(/[\\/]+$/, '')
+      .split(/[\\/]/)
+      .at(-1) || 'data'
+  ).replace(/[^A-Za-z0-9._-]/g, '_');
 
 // Inside a checkpoint folder.
 export const CHECKPOINT_META = 'meta.json';

@@ -113,12 +113,19 @@ describe('eval', () => {
     assert.equal(anyway.rows.length, 1);
   });
 
-  it('--data scores an evaluation-only dataset (test pairs only, as prepare --split 0 makes)', async () => {
+  it('--data scores an evaluation-only dataset (test pairs only, as prepare --split 0 makes) into eval-on-<its name>.csv, the run’s eval.csv untouched', async () => {
     const only = join(run.root, 'test-only');
     await writeSyntheticDataset(only, { count: 4, size: 32, seed: 7, split: 0 });
+    const own = await readFile(join(run.out, 'eval.csv'), 'utf8');
     const r = await evaluateRun(run.out, { epochs: [1], data: only });
     assert.equal(r.rows.length, 1);
     assert.ok(Number.isFinite(r.rows[0]!.psnr) && r.rows[0]!.psnr > 0);
+    assert.equal(r.csv, join(run.out, 'eval-on-test-only.csv'));
+    assert.deepEqual(
+      parseEvalCsv(await readFile(r.csv, 'utf8'), r.csv).map((x) => [x.epoch, x.psnr.toFixed(3)]),
+      [[1, r.rows[0]!.psnr.toFixed(3)]],
+    );
+    assert.equal(await readFile(join(run.out, 'eval.csv'), 'utf8'), own);
     // Training on it is refused, naming what is missing.
     await assert.rejects(
       train(validateConfig({ data: only, out: join(run.root, 'never'), ...TINY, epochs: 1 }), false),

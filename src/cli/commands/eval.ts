@@ -29,7 +29,10 @@ export function evalCommand(): Command {
     .requiredOption('--run <dir>', 'run folder made by pix2pix train')
     .option('--epochs <list>', "'all' or epoch numbers, e.g. 1,5,10", 'all')
     .option('--dropout', 'dropout on, as the pix2pix paper at test time (scores vary; into eval-dropout.csv)')
-    .option('--data <dir>', "score on this dataset's test split instead of the run's own")
+    .option(
+      '--data <dir>',
+      "score on this dataset's test split instead of the run's own (into eval-on-<its folder name>.csv; eval.csv keeps the run's own scores)",
+    )
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKENDS).default('auto'))
     .option('--json', 'print one JSON result line last')
     .action(
