@@ -22,6 +22,12 @@ import type { TrainConfig } from './config.js';
  * (the adversarial term at a tenth of the reference's weight). 20 epochs then 25 of linear decay: 67.5
  * minutes of training on a 2-core machine (1.2-1.5 minutes an L1 epoch, 3.2-3.6 a GAN epoch), which
  * scored 39.1 dB / SSIM 0.933 against NL-means' 36.1 / 0.894 on the 704 test tiles.
+ * `--full-res` (a level at the image's own side): on photos unlike the training ones (bench/QUALITY.md's
+ * independent set, sigma 25) it scored 28.44 dB / SSIM 0.800 after 6 L1 epochs against 27.81 / 0.786
+ * without, and 36.48 against 35.33 dB on the split, for ~1.4x the step time; a sigma 1 blur instead of
+ * 3 did no better (28.35 / 0.801, 35.07 on the split), and training on sigma 5-50 (--train-degrade
+ * gaussian:5-50) helped at sigma 15 and 50 but cost SSIM at 25 (0.788), so it stays an option: a
+ * preset must not replace the noise of a dataset it is given.
  * It evaluates every 9 epochs (9, 18, 27, 36 and the last, 45), so the dashboard draws its PSNR and
  * SSIM curve without --eval-every: one evaluation of the 704 tiles at 256 px takes ~70 s (~0.1 s an
  * image on this CPU), 5 of them ~6 minutes of the preset's 90-minute budget; every epoch would cost
@@ -33,6 +39,7 @@ export const PRESETS = {
     batchSize: 8,
     residual: true,
     residualBlur: 3,
+    fullRes: true,
     dropout: false,
     ngf: 32,
     depth: 5,
