@@ -85,8 +85,9 @@ export function chooseMicroBatch(opts: {
  * On WebGPU, which reports no memory size: the largest micro-batch whose biggest single tensor fits
  * the adapter's binding limit (a kernel cannot bind more). That tensor is a feature map at half the
  * side with max(2 ngf, ndf) channels (G's outermost concat, D's first layer; with --full-res G's
- * concat is at the full side), doubled for the kernels' temporaries. A device that runs out of memory beyond that is reported after the step's
- * read, before any update (src/backend/webgpu.ts), with the advice to lower --micro-batch.
+ * concat is at the full side), doubled for the kernels' temporaries. A device that runs out of
+ * memory beyond that is reported after the step's read, before any update (src/backend/webgpu.ts),
+ * with the advice to lower --micro-batch.
  */
 function chooseGpuMicroBatch(opts: {
   size: number;
