@@ -68,9 +68,9 @@ describe('bench --quality', () => {
     );
     assert.match(md, /\| `data\/indep-50` \| 50 +\| 54 +\|.*\| 26\.00 \/ 0\.8000 \| - +\| - +\|/);
     assert.doesNotMatch(qualityMarkdown(opts, [], anchors, 'p.svg'), /unlike the training ones/);
-    const picture = { path: 'quality-indep.png', data: 'data/indep-25', names: ['a.png', 'b.png'] };
+    const picture = { path: 'quality-indep.jpg', data: 'data/indep-25', names: ['a.png', 'b.png'] };
     const withPicture = qualityMarkdown(opts, [], anchors, 'p.svg', [{ data: 'x', anchors }], picture);
-    assert.match(withPicture, /!\[noisy, NL-means, preset, clean\]\(quality-indep\.png\)/);
+    assert.match(withPicture, /!\[noisy, NL-means, preset, clean\]\(quality-indep\.jpg\)/);
     assert.match(
       withPicture,
       /Rows: `a\.png`, `b\.png` of `data\/indep-25`; columns: noisy input, NL-means, the preset, clean\./,
