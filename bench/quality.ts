@@ -118,8 +118,11 @@ function evalOn(run: string, data: string, epoch: number): Score {
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const last = (r.stdout ?? '').trim().split('\n').at(-1) ?? '';
+  // `rows` is the whole csv after the merge, which may hold other epochs scored earlier.
   const row =
-    r.status === 0 && last.startsWith('{') ? (JSON.parse(last) as { rows: EvalRow[] }).rows[0] : undefined;
+    r.status === 0 && last.startsWith('{')
+      ? (JSON.parse(last) as { rows: EvalRow[] }).rows.find((x) => x.epoch === epoch)
+      : undefined;
   if (!row) throw new UserError(`pix2pix eval of ${run} epoch ${epoch} on ${data} failed (exit ${r.status})`);
   return { psnr: row.psnr, ssim: row.ssim };
 }
