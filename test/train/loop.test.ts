@@ -8,7 +8,7 @@ import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { epochEvaluator } from '../../src/eval/evaluate.js';
 import { readEvalCsv } from '../../src/run/folder.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
-import { validateConfig } from '../../src/train/config.js';
+import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { type TimeLimitEvent, train } from '../../src/train/loop.js';
 import { createTrainState } from '../../src/train/step.js';
 import { readMetrics, TINY, tempDir, useWasm } from '../helpers.js';
@@ -187,7 +187,8 @@ describe('train loop', () => {
     assert.equal(await readlink(join(out2, 'checkpoints', 'latest')), 'epoch-0001');
   });
 
-  it('--degrade-on-the-fly trains on a recorded degradation and refuses a dataset without one', async () => {
+  /** One tiny step with --degrade-on-the-fly (and `extra`) in a fresh folder: its config and log lines. */
+  async function flyStep(extra: Partial<TrainConfig> = {}) {
     const out = join(await tempDir('p2p-fly-'), 'run');
     const config = validateConfig({
       data,
@@ -197,10 +198,16 @@ describe('train loop', () => {
       epochs: 1,
       maxStepsPerEpoch: 1,
       degradeOnTheFly: true,
+      ...extra,
     });
     const lines: string[] = [];
     const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
     await train(config, false, { log });
+    return { out, config, lines };
+  }
+
+  it('--degrade-on-the-fly trains on a recorded degradation and refuses a dataset without one', async () => {
+    const { out, config, lines } = await flyStep();
     assert.ok(lines.some((l) => /--degrade-on-the-fly: gaussian:25 re-drawn from B/.test(l)));
     const saved = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).config;
     assert.equal(saved.degradeOnTheFly, true);
@@ -217,20 +224,7 @@ describe('train loop', () => {
   });
 
   it('--train-degrade replaces the recorded degradation in what --degrade-on-the-fly draws, and is refused without it', async () => {
-    const out = join(await tempDir('p2p-fly-'), 'run');
-    const config = validateConfig({
-      data,
-      out,
-      ...TINY,
-      batchSize: 4,
-      epochs: 1,
-      maxStepsPerEpoch: 1,
-      degradeOnTheFly: true,
-      trainDegrade: 'gaussian:5-50',
-    });
-    const lines: string[] = [];
-    const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
-    await train(config, false, { log });
+    const { out, lines } = await flyStep({ trainDegrade: 'gaussian:5-50' });
     assert.ok(
       lines.some((l) =>
         /--degrade-on-the-fly: gaussian:5-50 \(--train-degrade, instead of the dataset's gaussian:25\) re-drawn/.test(
