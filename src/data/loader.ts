@@ -89,18 +89,31 @@ export class PairLoader implements PairSource {
     const resize = jitter ? Math.floor(size * (this.opts.jitter ?? 1.12)) : size;
     // Without cropSize this draws exactly what it always did (the jitter crop's place, then the flip).
     const crop = jitter || this.side < resize;
-    const items = names.map((name) => ({
-      name,
-      epoch,
-      resize,
-      left: crop ? rng.int(resize - this.side + 1) : 0,
-      top: crop ? rng.int(resize - this.side + 1) : 0,
-      flip: flip && rng.next() < 0.5,
-    }));
+    // --scale-jitter's side per pair, from its own stream, so that without it nothing else draws differently.
+    const shrink = this.degrade && (this.opts.scaleJitter ?? 1) < 1 ? this.shrinkRange() : undefined;
+    const shrinkRng = Rng.derive(seed, 'scale-jitter', epoch);
+    const items = names.map((name) => {
+      const side = shrink ? shrink.min + shrinkRng.int(shrink.max - shrink.min + 1) : resize;
+      const cut = crop || side > this.side;
+      return {
+        name,
+        epoch,
+        resize: side,
+        left: cut ? rng.int(side - this.side + 1) : 0,
+        top: cut ? rng.int(side - this.side + 1) : 0,
+        flip: flip && rng.next() < 0.5,
+      };
+    });
     const out: ItemPlan[][] = [];
     for (let i = 0; i < items.length; i += batchSize) out.push(items.slice(i, i + batchSize));
     if (this.opts.dropLast && out.length && out[out.length - 1]!.length < batchSize) out.pop();
     return out;
+  }
+
+  /** The sides --scale-jitter shrinks a pair to: from scaleJitter x size (not below the crop) to size. */
+  private shrinkRange(): { min: number; max: number } {
+    const max = this.opts.size;
+    return { min: Math.min(max, Math.max(this.side, Math.round(max * this.opts.scaleJitter!))), max };
   }
 
   /** One side of a pair: a file, or pixels already decoded (a degradation drawn on the fly). */
@@ -144,13 +157,15 @@ export class PairLoader implements PairSource {
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    const clean: RgbImage = {
+    let clean: RgbImage = {
       width: info.width,
       height: info.height,
       data: new Uint8Array(data.buffer, data.byteOffset, data.length),
     };
+    // --scale-jitter: the clean side shrunk before anything is drawn, so the noise keeps its own scale.
+    if (p.resize < info.width && (this.opts.scaleJitter ?? 1) < 1) clean = await shrinkRgb(clean, p.resize);
     const rng = Rng.derive(this.opts.seed, 'degrade-on-the-fly', p.epoch, p.name);
-    if (info.width === p.resize && info.height === p.resize && steps.every((s) => s.pixelwise)) {
+    if (clean.width === p.resize && clean.height === p.resize && steps.every((s) => s.pixelwise)) {
       // No resampling to do and a per-pixel degradation: cut the crop in place and draw the noise for
       // it alone (a 128 px crop of a 256 px image: a quarter of the draws, and no sharp pipeline).
       // Sharp's decode-resize-crop path cost more CPU than the denoise preset's step itself.
@@ -252,6 +267,8 @@ function validate(opts: LoaderOptions): void {
       `crop size must be a positive integer <= the image size ${opts.size}, got ${opts.cropSize}`,
     );
   }
+  if (opts.scaleJitter !== undefined && !(opts.scaleJitter > 0 && opts.scaleJitter <= 1))
+    throw new UserError(`scale jitter must be in (0, 1], got ${opts.scaleJitter}`);
   if (opts.jitter !== undefined && !(opts.jitter >= 1))
     throw new UserError(`jitter must be >= 1, got ${opts.jitter}`);
   if (!DIRECTIONS.includes(opts.direction)) {
@@ -301,6 +318,15 @@ export async function openPairs(
 }
 
 /** 8-bit values to [-1, 1] floats at `offset` of `into`. */
+/** `img` resampled to side x side (sharp's default Lanczos 3, which averages when shrinking). */
+async function shrinkRgb(img: RgbImage, side: number): Promise<RgbImage> {
+  const data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .resize(side, side, { fit: 'fill' })
+    .raw({ depth: 'uchar' })
+    .toBuffer();
+  return { width: side, height: side, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
 function toUnit(data: Uint8Array, into: Float32Array, offset: number): void {
   for (let i = 0; i < data.length; i++) into[offset + i] = data[i]! / 127.5 - 1;
 }

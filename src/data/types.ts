@@ -49,6 +49,12 @@ export interface LoaderOptions {
    * seeded by (seed, epoch, pair name), at the stored resolution before any resize, crop or flip.
    */
   degrade?: Degradation[];
+  /**
+   * With `degrade`, train split only: each pair's clean side is first shrunk to a random side from
+   * `scaleJitter` x `size` (never below the crop) up to `size`, then degraded and cropped, so the noise
+   * is drawn at the shrunk scale and only the content gets denser. Default 1: no shrinking.
+   */
+  scaleJitter?: number;
 }
 
 /** A split of a dataset that streams batches; memory stays bounded whatever its size. */

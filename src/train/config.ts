@@ -217,6 +217,19 @@ const OPTIONS = {
     default: '',
     help: "with --degrade-on-the-fly: draw this degradation from the clean side instead of the dataset's (e.g. gaussian:5-50, a sigma per pair from 5 to 50, so one model serves those noise levels); the test split stays as prepared",
   },
+  /**
+   * Fixed like --degrade-on-the-fly: it defines the training data. Photos shrunk before the noise is
+   * drawn pack more texture into a tile while the noise keeps its own scale: a large wallpaper's 256 px
+   * tile is mostly smooth, a user's photo at its own size is not.
+   */
+  scaleJitter: {
+    fixed: true,
+    flag: 'scale-jitter',
+    kind: 'number',
+    min: 0,
+    default: 1,
+    help: "with --degrade-on-the-fly: shrink each training pair's clean side to a random fraction from this to 1 of its side (not below --crop) before the degradation is drawn and the crop cut (1: never)",
+  },
   dropLast: {
     flag: 'drop-last',
     kind: 'flag',
@@ -389,6 +402,15 @@ export function validateConfig(partial: Partial<TrainConfig>): TrainConfig {
       parseDegradationWith(c.trainDegrade, { jpeg: async (img) => img });
     } catch (e) {
       errors.push(`--train-degrade: ${(e as Error).message}`);
+    }
+  }
+  if (c.scaleJitter !== 1) {
+    if (!(c.scaleJitter > 0 && c.scaleJitter <= 1)) {
+      errors.push(`--scale-jitter must be in (0, 1] (got ${c.scaleJitter})`);
+    } else if (!c.degradeOnTheFly) {
+      errors.push(
+        `--scale-jitter ${c.scaleJitter} needs --degrade-on-the-fly (the degradation is drawn after the shrink; --scale-jitter 1 turns it off)`,
+      );
     }
   }
   if (c.microBatch > 0 && c.microBatch < c.batchSize && c.norm === 'batch') {

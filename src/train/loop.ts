@@ -12,6 +12,7 @@ import { generate, withDropoutSeed } from '../models/fused.js';
 import { latestCheckpoint, pruneCheckpoints } from '../run/checkpoints.js';
 import { appendMetrics, metricsPath, samplePath } from '../run/folder.js';
 import { LATEST_PATH } from '../run/layout.js';
+import type { LockHolder } from '../run/lock.js';
 import { type Logger, silentLogger, UserError } from '../util/log.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { learningRateAt, type TrainConfig } from './config.js';
@@ -79,6 +80,11 @@ export interface TrainHooks {
   shouldStop?: () => 'SIGINT' | 'SIGTERM' | undefined;
   /** Epochs `--keep` must not delete besides the last N (the CLI gives the best by PSNR in eval.csv). */
   keepAlso?: () => Promise<number[]>;
+  /**
+   * Whether the run folder's lock, held by `holder`, may be taken over although its process cannot be
+   * seen to be dead (on another machine): a queue's worker knows when the one before it stopped.
+   */
+  takeOverLock?: (holder: LockHolder) => boolean;
   /** Called once when `--max-minutes` ends the run (after its checkpoint and evaluation). */
   onTimeLimit?: (e: TimeLimitEvent) => void;
 }
@@ -162,6 +168,7 @@ export async function startSession(
       direction: config.direction,
       cropSize: config.crop || undefined,
       degrade: run.degrade,
+      scaleJitter: config.scaleJitter,
     },
     log,
   );
@@ -378,7 +385,7 @@ export async function train(
   hooks: TrainHooks = {},
 ): Promise<EpochEvent[]> {
   const log = hooks.log ?? silentLogger;
-  const run = await openRun(config, resume, log);
+  const run = await openRun(config, resume, log, hooks.takeOverLock);
   const done: EpochEvent[] = [];
   let s: Session | undefined;
   try {

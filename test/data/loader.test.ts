@@ -312,14 +312,18 @@ test('--crop: random crop-size crops of A and B alike, at a new place every epoc
   assert.deepEqual(withFull.plan(3), plain.plan(3));
 });
 
-/** A dataset like `prepare` makes with gaussian:25: flat grey B (128), A noisy, all recorded. */
-async function flatNoiseDataset(): Promise<string> {
+/**
+ * A dataset like `prepare` makes with gaussian:25: flat grey B (128) unless `paint` fills it, A noisy,
+ * all recorded.
+ */
+async function flatNoiseDataset(paint?: (b: Uint8Array, i: number) => void): Promise<string> {
   const dir = join(await tempDir(), 'flat');
   const writer = await DatasetWriter.create(dir);
   const names: string[] = [];
   for (let i = 0; i < 5; i++) {
     const b = newImage(32, 32);
-    b.data.fill(128);
+    if (paint) paint(b.data, i);
+    else b.data.fill(128);
     const a = newImage(32, 32);
     a.data.fill(100 + i); // a stand-in for the prepared noisy A: never read on the fly
     names.push(`flat${i}`);
@@ -394,6 +398,56 @@ test('--degrade-on-the-fly refuses a dataset without a recorded synthetic degrad
   assert.deepEqual(
     (await onTheFlyDegradation(gray)).map((d) => d.spec),
     ['gray'],
+  );
+});
+
+test('--scale-jitter: B shrunk to a drawn side (crop..size), then cropped; the noise is drawn after, at full strength', async () => {
+  const opts = { ...base, batchSize: 4, cropSize: 16, scaleJitter: 0.5 };
+  // The sides drawn lie in [16, 32] (0.5 x 32, not below the crop), and vary.
+  const flat = await flatNoiseDataset();
+  const degrade = await onTheFlyDegradation(flat);
+  const loader = await openPairs(flat, 'train', { ...opts, degrade });
+  const sides = [1, 2, 3, 4].flatMap((e) =>
+    loader
+      .plan(e)
+      .flat()
+      .map((p) => p.resize),
+  );
+  assert.ok(
+    sides.every((s) => s >= 16 && s <= 32),
+    `sides ${sides}`,
+  );
+  assert.ok(new Set(sides).size > 3, `sides ${sides}`);
+  // Noise drawn before a shrink would be averaged away (std ~12 levels at half the side); after it, 25.
+  const noise: number[] = [];
+  for (const e of [1, 2, 3, 4]) {
+    const c = await collect(loader.batches(e));
+    for (const [bi, a] of c.a.entries()) noise.push(...a.map((v, i) => (v - c.b[bi]![i]!) * 127.5));
+  }
+  const std = Math.sqrt(noise.reduce((s, v) => s + v * v, 0) / noise.length);
+  assert.ok(Math.abs(std / 25 - 1) < 0.05, `noise std ${std} levels, want 25`);
+  // B is the clean image resized to the drawn side, then cut at the plan's place, as sharp gives it.
+  const patterned = await flatNoiseDataset((b, i) => b.set(patternPixels(32, 32, i)));
+  const pl = await openPairs(patterned, 'train', { ...opts, degrade, batchSize: 1, shuffle: false });
+  const plan = pl.plan(2).flat();
+  const got = await collect(pl.batches(2));
+  for (const [i, p] of plan.entries()) {
+    const want = await sharp(join(patterned, 'train', 'B', p.name))
+      .resize(p.resize, p.resize, { fit: 'fill' })
+      .extract({ left: p.left, top: p.top, width: 16, height: 16 })
+      .raw()
+      .toBuffer();
+    assert.deepEqual(item(got.b[i]!, 0, 16), [...want], `${p.name} at side ${p.resize}`);
+  }
+  // Without it (1, or no degradation) the plan is what it always was.
+  const plain = await openPairs(flat, 'train', { ...base, cropSize: 16, degrade });
+  const one = await openPairs(flat, 'train', { ...base, cropSize: 16, degrade, scaleJitter: 1 });
+  assert.deepEqual(one.plan(3), plain.plan(3));
+  assert.ok(
+    plain
+      .plan(3)
+      .flat()
+      .every((p) => p.resize === 32),
   );
 });
 

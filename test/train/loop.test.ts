@@ -8,7 +8,7 @@ import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { epochEvaluator } from '../../src/eval/evaluate.js';
 import { readEvalCsv } from '../../src/run/folder.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
-import { type TrainConfig, validateConfig } from '../../src/train/config.js';
+import { resumedConfig, type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { type TimeLimitEvent, train } from '../../src/train/loop.js';
 import { createTrainState } from '../../src/train/step.js';
 import { readMetrics, TINY, tempDir, useWasm } from '../helpers.js';
@@ -244,6 +244,26 @@ describe('train loop', () => {
     assert.throws(
       () => validateConfig({ data, out, degradeOnTheFly: true, trainDegrade: 'gauss:5' }),
       /--train-degrade: unknown degradation 'gauss'/,
+    );
+  });
+
+  it('--scale-jitter is refused outside (0, 1] and without --degrade-on-the-fly, and cannot change on resume', async () => {
+    const out = join(data, 'never-written');
+    const ok = validateConfig({ data, out, degradeOnTheFly: true, scaleJitter: 0.5 });
+    assert.equal(ok.scaleJitter, 0.5);
+    assert.throws(
+      () => validateConfig({ data, out, scaleJitter: 0.5 }),
+      /options: --scale-jitter 0.5 needs --degrade-on-the-fly/,
+    );
+    for (const v of [0, 1.5]) {
+      assert.throws(
+        () => validateConfig({ data, out, degradeOnTheFly: true, scaleJitter: v }),
+        new RegExp(`--scale-jitter must be in \\(0, 1\\] \\(got ${v}\\)`),
+      );
+    }
+    assert.throws(
+      () => resumedConfig(ok, { scaleJitter: 0.7 }),
+      /--resume cannot change .*--scale-jitter 0.7 \(the run has 0.5\)/,
     );
   });
 });

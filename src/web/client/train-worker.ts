@@ -127,7 +127,8 @@ async function finetuneSetup(settings: TrainSettings): Promise<ModelSetup> {
 
 /**
  * From scratch: the reference model at the page's size, ngf, ndf and depth, or a preset's model, losses,
- * rate and schedule (on whole pairs: no crop, no degradation on the fly) at the page's size.
+ * rate and schedule (on whole pairs: no crop, no degradation on the fly, so no shrinking before it)
+ * at the page's size.
  */
 function scratchSetup(settings: TrainSettings): ModelSetup {
   const common = {
@@ -145,7 +146,9 @@ function scratchSetup(settings: TrainSettings): ModelSetup {
   }
   const preset = PRESETS[settings.preset as PresetName];
   if (!preset) throw new Error(`no preset '${settings.preset}': use ${Object.keys(PRESETS).join(', ')}`);
-  return { config: validateConfig({ ...preset, ...common, crop: 0, degradeOnTheFly: false }) };
+  return {
+    config: validateConfig({ ...preset, ...common, crop: 0, degradeOnTheFly: false, scaleJitter: 1 }),
+  };
 }
 
 /**
