@@ -20,7 +20,7 @@ import { useSoftwareGpu, webgpuSkip } from './webgpu-helpers.js';
 
 const SIZE = 32;
 // Enough steps for the losses to drift and for a leak to show (a fraction of a second each with ndf 8).
-const STEPS = 20;
+const STEPS = 10;
 
 /**
  * Smooth random inputs and a fixed colour mapping as targets, as plain arrays for either backend
