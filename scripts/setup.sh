@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 # chromium: the browser tests of `serve` drive Debian's own (never a downloaded browser); its
 # SwiftShader Vulkan driver is also the software GPU that the WebGPU tests run on, through the Vulkan
 # loader libvulkan1 that Dawn (the optional npm package `webgpu`) opens.
-packages=(libdnnl-dev g++ make python3 chromium libvulkan1)
+# redis-server: the tests of `compare --queue` and `pix2pix worker` start their own on a loopback port
+# (nothing else needs Redis: a local `compare` runs without it).
+packages=(libdnnl-dev g++ make python3 chromium libvulkan1 redis-server)
 # --bench: the PyTorch speed reference and scikit-image's classical denoisers (bench --quality).
 [[ " $* " == *" --bench "* ]] && packages+=(python3-torch libopenblas0-openmp python3-skimage)
 missing=()

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   export: async () => (await import('./commands/export.js')).exportCommand(),
   info: async () => (await import('./commands/info.js')).infoCommand(),
   demo: async () => (await import('./commands/demo.js')).demoCommand(),
+  worker: async () => (await import('./commands/worker.js')).workerCommand(),
   bench: async () => (await import('./commands/bench.js')).benchCommand(),
 };
 // The root's only option (--verbose) takes no value, so the first word that is not an option is the

@@ -36,6 +36,8 @@ export interface RunReport {
   trainSeconds: number;
   /** Training throughput. */
   imagesPerSec: number;
+  /** A cell of a queued comparison that has not finished: what it is doing instead (e.g. "waiting"). */
+  status?: string;
 }
 
 /** `png`: path relative to the report's folder; columns input | ground truth | each run's output. */
@@ -109,7 +111,7 @@ const BEST_COLUMNS = [
 function bestRow(run: RunReport): BestRow {
   const best = run.best ?? bestByPsnr(run.evals);
   const common = { run: run.name, train: fmtDuration(run.trainSeconds), rate: fmtRate(run.imagesPerSec) };
-  if (!best) return { ...common, epoch: 'not evaluated', psnr: '–', ssim: '–', mae: '–' };
+  if (!best) return { ...common, epoch: run.status ?? 'not evaluated', psnr: '–', ssim: '–', mae: '–' };
   return {
     ...common,
     epoch: String(best.epoch),
@@ -143,7 +145,9 @@ const runCells = (run: RunReport): string[] => [
   run.name,
   fmtValues(run.values) || '–',
   run.dir,
-  run.evals.length ? String(run.evals.length) : 'not evaluated',
+  run.evals.length
+    ? `${run.evals.length}${run.status ? ` (${run.status})` : ''}`
+    : (run.status ?? 'not evaluated'),
   String(run.steps.length),
 ];
 

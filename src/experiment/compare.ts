@@ -10,6 +10,7 @@ import { generate } from '../models/fused.js';
 import { loadModel } from '../models/io.js';
 import {
   epochCheckpointPath,
+  hasCheckpoints,
   latestCheckpoint,
   listCheckpoints,
   readCheckpointMeta,
@@ -153,75 +154,136 @@ export interface CompareResult {
   runs: RunReport[];
 }
 
+/** The grid's cells under `base.out`: each one's plan and complete, validated options. */
+export function planComparison(
+  base: TrainConfig,
+  vary: Variation[],
+): { plans: PlannedRun[]; configs: TrainConfig[] } {
+  const plans = planRuns(vary);
+  const configs = plans.map((p) =>
+    validateConfig({
+      ...base,
+      ...p.overrides,
+      out: join(base.out, p.folder),
+      evalEvery: base.evalEvery || 1,
+    }),
+  );
+  return { plans, configs };
+}
+
+/** The dataset's counts, refusing one without test pairs: a comparison is scored on them. */
+export async function checkComparisonData(data: string, log: Logger) {
+  const check = await checkDataset(data, { log });
+  if (check.counts.test === 0)
+    throw new UserError(`dataset ${data} has no test pairs: compare needs them to score the runs`);
+  return check;
+}
+
+/**
+ * Trains one cell to the end of its schedule (resuming what its folder holds, if its options match),
+ * then scores the epochs not evaluated yet (trained without evaluation, or whose evaluation was
+ * interrupted). Returns the last epoch it resumed after, if any.
+ */
+export async function trainCell(
+  config: TrainConfig,
+  trainRun: CompareOptions['trainRun'],
+  o: { dropout?: boolean; log: Logger },
+): Promise<{ resumedAfter?: number }> {
+  const existing = await listCheckpoints(config.out);
+  // A cell stopped before its first epoch's checkpoint may hold a mid-epoch one to resume from.
+  const resume = await hasCheckpoints(config.out);
+  if (resume) await checkReusable(config.out, config);
+  const last = existing.at(-1)?.epoch ?? 0;
+  if (last < config.epochs + config.epochsDecay) await trainRun(config, resume);
+  await evaluateRun(config.out, { onlyMissing: true, dropout: o.dropout, log: o.log });
+  return resume ? { resumedAfter: last } : {};
+}
+
 /**
  * Trains (or resumes) one run per combination of `vary` under `base.out`, evaluates every epoch on the
  * test split, renders image grids at the chosen epochs, and writes report.html + report.md.
  */
 export async function compareRuns(opts: CompareOptions): Promise<CompareResult> {
   const log = opts.log ?? silentLogger;
-  const out = opts.base.out;
-  const plans = planRuns(opts.vary);
-  const gridTokens = parseGridEpochs(opts.gridEpochs ?? 'first,best,last');
-  const configs = plans.map((p) =>
-    validateConfig({
-      ...opts.base,
-      ...p.overrides,
-      out: join(out, p.folder),
-      evalEvery: opts.base.evalEvery || 1,
-    }),
-  );
-  const check = await checkDataset(opts.base.data, { log });
-  if (check.counts.test === 0)
-    throw new UserError(`dataset ${opts.base.data} has no test pairs: compare needs them to score the runs`);
+  const { plans, configs } = planComparison(opts.base, opts.vary);
+  parseGridEpochs(opts.gridEpochs ?? 'first,best,last');
+  const check = await checkComparisonData(opts.base.data, log);
   for (const [i, config] of configs.entries()) {
-    const plan = plans[i]!;
     const existing = await listCheckpoints(config.out);
-    if (existing.length) await checkReusable(config.out, config);
-    const total = config.epochs + config.epochsDecay;
-    const last = existing.at(-1)?.epoch ?? 0;
     log.info(
-      `run ${i + 1}/${plans.length}: ${plan.name} in ${config.out}${existing.length ? ` (resuming after epoch ${last})` : ''}`,
+      `run ${i + 1}/${plans.length}: ${plans[i]!.name} in ${config.out}${existing.length ? ` (resuming after epoch ${existing.at(-1)!.epoch})` : ''}`,
     );
-    if (last < total) await opts.trainRun(config, existing.length > 0);
-    // Epochs trained before without evaluation (or whose evaluation was interrupted) are scored now.
-    await evaluateRun(config.out, { onlyMissing: true, dropout: opts.dropout, log });
+    await trainCell(config, opts.trainRun, { dropout: opts.dropout, log });
   }
+  return writeComparisonReport({ ...opts, plans, configs, counts: check, log });
+}
 
+export interface ComparisonReportOptions {
+  base: TrainConfig;
+  vary: Variation[];
+  plans: PlannedRun[];
+  configs: TrainConfig[];
+  gridEpochs?: string;
+  dropout?: boolean;
+  command: string;
+  /** The dataset's counts (checkComparisonData). */
+  counts: Awaited<ReturnType<typeof checkComparisonData>>;
+  /** Cells not finished, by folder, with what to say instead of their scores (e.g. "training, epoch 2/5"). */
+  unfinished?: Map<string, string>;
+  /** The backend the settings table names (default: the active one). */
+  backend?: string;
+  log?: Logger;
+}
+
+/** report.html + report.md from the cells' folders as they are now. */
+export async function writeComparisonReport(o: ComparisonReportOptions): Promise<CompareResult> {
+  const log = o.log ?? silentLogger;
+  const out = o.base.out;
   const runs: RunReport[] = [];
-  for (const [i, config] of configs.entries()) {
-    const evals = (await readEvalCsv(config.out, opts.dropout)).filter(
+  for (const [i, config] of o.configs.entries()) {
+    const evals = (await readEvalCsv(config.out, o.dropout)).filter(
       (r) => r.epoch <= config.epochs + config.epochsDecay,
     );
     const latest = await latestCheckpoint(config.out);
     const meta = latest ? await readCheckpointMeta(latest) : undefined;
     const trainSeconds = meta?.trainSeconds ?? 0;
+    const status = o.unfinished?.get(o.plans[i]!.folder);
     runs.push({
-      name: plans[i]!.name,
-      values: plans[i]!.values,
+      name: o.plans[i]!.name,
+      values: o.plans[i]!.values,
       dir: relative(out, config.out),
       steps: await readMetrics(config.out),
       evals,
       best: bestByPsnr(evals),
       trainSeconds,
       imagesPerSec: trainSeconds > 0 ? (meta?.images ?? 0) / trainSeconds : 0,
+      ...(status !== undefined && { status }),
     });
   }
-  const grids = await writeGrids(out, configs, runs, gridTokens, opts.dropout, log);
+  const grids = await writeGrids(
+    out,
+    o.configs,
+    runs,
+    parseGridEpochs(o.gridEpochs ?? 'first,best,last'),
+    o.dropout,
+    log,
+  );
 
-  const varied = new Set(opts.vary.map((v) => v.option.key));
+  const varied = new Set(o.vary.map((v) => v.option.key));
   const settings = Object.fromEntries(
-    TRAIN_OPTIONS.filter((o) => !varied.has(o.key) && o.key !== 'microBatch').map((o) => [
-      o.flag,
-      configs[0]![o.key],
+    TRAIN_OPTIONS.filter((t) => !varied.has(t.key) && t.key !== 'microBatch').map((t) => [
+      t.flag,
+      o.configs[0]![t.key],
     ]),
   ) as Record<string, string | number | boolean>;
-  settings.backend = tf.getBackend(); // the one `auto` chose
+  settings.backend = o.backend ?? tf.getBackend(); // the one `auto` chose
+  const { counts, size } = o.counts;
   const { writeReport } = await import('../eval/report.js');
   const written = await writeReport(out, {
-    title: `pix2pix comparison: ${opts.vary.map((v) => v.option.flag).join(' x ')}`,
-    dataset: `${opts.base.data}: ${check.counts.train} train / ${check.counts.test} test pairs${check.size ? ` of ${check.size} px` : ''}`,
-    command: opts.command,
-    evalMode: evalModeName(opts.dropout),
+    title: `pix2pix comparison: ${o.vary.map((v) => v.option.flag).join(' x ')}`,
+    dataset: `${o.base.data}: ${counts.train} train / ${counts.test} test pairs${size ? ` of ${size} px` : ''}`,
+    command: o.command,
+    evalMode: evalModeName(o.dropout),
     settings,
     runs,
     grids,

@@ -53,6 +53,11 @@ export async function readRunLock(
   return { holder, running: holder.host === hostname() ? isRunning(holder.pid) : undefined };
 }
 
+/** The run is trained by another process (which may stop soon: a queue tries such a cell again later). */
+export class RunLockedError extends UserError {
+  override name = 'RunLockedError';
+}
+
 /** A held run lock: release() removes it (only while it is still this holder's). */
 export interface RunLock {
   readonly path: string;
@@ -66,11 +71,15 @@ const TAKEOVER_TRIES = 5;
 /**
  * Takes run.lock in `runDir` (which must exist) for this process. A lock held by a running process,
  * by another machine (whose processes cannot be checked from here) or not written by pix2pix is a
- * one-line UserError naming the holder; one left by a dead process of this machine is taken over,
- * with one log line saying so. The lock is also removed when the process exits without release()
+ * one-line UserError naming the holder; one left by a dead process of this machine, or one that
+ * `takeOver` says has stopped (on any machine), is taken over, with one log line saying so. The lock is also removed when the process exits without release()
  * (a second Ctrl-C calls process.exit); only a SIGKILL or a crash of the machine leaves it behind.
  */
-export async function lockRun(runDir: string, log: Logger): Promise<RunLock> {
+export async function lockRun(
+  runDir: string,
+  log: Logger,
+  takeOver?: (holder: LockHolder) => boolean,
+): Promise<RunLock> {
   const path = join(runDir, RUN_LOCK);
   const holder: LockHolder = {
     pid: process.pid,
@@ -84,7 +93,7 @@ export async function lockRun(runDir: string, log: Logger): Promise<RunLock> {
       await symlink(mine, path);
       if (replaced) {
         log.info(
-          `${runDir}: taking over the lock of pid ${replaced.pid} (since ${replaced.since}), which is no longer running`,
+          `${runDir}: taking over the lock of pid ${replaced.pid}${replaced.host === holder.host ? '' : ` on ${replaced.host}`} (since ${replaced.since}), which is no longer running`,
         );
       }
       return held(path, holder, mine);
@@ -104,13 +113,18 @@ export async function lockRun(runDir: string, log: Logger): Promise<RunLock> {
         `${path} is not a lock pix2pix wrote (it names '${target}'): remove it if no pix2pix train runs on ${runDir}`,
       );
     }
+    if (takeOver?.(other)) {
+      // The caller knows this holder has stopped (a queue handed its job on when it stopped renewing it).
+      if (await removeStale(runDir, target)) replaced = other;
+      continue;
+    }
     if (other.host !== holder.host) {
-      throw new UserError(
+      throw new RunLockedError(
         `${runDir} is being trained by pid ${other.pid} on host ${other.host} since ${other.since}: wait for it, or stop it there; if it is no longer running, remove ${path}`,
       );
     }
     if (isRunning(other.pid)) {
-      throw new UserError(
+      throw new RunLockedError(
         `${runDir} is being trained by pid ${other.pid} on host ${other.host} since ${other.since}: wait for it, or stop it`,
       );
     }

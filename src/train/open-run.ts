@@ -18,7 +18,7 @@ import {
 } from '../run/checkpoints.js';
 import { metricsPath, readSavedRun, runConfigPath, truncateMetrics, writeRunConfig } from '../run/folder.js';
 import { CHECKPOINTS_DIR, LATEST, LATEST_PATH, RUN_CONFIG, SAMPLES_DIR } from '../run/layout.js';
-import { lockRun, type RunLock } from '../run/lock.js';
+import { type LockHolder, lockRun, type RunLock } from '../run/lock.js';
 import type { CheckpointMeta, SavedRun } from '../run/records.js';
 import { type Logger, UserError } from '../util/log.js';
 import { loadCheckpoint } from './checkpoint.js';
@@ -184,10 +184,15 @@ function recordRun(used: TrainConfig, check: CheckResult, saved: SavedTrainRun |
  * micro-batch, creates the networks and optimizers (from checkpoints/latest when resuming) and writes
  * config.json. Whatever fails releases what was taken.
  */
-export async function openRun(config: TrainConfig, resume: boolean, log: Logger): Promise<OpenedRun> {
+export async function openRun(
+  config: TrainConfig,
+  resume: boolean,
+  log: Logger,
+  takeOver?: (holder: LockHolder) => boolean,
+): Promise<OpenedRun> {
   const check = await checkTrainingData(config, log);
   await mkdir(config.out, { recursive: true });
-  const lock = await lockRun(config.out, log);
+  const lock = await lockRun(config.out, log, takeOver);
   try {
     const existing = await hasCheckpoints(config.out);
     if (existing && !resume) {

@@ -5,6 +5,7 @@ import type { Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { latestCheckpoint, listCheckpointFolders, readCheckpointMeta } from '../run/checkpoints.js';
+import { comparisonPath } from '../run/comparison.js';
 import {
   evalCsvPath,
   isRunDir,
@@ -109,7 +110,8 @@ export async function discoverRuns(rootReal: string): Promise<RunSummary[]> {
       }
     }
     const report = await isFile(join(dir, 'report.html'));
-    if (children.length === 0 && !report) continue;
+    // A queued comparison is shown from the start; its cells appear as workers start them.
+    if (children.length === 0 && !report && !(await isFile(comparisonPath(dir)))) continue;
     out.push({ id: name, name, kind: 'group', children: children.map((c) => c.id), report }, ...children);
   }
   if (await isFile(join(rootReal, 'report.html'))) {

@@ -13,7 +13,7 @@ import {
   type TrainOption,
   validateConfig,
 } from '../../train/config.js';
-import { type EpochEvent, train } from '../../train/loop.js';
+import { type EpochEvent, type TrainHooks, train } from '../../train/loop.js';
 import { consoleLogger, UserError } from '../../util/log.js';
 import { floatArg, intArg } from '../args.js';
 import { startBackend } from '../backend.js';
@@ -118,7 +118,12 @@ export async function runTraining(config: TrainConfig, resume: boolean): Promise
 }
 
 /** Trains on the backend already chosen, with a progress bar and `--eval-every` evaluations. */
-export async function trainWithProgress(config: TrainConfig, resume: boolean): Promise<EpochEvent[]> {
+/** `train` with the CLI's progress, signals and evaluation; `extra` hooks run beside them. */
+export async function trainWithProgress(
+  config: TrainConfig,
+  resume: boolean,
+  extra: Pick<TrainHooks, 'onStep' | 'onEpoch' | 'takeOverLock'> = {},
+): Promise<EpochEvent[]> {
   const progress = new ProgressReporter();
   // Ctrl-C or a TERM finishes the current step and writes a checkpoint there; a second one quits at once.
   let stop: 'SIGINT' | 'SIGTERM' | undefined;
@@ -135,8 +140,15 @@ export async function trainWithProgress(config: TrainConfig, resume: boolean): P
     return await train(config, resume, {
       log: consoleLogger,
       evaluate: config.evalEvery > 0 ? epochEvaluator(config, { log: consoleLogger }) : undefined,
-      onStep: (e) => progress.step(e),
-      onEpoch: (e) => progress.epoch(e),
+      onStep: (e) => {
+        progress.step(e);
+        extra.onStep?.(e);
+      },
+      onEpoch: (e) => {
+        progress.epoch(e);
+        extra.onEpoch?.(e);
+      },
+      takeOverLock: extra.takeOverLock,
       shouldStop: () => stop,
       keepAlso: async () => {
         const best = bestByPsnr(await readEvalCsv(config.out));

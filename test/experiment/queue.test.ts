@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Job, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { writeSyntheticDataset } from '../../src/data/synthetic.js';
+import { type CellJob, type CellProgress, parseQueueUrl, QUEUE_NAME } from '../../src/experiment/queue.js';
+import { readComparisonFile } from '../../src/run/comparison.js';
+import { discoverRuns } from '../../src/web/runs.js';
+import { assertOneLineError, latestCheckpointBytes, pix2pix, TINY_FLAGS, tempDir } from '../helpers.js';
+
+/** A port nothing listens on (the OS's choice, closed again). */
+function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => done(port));
+    });
+  });
+}
+
+/** A worker process in its own process group, so that killing the group is a machine lost. */
+interface WorkerProc {
+  proc: ChildProcess;
+  out: string[];
+}
+
+function startWorkerProc(url: string): WorkerProc {
+  const proc = spawn(
+    process.execPath,
+    ['bin/pix2pix.js', 'worker', '--queue', url, '--backend', 'cpu', '--stall-seconds', '2'],
+    { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const w: WorkerProc = { proc, out: [] };
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => w.out.push(d));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => w.out.push(d));
+  return w;
+}
+
+function killGroup(w: WorkerProc, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-w.proc.pid!, signal);
+  } catch {}
+}
+
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', () => {
+  let root: string;
+  let data: string;
+  let redis: ChildProcess;
+  let url: string;
+  let conn: Redis;
+  let queue: Queue<CellJob>;
+  const workers: WorkerProc[] = [];
+  // 2 x 2 cells of 3 epochs of 4 steps at 32 px, ngf 8, on the cpu backend (deterministic anywhere).
+  const GRID = ['--vary', 'batch-size=1,2', '--vary', 'lr=0.0002,0.001'];
+  const RUN = [...TINY_FLAGS, '--epochs', '3', '--max-steps', '4', '--backend', 'cpu'];
+
+  before(async () => {
+    root = await tempDir('p2p-queue-');
+    data = join(root, 'data');
+    await writeSyntheticDataset(data, { count: 10, size: 32, seed: 3 });
+    const port = await freePort();
+    redis = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', root],
+      {
+        stdio: 'ignore',
+      },
+    );
+    url = `redis://127.0.0.1:${port}`;
+    conn = new Redis({
+      ...parseQueueUrl(url).options,
+      maxRetriesPerRequest: null,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    conn.on('error', () => {}); // until redis-server listens: the loop below tries again
+    for (let i = 0; ; i++) {
+      try {
+        await conn.connect();
+        break;
+      } catch (e) {
+        if (i === 50)
+          throw new Error(`redis-server did not start on port ${port} (scripts/setup.sh installs it): ${e}`);
+        await sleep(100);
+      }
+    }
+    queue = new Queue<CellJob>(QUEUE_NAME, { connection: conn });
+  });
+
+  after(async () => {
+    for (const w of workers) killGroup(w, 'SIGKILL');
+    await queue?.close();
+    conn?.disconnect();
+    redis?.kill('SIGKILL');
+  });
+
+  const jobsIn = async () => Object.values(await queue.getJobCounts()).reduce((a, b) => a + b, 0);
+
+  it('a 2x2 grid queued twice is 4 jobs; two workers train it, one killed (SIGKILL) inside a cell whose training the other resumes; weights equal a local compare, and the report lists all four', async () => {
+    const local = join(root, 'local');
+    const r0 = await pix2pix(['compare', '--data', data, '--out', local, ...GRID, ...RUN]);
+    assert.equal(r0.code, 0, r0.stderr);
+
+    const out = join(root, 'queued');
+    const q1 = await pix2pix(['compare', '--queue', url, '--data', data, '--out', out, ...GRID, ...RUN]);
+    assert.equal(q1.code, 0, q1.stderr);
+    assert.match(q1.stdout + q1.stderr, /queued 4 cells on redis:\/\/127\.0\.0\.1:\d+/);
+    const q2 = await pix2pix(['compare', '--queue', url, '--data', data, '--out', out, ...GRID, ...RUN]);
+    assert.equal(q2.code, 0, q2.stderr);
+    assert.match(q2.stdout + q2.stderr, /queued 0 cells .*\(4 queued before: not added again\)/);
+    assert.equal(await jobsIn(), 4);
+    const file = (await readComparisonFile(out))!;
+    assert.equal(file.cells.length, 4);
+
+    // Before any worker: each cell waits, and serve shows the comparison with no cell yet.
+    const st = await pix2pix(['compare', '--queue', url, '--out', out, '--status']);
+    assert.equal(st.code, 0, st.stderr);
+    for (const c of file.cells) assert.match(st.stdout + st.stderr, new RegExp(`^${c.name}: waiting$`, 'm'));
+    const shown = await discoverRuns(root);
+    assert.ok(
+      shown.some((r) => r.kind === 'group' && r.id === 'queued'),
+      JSON.stringify(shown),
+    );
+
+    workers.push(startWorkerProc(url), startWorkerProc(url));
+    // Kill the worker of the first cell seen past its first epoch, while it is still training it.
+    let killed: { job: string; worker: string } | undefined;
+    for (let i = 0; !killed && i < 600; i++) {
+      for (const c of file.cells) {
+        const job = await Job.fromId<CellJob>(queue, c.jobId);
+        const p = job?.progress as CellProgress | undefined;
+        if (!job || (await job.getState()) !== 'active' || !p?.worker || !(p.epoch! >= 2)) continue;
+        const w = workers.find((x) => p.worker.endsWith(`:${x.proc.pid}`))!;
+        killGroup(w, 'SIGKILL');
+        killed = { job: c.jobId, worker: p.worker };
+        break;
+      }
+      if (!killed) await sleep(50);
+    }
+    assert.ok(killed, 'a worker was caught inside a cell');
+    const killedCell = file.cells.find((c) => c.jobId === killed!.job)!;
+
+    // --wait follows the cells to their end and writes the report.
+    const w = await pix2pix([
+      'compare',
+      '--queue',
+      url,
+      '--data',
+      data,
+      '--out',
+      out,
+      ...GRID,
+      ...RUN,
+      '--wait',
+    ]);
+    assert.equal(w.code, 0, `${w.stderr}\nworkers:\n${workers.map((x) => x.out.join('')).join('\n---\n')}`);
+
+    for (const c of file.cells) {
+      assert.deepEqual(
+        await latestCheckpointBytes(join(out, c.folder)),
+        await latestCheckpointBytes(join(local, c.folder)),
+        `${c.name}: the queued cell's weights and moments equal the local one's`,
+      );
+    }
+    // The killed cell was resumed (config.json records the resume), by the other worker.
+    const saved = JSON.parse(await readFile(join(out, killedCell.folder, 'config.json'), 'utf8'));
+    assert.equal(saved.resumes.length, 1, JSON.stringify(saved.resumes));
+    const finalProgress = (await Job.fromId<CellJob>(queue, killed.job))!.progress as CellProgress;
+    assert.notEqual(finalProgress.worker, killed.worker);
+    const report = await readFile(join(out, 'report.md'), 'utf8');
+    for (const c of file.cells) assert.ok(report.includes(c.name), `report lists ${c.name}`);
+    assert.ok(!/waiting|failed|training/.test(report), 'no cell is marked unfinished');
+    const done = await pix2pix(['compare', '--queue', url, '--out', out, '--status']);
+    for (const c of file.cells) assert.match(done.stdout + done.stderr, new RegExp(`^${c.name}: done$`, 'm'));
+  });
+
+  it('a cell whose loss goes non-finite (--lr 1e30) fails once with its reason, not retried; a closed port is one line', async () => {
+    if (!workers.some((w) => w.proc.exitCode === null && w.proc.signalCode === null)) {
+      workers.push(startWorkerProc(url));
+    }
+    const out = join(root, 'nan');
+    const q = await pix2pix([
+      'compare',
+      '--queue',
+      url,
+      '--data',
+      data,
+      '--out',
+      out,
+      '--vary',
+      'lr=1e30',
+      ...RUN,
+    ]);
+    assert.equal(q.code, 0, q.stderr);
+    const [cell] = (await readComparisonFile(out))!.cells;
+    let job: Job<CellJob> | undefined;
+    for (let i = 0; i < 600; i++) {
+      job = await Job.fromId<CellJob>(queue, cell!.jobId);
+      if (job && (await job.getState()) === 'failed') break;
+      await sleep(100);
+    }
+    assert.equal(await job!.getState(), 'failed');
+    assert.match(job!.failedReason, /loss is NaN: stopped before updating the weights/);
+    assert.equal(job!.attemptsMade, 1, 'not retried');
+    const st = await pix2pix(['compare', '--queue', url, '--out', out, '--status']);
+    assert.match(
+      st.stdout + st.stderr,
+      new RegExp(`^${cell!.name}: failed after 1 attempt: .*loss is NaN`, 'm'),
+    );
+
+    const closed = await freePort();
+    const never = join(root, 'never');
+    const r = await pix2pix([
+      'compare',
+      '--queue',
+      `redis://127.0.0.1:${closed}`,
+      '--data',
+      data,
+      '--out',
+      never,
+      '--vary',
+      'lr=1,2',
+    ]);
+    assertOneLineError(
+      r,
+      new RegExp(`cannot reach the queue's Redis at redis://127\\.0\\.0\\.1:${closed}.*ECONNREFUSED`),
+    );
+    assert.ok(!existsSync(never), 'nothing written');
+  });
+});
