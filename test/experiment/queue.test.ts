@@ -7,8 +7,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { statusLine } from '../../src/cli/commands/compare-queue.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
-import { type CellJob, type CellProgress, parseQueueUrl, QUEUE_NAME } from '../../src/experiment/queue.js';
+import {
+  type CellJob,
+  type CellProgress,
+  cellStatuses,
+  parseQueueUrl,
+  QUEUE_NAME,
+} from '../../src/experiment/queue.js';
 import { readComparisonFile } from '../../src/run/comparison.js';
 import { discoverRuns } from '../../src/web/runs.js';
 import { assertOneLineError, latestCheckpointBytes, pix2pix, TINY_FLAGS, tempDir } from '../helpers.js';
@@ -46,6 +53,9 @@ function killGroup(w: WorkerProc, signal: NodeJS.Signals): void {
     process.kill(-w.proc.pid!, signal);
   } catch {}
 }
+
+/** `text` as a regular expression that matches it literally. */
+const lit = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
@@ -122,7 +132,8 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     // Before any worker: each cell waits, and serve shows the comparison with no cell yet.
     const st = await pix2pix(['compare', '--queue', url, '--out', out, '--status']);
     assert.equal(st.code, 0, st.stderr);
-    for (const c of file.cells) assert.match(st.stdout + st.stderr, new RegExp(`^${c.name}: waiting$`, 'm'));
+    for (const c of file.cells)
+      assert.match(st.stdout + st.stderr, new RegExp(`^${lit(c.name)}: waiting$`, 'm'));
     const shown = await discoverRuns(root);
     assert.ok(
       shown.some((r) => r.kind === 'group' && r.id === 'queued'),
@@ -130,16 +141,24 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     );
 
     workers.push(startWorkerProc(url), startWorkerProc(url));
-    // Kill the worker of the first cell seen past its first epoch, while it is still training it.
+    // Kill the worker of the first cell seen past its first epoch's checkpoint, while it still trains it.
     let killed: { job: string; worker: string } | undefined;
     for (let i = 0; !killed && i < 600; i++) {
       for (const c of file.cells) {
         const job = await Job.fromId<CellJob>(queue, c.jobId);
         const p = job?.progress as CellProgress | undefined;
-        if (!job || (await job.getState()) !== 'active' || !p?.worker || !(p.epoch! >= 2)) continue;
+        // Its first epoch's checkpoint written and its last not yet: the other worker must resume it.
+        const ckpt = (e: number) => existsSync(join(out, c.folder, 'checkpoints', `epoch-000${e}`));
+        if (!job || !ckpt(1) || ckpt(3) || (await job.getState()) !== 'active' || !p?.worker) continue;
         const w = workers.find((x) => p.worker.endsWith(`:${x.proc.pid}`))!;
         killGroup(w, 'SIGKILL');
         killed = { job: c.jobId, worker: p.worker };
+        // What --status says of it then: training, on which worker, at which epoch.
+        const [status] = await cellStatuses(conn, [c]);
+        assert.match(
+          statusLine(status!),
+          new RegExp(`^${lit(c.name)}: training on ${lit(p.worker)}, epoch [1-3]/3, step \\d+`),
+        );
         break;
       }
       if (!killed) await sleep(50);
@@ -178,10 +197,11 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     for (const c of file.cells) assert.ok(report.includes(c.name), `report lists ${c.name}`);
     assert.ok(!/waiting|failed|training/.test(report), 'no cell is marked unfinished');
     const done = await pix2pix(['compare', '--queue', url, '--out', out, '--status']);
-    for (const c of file.cells) assert.match(done.stdout + done.stderr, new RegExp(`^${c.name}: done$`, 'm'));
+    for (const c of file.cells)
+      assert.match(done.stdout + done.stderr, new RegExp(`^${lit(c.name)}: done$`, 'm'));
   });
 
-  it('a cell whose loss goes non-finite (--lr 1e30) fails once with its reason, not retried; a closed port is one line', async () => {
+  it('a cell whose loss goes non-finite (--lr 1e30) fails once with its reason, not retried, and the report marks it; a closed port is one line from compare, while a worker keeps trying and says so', async () => {
     if (!workers.some((w) => w.proc.exitCode === null && w.proc.signalCode === null)) {
       workers.push(startWorkerProc(url));
     }
@@ -212,10 +232,30 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     const st = await pix2pix(['compare', '--queue', url, '--out', out, '--status']);
     assert.match(
       st.stdout + st.stderr,
-      new RegExp(`^${cell!.name}: failed after 1 attempt: .*loss is NaN`, 'm'),
+      new RegExp(`^${lit(cell!.name)}: failed after 1 attempt: .*loss is NaN`, 'm'),
+    );
+
+    const report = await pix2pix(['compare', '--queue', url, '--out', out, '--report']);
+    assert.equal(report.code, 0, report.stderr);
+    assert.match(
+      await readFile(join(out, 'report.md'), 'utf8'),
+      /failed: epoch 1, step 2: the generator loss is NaN/,
     );
 
     const closed = await freePort();
+    // A worker whose Redis is out of reach keeps trying, and says so.
+    const lost = startWorkerProc(`redis://127.0.0.1:${closed}`);
+    workers.push(lost);
+    for (let i = 0; i < 100 && !/out of reach: trying again in/.test(lost.out.join('')); i++)
+      await sleep(100);
+    assert.match(
+      lost.out.join(''),
+      new RegExp(
+        `the queue's Redis at redis://127\\.0\\.0\\.1:${closed} is out of reach: trying again in 1 s`,
+      ),
+    );
+    assert.equal(lost.proc.exitCode, null, 'still running');
+
     const never = join(root, 'never');
     const r = await pix2pix([
       'compare',
