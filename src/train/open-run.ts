@@ -211,6 +211,9 @@ export async function openRun(
       const at = latest
         ? await restore(config.out, latest, state, log)
         : { epoch: 1, batchInEpoch: 0, step: 0, trainSeconds: 0, images: 0 };
+      // A run killed before its first checkpoint starts again: the steps it logged are trained again.
+      if (!latest)
+        await guardWrite(metricsPath(config.out), config.out, () => truncateMetrics(config.out, 0));
       await recordRun(used, check, saved, at.epoch);
       return { config: used, state, at, hasTest: check.counts.test > 0, degrade, lock };
     } catch (e) {

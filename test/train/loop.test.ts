@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { cp, readFile, readlink, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -205,6 +205,23 @@ describe('train loop', () => {
     await train(config, false, { log });
     return { out, config, lines };
   }
+
+  it('a run killed before its first checkpoint starts over with each step logged once', async () => {
+    const out = join(await tempDir('p2p-fresh-'), 'run');
+    await mkdir(out);
+    const stale = { epoch: 1, g_gan: 9, g_l1: 9, d_loss: 9, images_per_s: 1, lr: 2e-4 };
+    await writeFile(
+      join(out, 'metrics.jsonl'),
+      [1, 2].map((step) => `${JSON.stringify({ ...stale, step })}\n`).join(''),
+    );
+    await train(validateConfig({ data, out, ...TINY, batchSize: 4, epochs: 1, maxStepsPerEpoch: 1 }), false);
+    const rows = await readMetrics(out);
+    assert.deepEqual(
+      rows.map((r) => r.step),
+      [1],
+    );
+    assert.notEqual(rows[0]!.g_l1, 9, "the row is the new run's");
+  });
 
   it('--degrade-on-the-fly trains on a recorded degradation and refuses a dataset without one', async () => {
     const { out, config, lines } = await flyStep();
