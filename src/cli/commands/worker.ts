@@ -48,6 +48,10 @@ function trainInChild(backend: BackendChoice) {
         else if ('done' in m) outcome = m.done;
         else if ('error' in m) outcome = { error: m.error };
       });
+      // A process that could not start: a fault of this machine, worth another attempt elsewhere.
+      child.on('error', (e) =>
+        done({ error: { message: `cannot start the training process: ${e.message}`, final: false } }),
+      );
       child.on('exit', (code, signal) => {
         done(
           outcome ?? {
