@@ -190,6 +190,12 @@ export async function queuedCompare(
         if (shown.get(s.cell.jobId) !== line) consoleLogger.info(line);
         shown.set(s.cell.jobId, line);
       }
+      const lost = statuses.filter((s) => s.state === 'not queued');
+      if (lost.length) {
+        throw new UserError(
+          `${lost.map((s) => s.cell.name).join('; ')}: no longer in the queue at ${addr.shown} (was its Redis emptied?): queue the comparison again`,
+        );
+      }
       if (statuses.every((s) => s.state === 'done' || s.state === 'failed')) {
         await writeQueuedReport(file, dir, statuses);
         const failed = statuses.filter((s) => s.state === 'failed');
