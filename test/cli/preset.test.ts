@@ -31,7 +31,14 @@ describe('--preset', () => {
 
   it('a flag the preset turns on is switched off by --no-<flag>, and --no-<flag> alone is the default', () => {
     assert.equal(parse(['--preset', 'denoise']).degradeOnTheFly, true);
-    assert.equal(parse(['--preset', 'denoise', '--no-degrade-on-the-fly']).degradeOnTheFly, false);
+    const off = parse(['--preset', 'denoise', '--no-degrade-on-the-fly']);
+    assert.equal(off.degradeOnTheFly, false);
+    // The preset's --scale-jitter goes with it (the shrink needs the noise drawn after it); typed, it stays and is refused.
+    assert.equal(off.scaleJitter, 1);
+    assert.throws(
+      () => parse(['--preset', 'denoise', '--no-degrade-on-the-fly', '--scale-jitter', '0.7']),
+      /--scale-jitter 0.7 needs --degrade-on-the-fly/,
+    );
     assert.equal(parse(['--no-degrade-on-the-fly']).degradeOnTheFly, false);
     assert.equal(parse(['--degrade-on-the-fly']).degradeOnTheFly, true);
     assert.deepEqual(parse(['--no-degrade-on-the-fly']), { ...DEFAULT_CONFIG, data: 'data', out: 'out' });

@@ -39,7 +39,7 @@ interface WorkerProc {
 function startWorkerProc(url: string): WorkerProc {
   const proc = spawn(
     process.execPath,
-    ['bin/pix2pix.js', 'worker', '--queue', url, '--backend', 'cpu', '--stall-seconds', '2'],
+    ['bin/pix2pix.js', 'worker', '--queue', url, '--backend', 'wasm', '--stall-seconds', '2'],
     { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const w: WorkerProc = { proc, out: [] };
@@ -67,9 +67,9 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
   let conn: Redis;
   let queue: Queue<CellJob>;
   const workers: WorkerProc[] = [];
-  // 2 x 2 cells of 3 epochs of 4 steps at 32 px, ngf 8, on the cpu backend (deterministic anywhere).
+  // 2 x 2 cells of 3 epochs of 3 steps at 32 px, ngf 8, on the wasm backend (every machine has it).
   const GRID = ['--vary', 'batch-size=1,2', '--vary', 'lr=0.0002,0.001'];
-  const RUN = [...TINY_FLAGS, '--epochs', '3', '--max-steps', '4', '--backend', 'cpu'];
+  const RUN = [...TINY_FLAGS, '--epochs', '3', '--max-steps', '3', '--backend', 'wasm'];
 
   before(async () => {
     root = await tempDir('p2p-queue-');

@@ -77,11 +77,17 @@ export function configFromFlags(
 ): TrainConfig {
   const partial: Record<string, unknown> = { data, out };
   const preset: Partial<TrainConfig> = flags.preset ? PRESETS[flags.preset as PresetName] : {};
+  const typed = new Set<keyof TrainConfig>();
   for (const o of TRAIN_OPTIONS) {
     const attr = cliOption(o).attributeName();
-    const typed = cmd ? cmd.getOptionValueSource(attr) === 'cli' : false;
-    const v = !typed && o.key in preset ? preset[o.key] : flags[attr];
+    if (cmd?.getOptionValueSource(attr) === 'cli') typed.add(o.key);
+    const v = !typed.has(o.key) && o.key in preset ? preset[o.key] : flags[attr];
     if (v !== undefined) partial[o.key] = v;
+  }
+  // The preset's shrink needs its noise drawn after it: switching that off (--no-degrade-on-the-fly)
+  // takes the preset's --scale-jitter with it, unless that was typed too.
+  if (partial.degradeOnTheFly === false && 'scaleJitter' in preset && !typed.has('scaleJitter')) {
+    delete partial.scaleJitter;
   }
   return validateConfig(partial as Partial<TrainConfig>);
 }
