@@ -156,6 +156,13 @@ export async function latestCheckpoint(runDir: string): Promise<string | undefin
   return name === undefined ? undefined : join(root, name);
 }
 
+/** Whether checkpoints/latest exists in any form (a link, a file naming a checkpoint, or a copy of one). */
+export const latestEntryExists = (runDir: string): Promise<boolean> =>
+  lstat(join(runDir, CHECKPOINTS_DIR, LATEST)).then(
+    () => true,
+    () => false,
+  );
+
 /** The folder of epoch `epoch`'s checkpoint in a run (which may not exist). */
 export const epochCheckpointPath = (runDir: string, epoch: number) =>
   join(runDir, CHECKPOINTS_DIR, checkpointName(epoch));

@@ -62,6 +62,8 @@ export class RunLockedError extends UserError {
 export interface RunLock {
   readonly path: string;
   readonly holder: LockHolder;
+  /** The holder whose lock this one took over: a trainer that died while it held the run. */
+  readonly replaced?: LockHolder;
   release(): Promise<void>;
 }
 
@@ -96,7 +98,7 @@ export async function lockRun(
           `${runDir}: taking over the lock of pid ${replaced.pid}${replaced.host === holder.host ? '' : ` on ${replaced.host}`} (since ${replaced.since}), which is no longer running`,
         );
       }
-      return held(path, holder, mine);
+      return held(path, holder, mine, replaced);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
@@ -155,7 +157,7 @@ async function removeStale(runDir: string, stale: string): Promise<boolean> {
   return false;
 }
 
-function held(path: string, holder: LockHolder, mine: string): RunLock {
+function held(path: string, holder: LockHolder, mine: string, replaced?: LockHolder): RunLock {
   const stillMine = (target: string | undefined) => target === mine;
   // process.exit skips finally blocks: the lock goes with the process all the same.
   const onExit = () => {
@@ -170,6 +172,7 @@ function held(path: string, holder: LockHolder, mine: string): RunLock {
   return {
     path,
     holder,
+    ...(replaced && { replaced }),
     async release() {
       if (released) return;
       released = true;

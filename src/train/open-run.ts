@@ -13,6 +13,7 @@ import { checkDataset, isRandomDegradation, onTheFlyDegradation } from '../data/
 import {
   hasCheckpoints,
   latestCheckpoint,
+  latestEntryExists,
   listCheckpointFolders,
   removeUnfinishedCheckpoints,
 } from '../run/checkpoints.js';
@@ -119,11 +120,29 @@ function microBatchOf(config: TrainConfig, log: Logger): number {
   return choice.microBatch;
 }
 
-/** The checkpoint a resume continues from; a run whose `latest` is lost is refused (naming its checkpoints). */
-async function resumableCheckpoint(out: string): Promise<string> {
+/**
+ * The checkpoint a resume continues from; a run whose `latest` is lost is refused (naming its
+ * checkpoints), except where its trainer was killed (`tookOver`: this process took over the lock of a
+ * dead one) between renaming its first checkpoint into place and creating `latest`: a named
+ * checkpoint folder is whole (written and synced before the rename), so the newest one is resumed.
+ */
+async function resumableCheckpoint(out: string, tookOver: boolean, log: Logger): Promise<string> {
   const latest = await latestCheckpoint(out);
   if (latest) return latest;
-  const names = (await listCheckpointFolders(out)).filter((c) => c.step === undefined).map((c) => c.name);
+  const named = await listCheckpointFolders(out);
+  if (tookOver && named.length && !(await latestEntryExists(out))) {
+    // An epoch's own checkpoint follows its mid-epoch ones.
+    const at = (c: (typeof named)[number]) => [c.epoch, c.step ?? Number.POSITIVE_INFINITY] as const;
+    const newest = named.reduce((a, b) => {
+      const [x, y] = [at(a), at(b)];
+      return y[0] > x[0] || (y[0] === x[0] && y[1] > x[1]) ? b : a;
+    });
+    log.info(
+      `${out}: the trainer before was killed after writing ${newest.name} and before naming it ${LATEST_PATH}: resuming from it`,
+    );
+    return newest.dir;
+  }
+  const names = named.filter((c) => c.step === undefined).map((c) => c.name);
   throw new UserError(
     `${out}/${LATEST_PATH} is missing or not a link (copied with scp -r?), so the run cannot be resumed safely; checkpoints there: ${names.join(', ')}. Point it at one: ln -sfn ${names.at(-1)} ${join(out, CHECKPOINTS_DIR, LATEST)}`,
   );
@@ -204,7 +223,9 @@ export async function openRun(
     await mkdir(join(config.out, SAMPLES_DIR), { recursive: true });
     const degrade = await degradationOf(config, log);
     const used: TrainConfig = { ...config, microBatch: microBatchOf(config, log) };
-    const latest = existing ? await resumableCheckpoint(config.out) : undefined;
+    const latest = existing
+      ? await resumableCheckpoint(config.out, lock.replaced !== undefined, log)
+      : undefined;
     if (resume && !existing) log.warn(`${config.out} has no checkpoint to resume from: starting at epoch 1`);
     const state = createTrainState(used);
     try {

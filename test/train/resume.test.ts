@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFile, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { loadModel } from '../../src/models/io.js';
+import { RUN_LOCK } from '../../src/run/layout.js';
+import { lockTarget } from '../../src/run/lock.js';
 import { resumedConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
 import { readMetrics, TINY, tempDir, useWasm } from '../helpers.js';
@@ -51,6 +54,31 @@ describe('resume and faults', () => {
       /latest is missing or not a link .*checkpoints there: epoch-0001/,
     );
     assert.equal(await readFile(join(out, 'checkpoints', 'epoch-0001', 'meta.json'), 'utf8'), meta);
+  });
+
+  it('a trainer killed between renaming its first checkpoint into place and naming it latest: the next trainer resumes from it', async () => {
+    const out = join(root, 'killed-before-latest');
+    await train(base(out), false);
+    await rm(join(out, 'checkpoints', 'latest'));
+    // Without a sign that the trainer before died, a missing latest is still refused.
+    await assert.rejects(train({ ...base(out), epochs: 2 }, true), /latest is missing or not a link/);
+    // What the kill leaves: its lock, naming a process that no longer runs.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await symlink(
+      lockTarget({ pid: dead, host: hostname(), since: '2026-12-06T12:00:00Z' }),
+      join(out, RUN_LOCK),
+    );
+    const lines: string[] = [];
+    const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
+    await train({ ...base(out), epochs: 2 }, true, { log });
+    assert.ok(
+      lines.includes(
+        `${out}: the trainer before was killed after writing epoch-0001 and before naming it checkpoints/latest: resuming from it`,
+      ),
+      lines.join('\n'),
+    );
+    assert.equal(await readlink(join(out, 'checkpoints', 'latest')), 'epoch-0002');
+    assert.deepEqual(await steps(out), [1, 2, 3, 4]);
   });
 
   it('resume cuts metrics.jsonl back to the checkpoint, so an interrupted epoch is logged once', async () => {
