@@ -111,6 +111,10 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     redis?.kill('SIGKILL');
   });
 
+  /** `pix2pix compare --queue URL --data DATA --out OUT ...args`: queues a comparison (on this test's Redis unless `on`). */
+  const queueCompare = (out: string, args: string[], on = url) =>
+    pix2pix(['compare', '--queue', on, '--data', data, '--out', out, ...args]);
+
   const jobsIn = async () => Object.values(await queue.getJobCounts()).reduce((a, b) => a + b, 0);
 
   it('a 2x2 grid queued twice is 4 jobs; two workers train it, one killed (SIGKILL) inside a cell whose training the other resumes; weights equal a local compare, and the report lists all four', async () => {
@@ -119,10 +123,10 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     assert.equal(r0.code, 0, r0.stderr);
 
     const out = join(root, 'queued');
-    const q1 = await pix2pix(['compare', '--queue', url, '--data', data, '--out', out, ...GRID, ...RUN]);
+    const q1 = await queueCompare(out, [...GRID, ...RUN]);
     assert.equal(q1.code, 0, q1.stderr);
     assert.match(q1.stdout + q1.stderr, /queued 4 cells on redis:\/\/127\.0\.0\.1:\d+/);
-    const q2 = await pix2pix(['compare', '--queue', url, '--data', data, '--out', out, ...GRID, ...RUN]);
+    const q2 = await queueCompare(out, [...GRID, ...RUN]);
     assert.equal(q2.code, 0, q2.stderr);
     assert.match(q2.stdout + q2.stderr, /queued 0 cells .*\(4 queued before: not added again\)/);
     assert.equal(await jobsIn(), 4);
@@ -167,18 +171,7 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     const killedCell = file.cells.find((c) => c.jobId === killed!.job)!;
 
     // --wait follows the cells to their end and writes the report.
-    const w = await pix2pix([
-      'compare',
-      '--queue',
-      url,
-      '--data',
-      data,
-      '--out',
-      out,
-      ...GRID,
-      ...RUN,
-      '--wait',
-    ]);
+    const w = await queueCompare(out, [...GRID, ...RUN, '--wait']);
     assert.equal(w.code, 0, `${w.stderr}\nworkers:\n${workers.map((x) => x.out.join('')).join('\n---\n')}`);
 
     for (const c of file.cells) {
@@ -206,18 +199,7 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
       workers.push(startWorkerProc(url));
     }
     const out = join(root, 'nan');
-    const q = await pix2pix([
-      'compare',
-      '--queue',
-      url,
-      '--data',
-      data,
-      '--out',
-      out,
-      '--vary',
-      'lr=1e30',
-      ...RUN,
-    ]);
+    const q = await queueCompare(out, ['--vary', 'lr=1e30', ...RUN]);
     assert.equal(q.code, 0, q.stderr);
     const [cell] = (await readComparisonFile(out))!.cells;
     let job: Job<CellJob> | undefined;
@@ -257,17 +239,7 @@ describe('compare --queue and pix2pix worker (BullMQ on a local redis-server)', 
     assert.equal(lost.proc.exitCode, null, 'still running');
 
     const never = join(root, 'never');
-    const r = await pix2pix([
-      'compare',
-      '--queue',
-      `redis://127.0.0.1:${closed}`,
-      '--data',
-      data,
-      '--out',
-      never,
-      '--vary',
-      'lr=1,2',
-    ]);
+    const r = await queueCompare(never, ['--vary', 'lr=1,2'], `redis://127.0.0.1:${closed}`);
     assertOneLineError(
       r,
       new RegExp(`cannot reach the queue's Redis at redis://127\\.0\\.0\\.1:${closed}.*ECONNREFUSED`),
