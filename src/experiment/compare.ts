@@ -182,13 +182,13 @@ export async function checkComparisonData(data: string, log: Logger) {
 /**
  * Trains one cell to the end of its schedule (resuming what its folder holds, if its options match),
  * then scores the epochs not evaluated yet (trained without evaluation, or whose evaluation was
- * interrupted). Returns the last epoch it resumed after, if any.
+ * interrupted).
  */
 export async function trainCell(
   config: TrainConfig,
   trainRun: CompareOptions['trainRun'],
   o: { dropout?: boolean; log: Logger },
-): Promise<{ resumedAfter?: number }> {
+): Promise<void> {
   const existing = await listCheckpoints(config.out);
   // A cell stopped before its first epoch's checkpoint may hold a mid-epoch one to resume from.
   const resume = await hasCheckpoints(config.out);
@@ -196,7 +196,6 @@ export async function trainCell(
   const last = existing.at(-1)?.epoch ?? 0;
   if (last < config.epochs + config.epochsDecay) await trainRun(config, resume);
   await evaluateRun(config.out, { onlyMissing: true, dropout: o.dropout, log: o.log });
-  return resume ? { resumedAfter: last } : {};
 }
 
 /**

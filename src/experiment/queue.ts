@@ -196,7 +196,6 @@ export async function cellStatuses(conn: Redis, cells: ComparisonCell[]): Promis
 export interface CellOutcome {
   /** Set when it failed: the one-line reason, and whether trying again could help. */
   error?: { message: string; final: boolean };
-  resumedAfter?: number;
 }
 
 export interface WorkerOptions {

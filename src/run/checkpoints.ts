@@ -193,6 +193,19 @@ export async function listCheckpointFolders(runDir: string): Promise<CheckpointF
   });
 }
 
+/**
+ * The checkpoint furthest into training among `folders` (an epoch's own follows its mid-epoch ones,
+ * which name order puts after it); undefined for none.
+ */
+export function newestCheckpointFolder(folders: CheckpointFolder[]): CheckpointFolder | undefined {
+  const at = (c: CheckpointFolder) => [c.epoch, c.step ?? Number.POSITIVE_INFINITY] as const;
+  return folders.reduce<CheckpointFolder | undefined>((a, b) => {
+    if (!a) return b;
+    const [x, y] = [at(a), at(b)];
+    return y[0] > x[0] || (y[0] === x[0] && y[1] > x[1]) ? b : a;
+  }, undefined);
+}
+
 /** The run's epoch checkpoints (`checkpoints/epoch-NNNN`), by epoch. */
 export async function listCheckpoints(runDir: string): Promise<{ epoch: number; dir: string }[]> {
   return (await listCheckpointFolders(runDir))

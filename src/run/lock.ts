@@ -74,8 +74,9 @@ const TAKEOVER_TRIES = 5;
  * Takes run.lock in `runDir` (which must exist) for this process. A lock held by a running process,
  * by another machine (whose processes cannot be checked from here) or not written by pix2pix is a
  * one-line UserError naming the holder; one left by a dead process of this machine, or one that
- * `takeOver` says has stopped (on any machine), is taken over, with one log line saying so. The lock is also removed when the process exits without release()
- * (a second Ctrl-C calls process.exit); only a SIGKILL or a crash of the machine leaves it behind.
+ * `takeOver` says has stopped (on any machine), is taken over, with one log line saying so. The lock
+ * is also removed when the process exits without release() (a second Ctrl-C calls process.exit);
+ * only a SIGKILL or a crash of the machine leaves it behind.
  */
 export async function lockRun(
   runDir: string,

@@ -15,6 +15,7 @@ import {
   latestCheckpoint,
   latestEntryExists,
   listCheckpointFolders,
+  newestCheckpointFolder,
   removeUnfinishedCheckpoints,
 } from '../run/checkpoints.js';
 import { metricsPath, readSavedRun, runConfigPath, truncateMetrics, writeRunConfig } from '../run/folder.js';
@@ -130,13 +131,8 @@ async function resumableCheckpoint(out: string, tookOver: boolean, log: Logger):
   const latest = await latestCheckpoint(out);
   if (latest) return latest;
   const named = await listCheckpointFolders(out);
-  if (tookOver && named.length && !(await latestEntryExists(out))) {
-    // An epoch's own checkpoint follows its mid-epoch ones.
-    const at = (c: (typeof named)[number]) => [c.epoch, c.step ?? Number.POSITIVE_INFINITY] as const;
-    const newest = named.reduce((a, b) => {
-      const [x, y] = [at(a), at(b)];
-      return y[0] > x[0] || (y[0] === x[0] && y[1] > x[1]) ? b : a;
-    });
+  const newest = newestCheckpointFolder(named);
+  if (tookOver && newest && !(await latestEntryExists(out))) {
     log.info(
       `${out}: the trainer before was killed after writing ${newest.name} and before naming it ${LATEST_PATH}: resuming from it`,
     );

@@ -157,7 +157,7 @@ export async function queuedCompare(
       );
     }
     await mkdir(dir, { recursive: true });
-    await writeComparisonFile<TrainConfig>(dir, {
+    const file: ComparisonFile<TrainConfig> = {
       format: 'pix2pix-ts-comparison',
       version: 1,
       queue: addr.shown,
@@ -169,7 +169,8 @@ export async function queuedCompare(
       base,
       cells,
       created: existing?.created ?? new Date().toISOString(),
-    });
+    };
+    await writeComparisonFile(dir, file);
     const jobs: CellJob[] = cells.map((cell, i) => ({
       dir,
       cell,
@@ -181,7 +182,6 @@ export async function queuedCompare(
       `queued ${added} cell${added === 1 ? '' : 's'} on ${addr.shown}${queued ? ` (${queued} queued before: not added again)` : ''}; train them with: pix2pix worker --queue ${addr.shown}`,
     );
     if (!f.wait) return;
-    const file = (await readComparisonFile<TrainConfig>(dir))!;
     const shown = new Map<string, string>();
     for (;;) {
       const statuses = await cellStatuses(conn, cells);

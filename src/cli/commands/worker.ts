@@ -22,7 +22,7 @@ import { trainWithProgress } from './train.js';
 type ToCell = { job: CellJob; takeOver?: CellProgress['trainer'] };
 type FromCell =
   | { progress: Omit<CellProgress, 'worker'> }
-  | { done: { resumedAfter?: number } }
+  | { done: true }
   | { error: { message: string; final: boolean } };
 
 /** Seconds between two progress messages of a cell (its epochs' ends are always sent). */
@@ -45,7 +45,7 @@ function trainInChild(backend: BackendChoice) {
       let outcome: CellOutcome | undefined;
       child.on('message', (m: FromCell) => {
         if ('progress' in m) progress(m.progress);
-        else if ('done' in m) outcome = m.done;
+        else if ('done' in m) outcome = {};
         else if ('error' in m) outcome = { error: m.error };
       });
       // A process that could not start: a fault of this machine, worth another attempt elsewhere.
@@ -72,11 +72,12 @@ async function runCell(backend: BackendChoice): Promise<void> {
   // The worker's backend, whatever the enqueuing machine had (config.json records the one used).
   const config = { ...job.config, backend };
   // Named before the run lock is taken: if this process dies, the next worker knows whose lock it is.
-  await send({ progress: { trainer: me() } });
+  // (The worker keeps it in the job's progress, merging the messages that follow.)
+  await send({ progress: { trainer: { host: hostname(), pid: process.pid } } });
   let sent = 0;
   try {
     await startBackend(backend);
-    const result = await trainCell(
+    await trainCell(
       config,
       (c, resume) =>
         trainWithProgress(c, resume, {
@@ -84,13 +85,12 @@ async function runCell(backend: BackendChoice): Promise<void> {
             if (performance.now() - sent < PROGRESS_EVERY_S * 1000) return;
             sent = performance.now();
             void send({
-              progress: { trainer: me(), epoch: e.epoch, totalEpochs: e.totalEpochs, step: e.globalStep },
+              progress: { epoch: e.epoch, totalEpochs: e.totalEpochs, step: e.globalStep },
             });
           },
           onEpoch: (e) => {
             void send({
               progress: {
-                trainer: me(),
                 epoch: e.epoch,
                 step: e.step,
                 ...(e.scores && { psnr: e.scores.psnr }),
@@ -101,7 +101,7 @@ async function runCell(backend: BackendChoice): Promise<void> {
         }),
       { dropout: job.evalDropout, log: consoleLogger },
     );
-    await send({ done: result });
+    await send({ done: true });
   } catch (e) {
     // Trying again gives the same refusal, or the same non-finite loss (training is deterministic);
     // but a stop on a signal (the worker's Ctrl-C) left a checkpoint for a worker to resume, and a
@@ -113,10 +113,6 @@ async function runCell(backend: BackendChoice): Promise<void> {
     process.exitCode = 1;
   }
   process.disconnect();
-}
-
-function me() {
-  return { host: hostname(), pid: process.pid };
 }
 
 export function workerCommand(): Command {
