@@ -5,6 +5,7 @@ import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { TrainState } from '../src/train/step.js';
 
@@ -144,6 +145,12 @@ export function extract(tool: 'unzip' | 'python', archive: string, dir: string):
   assert.equal(r.status, 0, `${tool}: ${r.stderr}`);
 }
 
+/**
+ * The CLI entry beside this tree: bin/pix2pix.js of the checkout (through tsx), or of the compiled copy
+ * that `npm test` runs (build/js, where it runs the JavaScript as it is).
+ */
+export const CLI = fileURLToPath(new URL('../bin/pix2pix.js', import.meta.url));
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -152,12 +159,12 @@ export interface CliResult {
 }
 
 /**
- * Runs the real CLI entry (`node bin/pix2pix.js ...args`) as a user would, without blocking this
+ * Runs the real CLI entry (`node bin/pix2pix.js ...args`, CLI) as a user would, without blocking this
  * process (so tests that wait on a child can run side by side); `env` is added to this process's.
  */
 export function pix2pix(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['bin/pix2pix.js', ...args], {
+    const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -8,7 +8,7 @@ import { setupBackend } from '../../src/backend/index.js';
 import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { TrainingStopped, train } from '../../src/train/loop.js';
-import { latestCheckpointBytes, metricsWithoutTiming, readMetrics, tempDir } from '../helpers.js';
+import { CLI, latestCheckpointBytes, metricsWithoutTiming, readMetrics, tempDir } from '../helpers.js';
 import { softwareGpuEnv, useSoftwareGpu, webgpuSkip } from './webgpu-helpers.js';
 
 async function savedBackends(out: string): Promise<string> {
@@ -88,7 +88,7 @@ describe('training runs on webgpu (software adapter)', { skip: webgpuSkip }, () 
 
 /** The CLI as a user runs it, with `env` added to this process's environment. */
 function cli(env: Record<string, string>, ...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/pix2pix.js', ...args], {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
   });

@@ -18,7 +18,7 @@ import {
 } from '../../src/experiment/queue.js';
 import { readComparisonFile } from '../../src/run/comparison.js';
 import { discoverRuns } from '../../src/web/runs.js';
-import { assertOneLineError, latestCheckpointBytes, pix2pix, TINY_FLAGS, tempDir } from '../helpers.js';
+import { assertOneLineError, CLI, latestCheckpointBytes, pix2pix, TINY_FLAGS, tempDir } from '../helpers.js';
 
 /** A port nothing listens on (the OS's choice, closed again). */
 function freePort(): Promise<number> {
@@ -39,7 +39,7 @@ interface WorkerProc {
 function startWorkerProc(url: string): WorkerProc {
   const proc = spawn(
     process.execPath,
-    ['bin/pix2pix.js', 'worker', '--queue', url, '--backend', 'wasm', '--stall-seconds', '2'],
+    [CLI, 'worker', '--queue', url, '--backend', 'wasm', '--stall-seconds', '2'],
     { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const w: WorkerProc = { proc, out: [] };

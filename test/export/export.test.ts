@@ -18,7 +18,7 @@ import { unetGenerator } from '../../src/models/unet.js';
 import { parseEvalCsv } from '../../src/run/records.js';
 import { validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { rng, tempDir, useWasm } from '../helpers.js';
+import { CLI, rng, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -382,20 +382,8 @@ describe('export', () => {
   it('CLI: export --model RUN --onnx --json writes the files and one JSON line; a bad --model is one error line', async () => {
     const out = join(root, 'cli-export');
     const r = spawnSync(
-      'npx',
-      [
-        'tsx',
-        'src/cli/main.ts',
-        'export',
-        '--model',
-        runDir,
-        '--epoch',
-        'best',
-        '--out',
-        out,
-        '--onnx',
-        '--json',
-      ],
+      process.execPath,
+      [CLI, 'export', '--model', runDir, '--epoch', 'best', '--out', out, '--onnx', '--json'],
       { encoding: 'utf8' },
     );
     assert.equal(r.status, 0, r.stderr);
@@ -409,13 +397,9 @@ describe('export', () => {
     }
     assert.ok(!files.some((f) => f.endsWith('.tmp')));
 
-    const bad = spawnSync(
-      'npx',
-      ['tsx', 'src/cli/main.ts', 'export', '--model', join(root, 'nope'), '--out', out],
-      {
-        encoding: 'utf8',
-      },
-    );
+    const bad = spawnSync(process.execPath, [CLI, 'export', '--model', join(root, 'nope'), '--out', out], {
+      encoding: 'utf8',
+    });
     assert.notEqual(bad.status, 0);
     const lines = bad.stderr.trim().split('\n');
     assert.equal(lines.filter((l) => l.startsWith('error')).length, 1, bad.stderr);

@@ -20,7 +20,7 @@ import {
 import { unetGenerator } from '../../src/models/unet.js';
 import { validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { tempDir, useWasm } from '../helpers.js';
+import { CLI, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -345,7 +345,7 @@ describe('translate', () => {
     const r = spawnSync(
       process.execPath,
       [
-        'bin/pix2pix.js',
+        CLI,
         'translate',
         '--model',
         run,

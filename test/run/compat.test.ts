@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readEvalCsv } from '../../src/run/folder.js';
-import { tempDir } from '../helpers.js';
+import { CLI, tempDir } from '../helpers.js';
 
 /**
  * A run folder as main wrote it before src/run existed (commit 4125b95: `train --size 32 --ngf 8
@@ -33,7 +33,7 @@ describe('a run folder written by an earlier main', () => {
     const r = spawnSync(
       process.execPath,
       [
-        'bin/pix2pix.js',
+        CLI,
         'train',
         '--resume',
         '--data',

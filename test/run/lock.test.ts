@@ -15,7 +15,7 @@ import { validateConfig } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState } from '../../src/train/step.js';
 import { type HttpError, openInside } from '../../src/web/paths.js';
 import { discoverRuns, readRunDetail } from '../../src/web/runs.js';
-import { TINY, TINY_FLAGS, tempDir, useWasm } from '../helpers.js';
+import { CLI, TINY, TINY_FLAGS, tempDir, useWasm } from '../helpers.js';
 
 /** A log that keeps its lines. */
 function memoryLog() {
@@ -160,7 +160,7 @@ describe('two `pix2pix train` on one --out', () => {
   it('the second exits 1 with the one-line refusal naming the first; the first finishes and its run is intact', async () => {
     const out = join(root, 'run');
     const args = [
-      'bin/pix2pix.js',
+      CLI,
       'train',
       '--data',
       data,

@@ -8,6 +8,7 @@ import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { type TrainConfig, validateConfig } from '../../src/train/config.js';
 import { TrainingStopped, train } from '../../src/train/loop.js';
 import {
+  CLI,
   metricsWithoutTiming as metrics,
   latestCheckpointBytes as state,
   TINY,
@@ -19,7 +20,7 @@ import {
 before(useWasm);
 
 function cli(args: string[]) {
-  return spawnSync(process.execPath, ['bin/pix2pix.js', 'train', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [CLI, 'train', ...args], { encoding: 'utf8' });
 }
 
 describe('exact resume', () => {
@@ -72,7 +73,7 @@ describe('exact resume', () => {
     assert.equal(cli(args(straight)).status, 0);
 
     const killed = join(root, 'cli-killed');
-    const child = spawn(process.execPath, ['bin/pix2pix.js', 'train', ...args(killed)], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, 'train', ...args(killed)], { stdio: 'ignore' });
     const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_, sig) => r(sig)));
     // Kill after step 7 is logged: between the checkpoints of steps 6 and 8, inside epoch 3.
     for (let i = 0; i < 600; i++) {
@@ -94,7 +95,7 @@ describe('exact resume', () => {
   it('SIGINT to the CLI: the step finishes, a checkpoint is written, exit 130, and it resumes', async () => {
     const out = join(root, 'cli-int');
     const args = cliArgs(out, '--epochs', '50');
-    const child = spawn(process.execPath, ['bin/pix2pix.js', 'train', ...args], {
+    const child = spawn(process.execPath, [CLI, 'train', ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

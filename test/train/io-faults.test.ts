@@ -8,7 +8,7 @@ import { writeSyntheticDataset } from '../../src/data/synthetic.js';
 import { verifyCheckpoint } from '../../src/run/checkpoints.js';
 import { validateConfig } from '../../src/train/config.js';
 import { createTrainState, disposeTrainState } from '../../src/train/step.js';
-import { TINY, TINY_FLAGS, tempDir, useWasm } from '../helpers.js';
+import { CLI, TINY, TINY_FLAGS, tempDir, useWasm } from '../helpers.js';
 
 // Faults injected for real: a small tmpfs that fills up under a checkpoint or a metrics write, and a
 // SIGKILL that lands while a checkpoint is being written. Both run the CLI as a user would.
@@ -29,7 +29,7 @@ before(async () => {
 
 /** `pix2pix train` of the tiny model on the 32 px dataset, 2 steps an epoch. */
 const trainArgs = (out: string, ...more: string[]) => [
-  'bin/pix2pix.js',
+  CLI,
   'train',
   '--data',
   data,

@@ -10,7 +10,7 @@ import { RUN_LOCK } from '../../src/run/layout.js';
 import { lockTarget } from '../../src/run/lock.js';
 import { resumedConfig, validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { readMetrics, TINY, tempDir, useWasm } from '../helpers.js';
+import { CLI, readMetrics, TINY, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -154,7 +154,7 @@ describe('resume and faults', () => {
     await writeFile(join(out, 'config.json'), JSON.stringify({ config: base(out) }));
     const r = spawnSync(
       process.execPath,
-      ['bin/pix2pix.js', 'train', '--data', data, '--out', out, '--resume', '--size', '64'],
+      [CLI, 'train', '--data', data, '--out', out, '--resume', '--size', '64'],
       { encoding: 'utf8' },
     );
     assert.notEqual(r.status, 0);

@@ -7,7 +7,7 @@ import { lockRun } from '../../src/run/lock.js';
 import { buildWebBundle, staleReason } from '../../src/web/build.js';
 import { type ServeHandle, serve } from '../../src/web/server.js';
 import type { RunDetail, RunList, RunState } from '../../src/web/types.js';
-import { tempDir } from '../helpers.js';
+import { CLI, tempDir } from '../helpers.js';
 import { rawRequest, readEvents } from './helpers.js';
 
 const metricsLine = (step: number) =>
@@ -346,13 +346,9 @@ describe('serve: HTTP server', () => {
   });
 
   it('CLI: pix2pix serve prints its URL (--json), serves, and stops cleanly on SIGINT', async () => {
-    const child = spawn(
-      process.execPath,
-      ['bin/pix2pix.js', 'serve', '--runs', runs, '--port', '0', '--json'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, [CLI, 'serve', '--runs', runs, '--port', '0', '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
@@ -369,7 +365,7 @@ describe('serve: HTTP server', () => {
     child.kill('SIGINT');
     assert.equal(await exited, 0, stderr);
     assert.match(stderr, /serving .* at http:\/\/127\.0\.0\.1:\d+\/ \(Ctrl-C stops\)\nstopped\n$/);
-    const bad = spawnSync(process.execPath, ['bin/pix2pix.js', 'serve', '--runs', join(root, 'nope')], {
+    const bad = spawnSync(process.execPath, [CLI, 'serve', '--runs', join(root, 'nope')], {
       encoding: 'utf8',
     });
     assert.equal(bad.status, 1);

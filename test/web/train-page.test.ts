@@ -25,7 +25,7 @@ import { type ServeHandle, serve } from '../../src/web/server.js';
 import type { TrainStatus } from '../../src/web/train-types.js';
 import { CPU_REF, registerCpuReference } from '../backend/cpu-reference.js';
 import { assertSameStep, type StepRecord } from '../backend/step-compare.js';
-import { extract, tempDir } from '../helpers.js';
+import { CLI, extract, tempDir } from '../helpers.js';
 
 const WEBGPU = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
@@ -86,7 +86,7 @@ async function nodeFirstStep(
 
 /** Runs the real CLI entry as a user would; fails the test with its stderr when it fails. */
 function cli(...args: string[]): string {
-  const r = spawnSync(process.execPath, ['bin/pix2pix.js', ...args], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, `pix2pix ${args.join(' ')}: ${r.stderr}`);
   return r.stdout + r.stderr;
 }
