@@ -74,7 +74,9 @@ async function runCell(backend: BackendChoice): Promise<void> {
   // Named before the run lock is taken: if this process dies, the next worker knows whose lock it is.
   // (The worker keeps it in the job's progress, merging the messages that follow.)
   await send({ progress: { trainer: { host: hostname(), pid: process.pid } } });
-  let sent = 0;
+  // The first step is always sent: a process younger than the interval skipped it, and then said
+  // nothing until its first epoch's end (whose message has no epoch count).
+  let sent = Number.NEGATIVE_INFINITY;
   try {
     await startBackend(backend);
     await trainCell(
