@@ -151,6 +151,12 @@ export function extract(tool: 'unzip' | 'python', archive: string, dir: string):
  */
 export const CLI = fileURLToPath(new URL('../bin/pix2pix.js', import.meta.url));
 
+/** Node's flags for a child process that imports this tree's modules: tsx where they are TypeScript. */
+export const TREE_NODE_FLAGS = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+
+/** The URL of a module of src/ in this tree, `srcModule('backend/native')` (through tsx, its .ts). */
+export const srcModule = (path: string) => new URL(`../src/${path}.js`, import.meta.url).href;
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { tempDir } from '../helpers.js';
+import { srcModule, TREE_NODE_FLAGS, tempDir } from '../helpers.js';
 import { nativeSkip } from './native-helpers.js';
 
 /**
@@ -14,8 +14,8 @@ const SCRIPT = `
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers';
-import { registerNativeBackend } from './src/backend/native.ts';
-import { loadAddon } from './src/backend/native-addon.ts';
+import { registerNativeBackend } from '${srcModule('backend/native')}';
+import { loadAddon } from '${srcModule('backend/native-addon')}';
 await registerNativeBackend();
 await tf.setBackend('native');
 const addon = loadAddon();
@@ -33,7 +33,7 @@ console.log(JSON.stringify({ tunings: addon.convTunings(), loaded, sum }));
 `;
 
 function runOnce(dir: string): { tunings: number; loaded: number; sum: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], {
+  const r = spawnSync(process.execPath, [...TREE_NODE_FLAGS, '--input-type=module', '-e', SCRIPT], {
     env: { ...process.env, P2P_LAYOUT_CACHE: dir, P2P_CONV_LAYOUT: '' },
     encoding: 'utf8',
   });
@@ -95,7 +95,7 @@ describe('oneDNN layout cache', { skip: nativeSkip }, () => {
 
   test('P2P_LAYOUT_CACHE=off writes nothing', async () => {
     const dir = await tempDir('p2p-layouts-');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], {
+    const r = spawnSync(process.execPath, [...TREE_NODE_FLAGS, '--input-type=module', '-e', SCRIPT], {
       env: { ...process.env, P2P_LAYOUT_CACHE: 'off', XDG_CACHE_HOME: dir, HOME: dir },
       encoding: 'utf8',
     });

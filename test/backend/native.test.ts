@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { adamKernelFor, tfjsAdamKernel } from '../../src/backend/adam-kernel.js';
 import { loadAddon, NativeBackend } from '../../src/backend/native.js';
 import { setConvLayoutMode } from '../../src/backend/native-kernels.js';
+import { srcModule, TREE_NODE_FLAGS } from '../helpers.js';
 import { type ConvCase, conv } from './conv-cases.js';
 import { assertSame, nativeSkip, randomArray, relErr, setupNative, sizeOf } from './native-helpers.js';
 
@@ -393,9 +394,8 @@ describe('native backend kernels vs cpu', { skip: nativeSkip }, () => {
   });
 
   test('registerNativeBackend throws one clear line when the addon cannot load', () => {
-    const script =
-      "import('./src/backend/native.ts').then(m => m.registerNativeBackend()).then(() => console.log('loaded'), e => console.log('ERR ' + e.message))";
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+    const script = `import('${srcModule('backend/native')}').then(m => m.registerNativeBackend()).then(() => console.log('loaded'), e => console.log('ERR ' + e.message))`;
+    const r = spawnSync(process.execPath, [...TREE_NODE_FLAGS, '-e', script], {
       env: { ...process.env, PIX2PIX_NATIVE_ADDON: '/nonexistent/pix2pix_native.node' },
       encoding: 'utf8',
     });
