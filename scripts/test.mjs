@@ -87,12 +87,19 @@ if (filter.length === 0) {
   mkdirSync('test-artifacts', { recursive: true });
   symlinkSync(resolve('test-artifacts'), join(BUILD, 'test-artifacts'));
 }
-// The files that take minutes start first, so that with two at a time the short ones fill in beside
-// them instead of one long file running alone at the end.
+// The longest files start first, so that with two at a time the short ones fill in beside them
+// instead of one long file running alone at the end (the train page did, with a core idle for a
+// minute). The browser's WebGPU files (SwiftShader threads that spin while they wait) and the two in
+// Node are kept apart: side by side they took each other's cores.
 const SLOW_FIRST = [
   'test/web/train-page.test.ts',
-  'test/backend/webgpu.test.ts',
+  'test/experiment/queue.test.ts',
+  'test/package.test.ts',
   'test/backend/webgpu-run.test.ts',
+  'test/backend/native-conv.test.ts',
+  'test/backend/webgpu.test.ts',
+  'test/cli/cli.test.ts',
+  'test/web/browser.test.ts',
 ];
 const files = filter.length
   ? filter
@@ -101,7 +108,7 @@ function slowRank(f) {
   const i = SLOW_FIRST.indexOf(relative(BUILD, f).replace(/\.js$/, '.ts'));
   return i < 0 ? SLOW_FIRST.length : i;
 }
-// How many test files run at once (P2P_TEST_CONCURRENCY overrides it).
+// How many test files run at once (scripts/run-tests.mjs reads P2P_TEST_CONCURRENCY too).
 const concurrency = Number(process.env.P2P_TEST_CONCURRENCY) || 2;
 
 const systemTmp = tmpdir();
@@ -125,9 +132,7 @@ const status = run(
   [
     // The source maps put the .ts file and line in a failure's stack (~0.1 s of CPU a file).
     ...(filter.length ? ['--import', 'tsx'] : ['--enable-source-maps']),
-    '--test',
-    `--test-concurrency=${concurrency}`,
-    '--test-reporter=spec',
+    'scripts/run-tests.mjs',
     ...files,
   ],
   { ...process.env, ...omp, TMPDIR: testTmp },
