@@ -3,9 +3,9 @@
 //
 // The typecheck also writes the JavaScript (tsc, to build/js: src/, test/ and bench/ as they are in the
 // checkout, with a copy of bin/pix2pix.js and links to the files that are not TypeScript), and the
-// suite runs that. Through tsx, every test file and every CLI a test starts compiled its TypeScript
-// again on a loader thread: ~1 s of CPU each, for ~150 processes. `node scripts/test.mjs FILE...` runs
-// the named .ts files through tsx, with no lint or build first.
+// suite runs that. Through tsx, every test file and every CLI a test starts loaded its modules (and
+// tfjs) through tsx's loader thread: ~1 s of CPU each, for ~150 processes. `node scripts/test.mjs
+// FILE...` runs the named .ts files through tsx, with no lint or build first.
 //
 // The tests run with TMPDIR set to a fresh folder, and the suite fails if anything is left in it at
 // the end, naming what (a test's folders come from tempDir in test/helpers.ts, removed when its file
@@ -89,8 +89,9 @@ if (filter.length === 0) {
 }
 // The longest files start first, so that with two at a time the short ones fill in beside them
 // instead of one long file running alone at the end (the train page did, with a core idle for a
-// minute). The browser's WebGPU files (SwiftShader threads that spin while they wait) and the two in
-// Node are kept apart: side by side they took each other's cores.
+// minute). The train page (Chromium's GPU process on SwiftShader, whose threads spin while they wait)
+// does not start beside the WebGPU files in Node: a run that started them together took 283 s, this
+// order 265 s.
 const SLOW_FIRST = [
   'test/web/train-page.test.ts',
   'test/experiment/queue.test.ts',
