@@ -29,13 +29,13 @@ function run(cmd, args, env) {
   return r.status ?? 1;
 }
 
-function testFiles(dir, ext) {
+function testFiles(dir) {
   return readdirSync(dir)
     .sort()
     .flatMap((name) => {
       const p = join(dir, name);
-      if (statSync(p).isDirectory()) return testFiles(p, ext);
-      return p.endsWith(`.test${ext}`) ? [p] : [];
+      if (statSync(p).isDirectory()) return testFiles(p);
+      return p.endsWith('.test.js') ? [p] : [];
     });
 }
 
@@ -104,7 +104,7 @@ const SLOW_FIRST = [
 ];
 const files = filter.length
   ? filter
-  : testFiles(join(BUILD, 'test'), '.js').sort((a, b) => slowRank(a) - slowRank(b) || (a < b ? -1 : 1));
+  : testFiles(join(BUILD, 'test')).sort((a, b) => slowRank(a) - slowRank(b) || (a < b ? -1 : 1));
 function slowRank(f) {
   const i = SLOW_FIRST.indexOf(relative(BUILD, f).replace(/\.js$/, '.ts'));
   return i < 0 ? SLOW_FIRST.length : i;

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,7 +17,7 @@ import { unetGenerator } from '../../src/models/unet.js';
 import { parseEvalCsv } from '../../src/run/records.js';
 import { validateConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/loop.js';
-import { CLI, rng, tempDir, useWasm } from '../helpers.js';
+import { assertOneLineError, pix2pix, rng, tempDir, useWasm } from '../helpers.js';
 
 before(useWasm);
 
@@ -381,12 +380,18 @@ describe('export', () => {
 
   it('CLI: export --model RUN --onnx --json writes the files and one JSON line; a bad --model is one error line', async () => {
     const out = join(root, 'cli-export');
-    const r = spawnSync(
-      process.execPath,
-      [CLI, 'export', '--model', runDir, '--epoch', 'best', '--out', out, '--onnx', '--json'],
-      { encoding: 'utf8' },
-    );
-    assert.equal(r.status, 0, r.stderr);
+    const r = await pix2pix([
+      'export',
+      '--model',
+      runDir,
+      '--epoch',
+      'best',
+      '--out',
+      out,
+      '--onnx',
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.equal(result.epoch, 1);
     assert.equal(result.size, SIZE);
@@ -397,13 +402,9 @@ describe('export', () => {
     }
     assert.ok(!files.some((f) => f.endsWith('.tmp')));
 
-    const bad = spawnSync(process.execPath, [CLI, 'export', '--model', join(root, 'nope'), '--out', out], {
-      encoding: 'utf8',
-    });
-    assert.notEqual(bad.status, 0);
-    const lines = bad.stderr.trim().split('\n');
-    assert.equal(lines.filter((l) => l.startsWith('error')).length, 1, bad.stderr);
-    assert.match(bad.stderr, /neither a training run \(config.json\) nor a checkpoint/);
-    assert.ok(!/^\s+at /m.test(bad.stderr), bad.stderr);
+    assertOneLineError(
+      await pix2pix(['export', '--model', join(root, 'nope'), '--out', out]),
+      /neither a training run \(config.json\) nor a checkpoint/,
+    );
   });
 });
